@@ -1,0 +1,31 @@
+# Every target bootstraps what it needs: uv (into .tools/ when not on PATH), then the locked environment.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+PYTEST_ARGS ?=
+
+.PHONY: up test lint bench asyncapi bootstrap clean
+
+bootstrap:
+	@test -x "$(UV)" || { python3 -m venv .tools && .tools/bin/pip install -q uv; }
+	@$(UV) sync --frozen --all-packages -q
+
+up: bootstrap
+	$(UV) run --frozen bali up $(ARGS)
+
+test: bootstrap
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint: bootstrap
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen mypy libs/common/src services/*/src
+	$(UV) run --frozen lint-imports
+
+bench: bootstrap
+	$(UV) run --frozen python bench/backbone.py
+
+asyncapi: bootstrap
+	$(UV) run --frozen bali asyncapi
+
+clean:
+	rm -rf .venv .tools .bali

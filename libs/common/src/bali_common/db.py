@@ -1,0 +1,92 @@
+"""Database engines and sessions: SQLite (aiosqlite) by default, PostgreSQL (asyncpg) by URL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+SessionFactory = async_sessionmaker[AsyncSession]
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; SQLite drops the zone, so readers go through `as_utc`."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite returns naive datetimes for what we stored as UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """Build the engine with the settings each backend needs to behave under load.
+
+    SQLite: WAL plus a busy timeout, and one pooled connection so that every
+    writer queues in-process instead of fighting over the file lock (measured:
+    p99 about 25 ms instead of 1-2 s under 10 concurrent writers, see DESIGN.md).
+    """
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+            connect_args={"timeout": 30},
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def create_session_factory(engine: AsyncEngine) -> SessionFactory:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def create_tables(engine: AsyncEngine, tables: Sequence[Table]) -> None:
+    """Create the tables a service owns (and only those) in its own database."""
+    async with engine.begin() as connection:
+        await connection.run_sync(
+            lambda sync_connection: SQLModel.metadata.create_all(
+                sync_connection, tables=list(tables)
+            )
+        )
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+@asynccontextmanager
+async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """One use case, one transaction: commit on success, roll back on any error."""
+    async with factory() as session, session.begin():
+        yield session

@@ -1,0 +1,1 @@
+"""Messaging plumbing: outbox relay, consumer runner with inbox, dead letters."""

@@ -1,0 +1,348 @@
+"""Consumer runner: applies each event once, then commits its offset; poison goes to dead letters.
+
+Kafka delivers at least once. Each event is applied and its id written to the
+inbox in one database transaction, and the offset is committed only after
+that transaction, so a redelivery finds the id and is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from opentelemetry.trace import SpanKind
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bali_common.db import SessionFactory, transaction
+from bali_common.events.envelope import CloudEvent, InvalidEvent
+from bali_common.events.registry import EventPayload
+from bali_common.events.topics import STREAM_TOPICS, Stream
+from bali_common.messaging.deadletters import already_dead_lettered, record_dead_letter
+from bali_common.messaging.inbox import InboxEntry, already_applied
+from bali_common.messaging.kafka import create_consumer
+from bali_common.metrics import ServiceMetrics
+from bali_common.settings import CommonSettings
+from bali_common.telemetry import span_from_traceparent
+
+log = logging.getLogger(__name__)
+
+#: Applies one event inside the runner's transaction; it must not commit.
+Handler = Callable[[AsyncSession, CloudEvent, EventPayload], Awaitable[None]]
+AfterCommitHook = Callable[[CloudEvent], None]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What one consumer group of a service listens to: the composition root lists these."""
+
+    group: str
+    streams: Sequence[Stream]
+    handlers: Mapping[str, Handler]
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        *,
+        settings: CommonSettings,
+        session_factory: SessionFactory,
+        subscription: Subscription,
+        metrics: ServiceMetrics,
+        after_commit: AfterCommitHook | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sessions = session_factory
+        self._subscription = subscription
+        self._metrics = metrics
+        self._after_commit = after_commit or _fault_hook_from(settings)
+        self._group = subscription.group
+        self._prefix = settings.kafka_topic_prefix
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._processing = asyncio.Lock()
+        self._positions: dict[TopicPartition, int] = {}  # applied, not yet committed
+        self._consumed: dict[TopicPartition, int] = {}  # applied, for the lag gauge
+        self._stopping = False
+        self.ready = asyncio.Event()
+
+    @property
+    def group(self) -> str:
+        return self._group
+
+    async def start(self) -> None:
+        consumer = create_consumer(self._settings, group_id=self._group)
+        topics = [STREAM_TOPICS[s].qualified(self._prefix) for s in self._subscription.streams]
+        consumer.subscribe(topics, listener=_CommitOnRevoke(self))
+        await consumer.start()
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(), name=f"consumer:{self._group}")
+
+    async def stop(self) -> None:
+        """Graceful: finish the record in hand, commit what was applied, leave the group."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("[%s] consumer task had failed", self._group)
+            self._task = None
+        if self._consumer is not None:
+            async with self._processing:
+                await self._commit()
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def abandon(self) -> None:
+        """Stop without committing offsets: what a crash leaves behind (used by fault tests)."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
+        if self._consumer is not None:
+            self._positions.clear()
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while not self._stopping:
+            try:
+                batches = await consumer.getmany(timeout_ms=500, max_records=200)
+            except KafkaError as error:
+                log.warning("[%s] fetch failed: %s", self._group, error)
+                await asyncio.sleep(1)
+                continue
+            if consumer.assignment():
+                self.ready.set()
+            if not batches:
+                self._update_lag(consumer)
+                continue
+            async with self._processing:
+                for partition, records in batches.items():
+                    for record in records:
+                        if partition not in consumer.assignment():
+                            break
+                        await self._process(partition, record)
+                        self._positions[partition] = record.offset + 1
+                        self._consumed[partition] = record.offset + 1
+                await self._commit()
+            self._update_lag(consumer)
+
+    async def _process(
+        self, partition: TopicPartition, record: ConsumerRecord[bytes, bytes]
+    ) -> None:
+        topic = self._catalogue_topic(record.topic)
+        value = record.value
+        if value is not None and len(value) > self._settings.consumer_max_event_bytes:
+            await self._dead_letter(partition, record, topic, "event exceeds size limit", 0)
+            return
+        try:
+            cloud_event = CloudEvent.from_kafka(record.headers, value)
+        except InvalidEvent as error:
+            await self._dead_letter(partition, record, topic, f"invalid event: {error}", 0)
+            return
+        handler = self._subscription.handlers.get(cloud_event.type)
+        if handler is None:
+            return
+        try:
+            payload = cloud_event.payload()
+        except InvalidEvent as error:
+            await self._dead_letter(partition, record, topic, f"schema violation: {error}", 0)
+            return
+        await self._apply_with_retries(partition, record, topic, cloud_event, payload, handler)
+
+    async def _apply_with_retries(
+        self,
+        partition: TopicPartition,
+        record: ConsumerRecord[bytes, bytes],
+        topic: str,
+        cloud_event: CloudEvent,
+        payload: EventPayload,
+        handler: Handler,
+    ) -> None:
+        attempts = self._settings.consumer_max_attempts
+        last_error: Exception | None = None
+        for attempt in range(1, attempts + 1):
+            try:
+                applied = await self._apply_once(record, topic, cloud_event, payload, handler)
+            except IntegrityError as error:
+                # A twin delivery committed the inbox row first; the next try sees it.
+                last_error = error
+            except Exception as error:
+                last_error = error
+                log.warning(
+                    "[%s] %s %s failed (attempt %d/%d): %s",
+                    self._group,
+                    cloud_event.type,
+                    cloud_event.id,
+                    attempt,
+                    attempts,
+                    error,
+                )
+            else:
+                if applied:
+                    self._metrics.events_applied.labels(self._group, cloud_event.type).inc()
+                    if self._after_commit is not None:
+                        self._after_commit(cloud_event)
+                else:
+                    self._metrics.events_duplicate.labels(self._group).inc()
+                return
+            if attempt < attempts:
+                self._metrics.events_retried.labels(self._group).inc()
+                await asyncio.sleep(self._settings.consumer_retry_backoff_s * 2 ** (attempt - 1))
+        error_text = f"{type(last_error).__name__}: {last_error}"
+        await self._dead_letter(partition, record, topic, error_text, attempts)
+
+    async def _apply_once(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        topic: str,
+        cloud_event: CloudEvent,
+        payload: EventPayload,
+        handler: Handler,
+    ) -> bool:
+        with span_from_traceparent(
+            f"process {cloud_event.type}",
+            cloud_event.traceparent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.consumer.group.name": self._group,
+                "messaging.message.id": str(cloud_event.id),
+            },
+        ):
+            async with transaction(self._sessions) as session:
+                event_id = str(cloud_event.id)
+                if await already_applied(session, group=self._group, event_id=event_id):
+                    return False
+                await handler(session, cloud_event, payload)
+                session.add(
+                    InboxEntry(
+                        consumer_group=self._group,
+                        event_id=event_id,
+                        event_type=cloud_event.type,
+                        topic=topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                    )
+                )
+            return True
+
+    async def _dead_letter(
+        self,
+        partition: TopicPartition,
+        record: ConsumerRecord[bytes, bytes],
+        topic: str,
+        error: str,
+        attempts: int,
+    ) -> None:
+        log.error("[%s] dead-lettering %s@%d: %s", self._group, partition, record.offset, error)
+        async with transaction(self._sessions) as session:
+            if await already_dead_lettered(
+                session,
+                group=self._group,
+                topic=topic,
+                partition=record.partition,
+                offset=record.offset,
+            ):
+                return
+            record_dead_letter(
+                session,
+                group=self._group,
+                topic=topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                headers=list(record.headers or ()),
+                value=record.value,
+                error=error,
+                attempts=attempts,
+            )
+        self._metrics.events_dead_lettered.labels(self._group).inc()
+
+    async def _commit(self, only: Sequence[TopicPartition] | None = None) -> None:
+        """Commit applied positions of partitions still ours; a lost one is redelivered, harmlessly."""
+        consumer = self._consumer
+        if consumer is None or not self._positions:
+            return
+        owned = consumer.assignment()
+        offsets = {
+            tp: position
+            for tp, position in self._positions.items()
+            if tp in owned and (only is None or tp in only)
+        }
+        for tp in list(self._positions):
+            if tp not in owned:
+                del self._positions[tp]
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as error:
+            log.warning(
+                "[%s] offset commit failed (%s); inbox dedups redelivery", self._group, error
+            )
+            return
+        for tp, position in offsets.items():
+            if self._positions.get(tp) == position:
+                del self._positions[tp]
+
+    def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Lag from the fetch high-water mark: tansu's ListOffsets(latest) answers wrongly."""
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            consumed = self._consumed.get(tp)
+            if highwater is None or consumed is None:
+                continue
+            self._metrics.consumer_lag.labels(self._group, tp.topic, str(tp.partition)).set(
+                max(0, highwater - consumed)
+            )
+
+    def _catalogue_topic(self, topic: str) -> str:
+        return (
+            topic[len(self._prefix) :] if self._prefix and topic.startswith(self._prefix) else topic
+        )
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Before partitions move to another member, finish the batch in hand and commit it."""
+
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self._runner = runner
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        async with self._runner._processing:
+            await self._runner._commit(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        return None
+
+
+def _fault_hook_from(settings: CommonSettings) -> AfterCommitHook | None:
+    """RELIABILITY.md row 5: die after the DB commit and before the offset commit."""
+    every = settings.fault_consumer_exit_after_commit_every
+    if every <= 0:
+        return None
+    applied = 0
+
+    def exit_every_nth(_event: CloudEvent) -> None:
+        nonlocal applied
+        applied += 1
+        if applied % every == 0:
+            os._exit(9)
+
+    return exit_every_nth

@@ -1,0 +1,89 @@
+"""Kafka clients built from settings, kept generic so Apache Kafka and the embedded broker both work."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from bali_common.events.topics import TopicSpec, all_topics
+from bali_common.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+
+def create_producer(settings: CommonSettings) -> AIOKafkaProducer:
+    """acks=all always; idempotence only where the broker supports InitProducerId."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"{settings.service_name}-producer",
+        acks="all",
+        enable_idempotence=settings.kafka_idempotent_producer,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+        linger_ms=2,
+    )
+
+
+def create_consumer(settings: CommonSettings, *, group_id: str) -> AIOKafkaConsumer:
+    """Manual commits only: auto-commit hung for good across broker restarts on tansu 0.6.0.
+
+    A new group starts at the earliest offset, since tansu's ListOffsets(latest)
+    answers wrongly and nothing published before a consumer's first start may be missed.
+    """
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"{settings.service_name}-{group_id}",
+        group_id=f"{settings.kafka_topic_prefix}{group_id}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
+        max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+        max_poll_records=500,
+    )
+
+
+async def ensure_topics(
+    settings: CommonSettings, topics: Sequence[TopicSpec] | None = None
+) -> list[str]:
+    """Create the catalogue's topics with their partition counts.
+
+    Needed on tansu, which would otherwise auto-create them with 4 partitions on first use.
+    Returns the names created by this call.
+    """
+    wanted = list(topics or all_topics())
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"{settings.service_name}-admin",
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            spec for spec in wanted if spec.qualified(settings.kafka_topic_prefix) not in existing
+        ]
+        if not missing:
+            return []
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        name=spec.qualified(settings.kafka_topic_prefix),
+                        num_partitions=spec.partitions,
+                        replication_factor=settings.kafka_replication_factor,
+                    )
+                    for spec in missing
+                ]
+            )
+        except TopicAlreadyExistsError:
+            log.info("topics created concurrently by another service")
+        return [spec.qualified(settings.kafka_topic_prefix) for spec in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,348 @@
+"""Transactional outbox: events are rows in the caller's transaction; a relay publishes them.
+
+The API never loses an event because the broker is down: the row commits with
+the state change, and the relay publishes it (acks=all) whenever the broker answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import SpanKind
+from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, event, func, or_, update
+from sqlalchemy.orm import Session
+from sqlmodel import Field, SQLModel, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bali_common.db import SessionFactory, transaction, utcnow
+from bali_common.events.envelope import TRACEPARENT_HEADER, CloudEvent
+from bali_common.events.registry import EventPayload
+from bali_common.events.topics import STREAM_TOPICS, TopicSpec
+from bali_common.metrics import ServiceMetrics
+from bali_common.settings import CommonSettings
+from bali_common.telemetry import current_traceparent, span_from_traceparent
+
+log = logging.getLogger(__name__)
+
+#: Keys in `Session.info`, set once on the session factory by the service runtime.
+SIGNAL_INFO_KEY = "bali_outbox_signal"
+SOURCE_INFO_KEY = "bali_event_source"
+_STAGED_INFO_KEY = "bali_outbox_staged"
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One record to publish: generic over topics, so dead letters travel the same way."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_pending", "sent_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=64, unique=True)
+    topic: str = Field(max_length=200, description="Catalogue name, without the environment prefix")
+    key: str = Field(max_length=200)
+    event_type: str = Field(max_length=100)
+    headers: str = Field(sa_column=Column(Text, nullable=False), description="JSON [[name, text]]")
+    value: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    traceparent: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_until: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    sent_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class OutboxSignal:
+    """Wakes the relay when a transaction that staged events commits."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            pass
+        self._event.clear()
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_relay_after_commit(session: Session) -> None:
+    if session.info.pop(_STAGED_INFO_KEY, False):
+        signal = session.info.get(SIGNAL_INFO_KEY)
+        if isinstance(signal, OutboxSignal):
+            signal.notify()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_staged_after_rollback(session: Session) -> None:
+    session.info.pop(_STAGED_INFO_KEY, None)
+
+
+def stage_record(
+    session: AsyncSession,
+    *,
+    topic: TopicSpec,
+    event_id: str,
+    key: str,
+    event_type: str,
+    headers: Sequence[tuple[str, bytes]],
+    value: bytes,
+    traceparent: str | None,
+) -> OutboxMessage:
+    row = OutboxMessage(
+        event_id=event_id,
+        topic=topic.name,
+        key=key,
+        event_type=event_type,
+        headers=json.dumps([[name, raw.decode()] for name, raw in headers]),
+        value=value,
+        traceparent=traceparent,
+    )
+    session.add(row)
+    session.info[_STAGED_INFO_KEY] = True
+    return row
+
+
+def stage_event(session: AsyncSession, payload: EventPayload, *, subject: str) -> CloudEvent:
+    """Stage `payload` as a CloudEvent in the caller's transaction; nothing is sent until commit.
+
+    The source is the service the session factory belongs to, and the trace
+    context is the active span's, so the consumer's span joins the request's trace.
+    """
+    source = session.info.get(SOURCE_INFO_KEY)
+    if not isinstance(source, str):
+        raise RuntimeError("session factory was not built by the service runtime (no source)")
+    cloud_event = CloudEvent.of(
+        payload, source=source, subject=subject, traceparent=current_traceparent()
+    )
+    stage_record(
+        session,
+        topic=STREAM_TOPICS[payload.stream],
+        event_id=str(cloud_event.id),
+        key=subject,
+        event_type=cloud_event.type,
+        headers=cloud_event.kafka_headers(),
+        value=cloud_event.kafka_value(),
+        traceparent=cloud_event.traceparent,
+    )
+    return cloud_event
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows in id order and marks them sent.
+
+    Rows are claimed with a lease in a short transaction (FOR UPDATE SKIP LOCKED
+    on PostgreSQL, so several relays share the work), published outside any
+    transaction (a paused broker never holds a database connection), then
+    marked sent. A relay that dies after publishing and before marking leaves
+    the row to be published again: at-least-once, made exactly-once by the
+    consumers' inbox.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: CommonSettings,
+        session_factory: SessionFactory,
+        producer: AIOKafkaProducer,
+        signal: OutboxSignal,
+        metrics: ServiceMetrics,
+        after_publish: Callable[[OutboxMessage], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sessions = session_factory
+        self._producer = producer
+        self._signal = signal
+        self._metrics = metrics
+        self._after_publish = after_publish or _fault_hook_from(settings)
+        self.relay_id = settings.relay_id or f"{socket.gethostname()}:{settings.service_name}"
+        self._lease = timedelta(
+            seconds=max(settings.outbox_claim_seconds, settings.kafka_request_timeout_ms / 1000 + 5)
+        )
+
+    async def run(self) -> None:
+        await self._release_own_claims()
+        while True:
+            try:
+                published = await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay cycle failed; retrying")
+                published = 0
+            await self._refresh_backlog()
+            if not published:
+                await self._signal.wait(self._settings.outbox_poll_interval_s)
+
+    async def drain(self) -> int:
+        """Publish until nothing claimable is left; returns how many rows were acknowledged."""
+        total = 0
+        while True:
+            rows = await self._claim()
+            if not rows:
+                return total
+            sent_ids = await self._publish(rows)
+            await self._mark_sent(sent_ids)
+            total += len(sent_ids)
+            if len(sent_ids) < len(rows):
+                return total
+
+    async def _release_own_claims(self) -> None:
+        """A restarted relay takes back at once what its previous life had claimed."""
+        async with transaction(self._sessions) as session:
+            await session.exec(
+                update(OutboxMessage)
+                .where(OutboxMessage.claimed_by == self.relay_id)  # type: ignore[arg-type]
+                .where(OutboxMessage.sent_at.is_(None))  # type: ignore[union-attr]
+                .values(claimed_until=None, claimed_by=None)
+            )
+
+    async def _claim(self) -> list[OutboxMessage]:
+        now = utcnow()
+        async with transaction(self._sessions) as session:
+            query = (
+                select(OutboxMessage.id)
+                .where(OutboxMessage.sent_at.is_(None))  # type: ignore[union-attr]
+                .where(
+                    or_(
+                        OutboxMessage.claimed_until.is_(None),  # type: ignore[union-attr]
+                        OutboxMessage.claimed_until < now,  # type: ignore[operator]
+                    )
+                )
+                .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+                .limit(self._settings.outbox_batch_size)
+                .with_for_update(skip_locked=True)
+            )
+            ids = list((await session.exec(query)).all())
+            if not ids:
+                return []
+            await session.exec(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids))  # type: ignore[union-attr]
+                .values(claimed_by=self.relay_id, claimed_until=now + self._lease)
+            )
+            rows = await session.exec(
+                select(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids))  # type: ignore[union-attr]
+                .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+            )
+            return list(rows.all())
+
+    async def _publish(self, rows: Sequence[OutboxMessage]) -> list[int]:
+        """Send the batch in order and await the acks; stop at the first failure."""
+        prefix = self._settings.kafka_topic_prefix
+        pending: list[tuple[OutboxMessage, asyncio.Future[Any]]] = []
+        error: Exception | None = None
+        for row in rows:
+            try:
+                pending.append((row, await self._send(row, f"{prefix}{row.topic}")))
+            except Exception as send_error:
+                error = send_error
+                break
+        sent: list[int] = []
+        for row, future in pending:
+            try:
+                await future
+            except Exception as ack_error:
+                error = ack_error
+                break
+            assert row.id is not None
+            sent.append(row.id)
+            self._metrics.outbox_published.labels(row.topic).inc()
+            if self._after_publish is not None:
+                self._after_publish(row)
+        if error is not None:
+            await self._record_failure([row for row in rows if row.id not in sent], error)
+        return sent
+
+    async def _send(self, row: OutboxMessage, topic: str) -> asyncio.Future[Any]:
+        """Queue one record under a producer span that continues the stored trace."""
+        with span_from_traceparent(
+            f"publish {row.topic}",
+            row.traceparent,
+            kind=SpanKind.PRODUCER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": topic},
+        ):
+            headers = [
+                (name, text.encode())
+                for name, text in json.loads(row.headers)
+                if name != TRACEPARENT_HEADER
+            ]
+            traceparent = current_traceparent()
+            if traceparent:
+                headers.append((TRACEPARENT_HEADER, traceparent.encode()))
+            return await self._producer.send(
+                topic, value=row.value, key=row.key.encode(), headers=headers
+            )
+
+    async def _record_failure(self, rows: Sequence[OutboxMessage], error: Exception) -> None:
+        self._metrics.outbox_publish_failures.inc()
+        log.warning("publish failed (%s); %d rows will be retried", error, len(rows))
+        ids = [row.id for row in rows]
+        async with transaction(self._sessions) as session:
+            await session.exec(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids))  # type: ignore[union-attr]
+                .values(
+                    claimed_until=None,
+                    claimed_by=None,
+                    attempts=OutboxMessage.attempts + 1,
+                    last_error=f"{type(error).__name__}: {error}"[:2000],
+                )
+            )
+        await asyncio.sleep(min(5.0, self._settings.outbox_poll_interval_s))
+
+    async def _mark_sent(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        async with transaction(self._sessions) as session:
+            await session.exec(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids))  # type: ignore[union-attr]
+                .values(sent_at=utcnow(), claimed_until=None)
+            )
+
+    async def _refresh_backlog(self) -> None:
+        self._metrics.outbox_backlog.set(await outbox_backlog(self._sessions))
+
+
+async def outbox_backlog(sessions: SessionFactory) -> int:
+    async with sessions() as session:
+        count = await session.exec(
+            select(func.count()).where(OutboxMessage.sent_at.is_(None))  # type: ignore[union-attr]
+        )
+        return int(count.one())
+
+
+def _fault_hook_from(settings: CommonSettings) -> Callable[[OutboxMessage], None] | None:
+    """RELIABILITY.md row 4: die after the broker acked and before the row is marked sent."""
+    every = settings.fault_relay_exit_after_publish_every
+    if every <= 0:
+        return None
+    published = 0
+
+    def exit_every_nth(_row: OutboxMessage) -> None:
+        nonlocal published
+        published += 1
+        if published % every == 0:
+            os._exit(9)
+
+    return exit_every_nth

@@ -1,0 +1,101 @@
+"""Prometheus metrics of one service instance, in its own registry (no process-global state)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+
+class ServiceMetrics:
+    def __init__(self, service_name: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = {"service": service_name}
+        self.http_requests = Counter(
+            "bali_http_requests_total",
+            "HTTP requests by route template, method and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "bali_http_request_duration_seconds",
+            "HTTP request latency by route template",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.outbox_backlog = Gauge(
+            "bali_outbox_backlog",
+            "Outbox rows committed but not yet acknowledged by the broker",
+            registry=self.registry,
+        )
+        self.outbox_published = Counter(
+            "bali_outbox_published_total",
+            "Outbox rows the broker acknowledged",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.outbox_publish_failures = Counter(
+            "bali_outbox_publish_failures_total",
+            "Publish attempts that failed and will be retried",
+            registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "bali_consumer_lag",
+            "Records behind the partition high-water mark",
+            ["group", "topic", "partition"],
+            registry=self.registry,
+        )
+        self.events_applied = Counter(
+            "bali_events_applied_total",
+            "Events applied by a consumer (recorded in its inbox)",
+            ["group", "type"],
+            registry=self.registry,
+        )
+        self.events_duplicate = Counter(
+            "bali_events_duplicate_total",
+            "Redelivered events skipped because the inbox already had them",
+            ["group"],
+            registry=self.registry,
+        )
+        self.events_retried = Counter(
+            "bali_events_retried_total",
+            "Handler failures that were retried",
+            ["group"],
+            registry=self.registry,
+        )
+        self.events_dead_lettered = Counter(
+            "bali_events_dead_lettered_total",
+            "Events sent to the dead-letter topic",
+            ["group"],
+            registry=self.registry,
+        )
+        self.service_info = Gauge(
+            "bali_service_info", "Static service information", ["service"], registry=self.registry
+        )
+        self.service_info.labels(**labels).set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def install_http_metrics(app: FastAPI, metrics: ServiceMetrics) -> None:
+    """Count by route template, not raw path, so ids do not explode label cardinality."""
+
+    @app.middleware("http")
+    async def record(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        metrics.http_requests.labels(request.method, template, str(response.status_code)).inc()
+        metrics.http_latency.labels(request.method, template).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,90 @@
+"""Settings shared by every service; each service extends `CommonSettings` with its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Read from `BALI_*` environment variables; built in `create_app`, never at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="BALI_", env_file=None, extra="ignore")
+
+    service_name: str = "bali"
+    environment: str = Field(default="development", description="development | production")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_request_bytes: int = Field(default=1_048_576, description="Larger bodies get 413")
+    public_base_url: str | None = Field(
+        default=None, description="URL at which users reach this service (links in emails)"
+    )
+    data_dir: Path = Field(default=Path(".bali"), description="Embedded default: SQLite, dev key")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default sqlite+aiosqlite in data_dir",
+    )
+    database_echo: bool = False
+
+    # Kafka (any Kafka-protocol broker: the embedded tansu or Apache Kafka)
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    kafka_topic_prefix: str = Field(
+        default="", description="Prefix so environments share a cluster"
+    )
+    kafka_idempotent_producer: bool = Field(
+        default=False, description="On for Apache Kafka; the embedded broker rejects InitProducerId"
+    )
+    kafka_replication_factor: int = Field(default=1, description="3 on a production cluster")
+    kafka_create_topics: bool = Field(default=True, description="Create catalogue topics at start")
+    kafka_fetch_max_wait_ms: int = Field(
+        default=15, description="Low: the embedded broker waits the whole fetch wait"
+    )
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 1_000
+    kafka_rebalance_timeout_ms: int = 10_000
+    kafka_max_poll_interval_ms: int = 300_000
+    kafka_request_timeout_ms: int = 30_000
+
+    # Outbox relay and consumer runner
+    outbox_poll_interval_s: float = Field(default=1.0, description="Safety-net poll of the outbox")
+    outbox_batch_size: int = 200
+    outbox_claim_seconds: float = Field(
+        default=15.0, description="How long a relay owns claimed rows before another may take them"
+    )
+    consumer_max_attempts: int = Field(default=3, description="Tries before dead-lettering")
+    consumer_retry_backoff_s: float = 0.2
+    consumer_max_event_bytes: int = 1_048_576
+    relay_id: str | None = Field(
+        default=None, description="Stable identity of this relay; default host name + service"
+    )
+
+    # Fault injection for the reliability suites (RELIABILITY.md rows 4 and 5); 0 = off
+    fault_relay_exit_after_publish_every: int = 0
+    fault_consumer_exit_after_commit_every: int = 0
+
+    # Auth (OpenID Connect in production, a generated dev key locally)
+    jwt_issuer: str = "bali-dev"
+    jwt_audience: str = "bali-platform"
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
+    jwt_leeway_s: int = 30
+    jwks_url: str | None = Field(default=None, description="OIDC provider JWKS; unset = dev key")
+    dev_signing_key_path: Path | None = Field(
+        default=None, description="PEM private key; default data_dir/dev-signing-key.pem"
+    )
+
+    # Telemetry
+    otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP traces endpoint")
+    log_level: str = "INFO"
+
+    # Secrets used by signed links and tokens issued by the services themselves
+    link_signing_secret: SecretStr = SecretStr("dev-only-link-secret-change-me")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.db')}"
+
+    def resolved_dev_key_path(self) -> Path:
+        return self.dev_signing_key_path or self.data_dir / "dev-signing-key.pem"

@@ -1,0 +1,1 @@
+"""Pytest fixtures shared by every package: real broker, real databases, dev tokens."""

@@ -1,0 +1,229 @@
+"""Pytest plugin (`-p bali_common.testing.plugin`): the embedded broker, fresh databases, tokens.
+
+Tests talk to real parts: one embedded broker per test session (topics get a
+per-test prefix so tests never see each other's events), a fresh SQLite file
+per service, or a fresh PostgreSQL database when BALI_TEST_POSTGRES_URL is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import uuid4
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from bali_common.auth import Role, issue_dev_token
+from bali_common.broker import EmbeddedBroker
+from bali_common.events.envelope import CloudEvent
+from bali_common.events.topics import TopicSpec
+from bali_common.settings import CommonSettings
+
+SettingsT = TypeVar("SettingsT", bound=CommonSettings)
+
+POSTGRES_ENV = "BALI_TEST_POSTGRES_URL"
+KAFKA_ENV = "BALI_TEST_KAFKA_BOOTSTRAP"
+
+#: Short group timeouts: tansu takes about half the session timeout to join a group.
+FAST_KAFKA = {
+    "kafka_session_timeout_ms": 6000,
+    "kafka_heartbeat_interval_ms": 300,
+    "kafka_rebalance_timeout_ms": 3000,
+    "kafka_fetch_max_wait_ms": 10,
+    "kafka_request_timeout_ms": 10000,
+    "outbox_poll_interval_s": 0.2,
+    "consumer_retry_backoff_s": 0.05,
+}
+
+
+def postgres_url() -> str | None:
+    return os.environ.get(POSTGRES_ENV) or None
+
+
+@pytest.fixture(scope="session")
+def embedded_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker | None]:
+    """The embedded broker for the whole session; None when an external cluster is configured."""
+    if os.environ.get(KAFKA_ENV):
+        yield None
+        return
+    broker = EmbeddedBroker(log_file=tmp_path_factory.mktemp("broker") / "tansu.log")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(embedded_broker: EmbeddedBroker | None) -> str:
+    if embedded_broker is None:
+        return os.environ[KAFKA_ENV]
+    return embedded_broker.bootstrap_servers
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"t{uuid4().hex[:10]}."
+
+
+class DatabaseFactory:
+    """Hands out a fresh database per call and drops the PostgreSQL ones afterwards."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._created: list[str] = []
+
+    async def create(self, name: str) -> str:
+        server = postgres_url()
+        if server is None:
+            return f"sqlite+aiosqlite:///{self._directory / f'{name}-{uuid4().hex[:6]}.db'}"
+        import asyncpg
+
+        database = f"{os.environ.get('BALI_TEST_DB_PREFIX', 'bali_test')}_{uuid4().hex[:12]}"
+        connection = await asyncpg.connect(_admin_dsn(server))
+        try:
+            await connection.execute(f'CREATE DATABASE "{database}"')
+        finally:
+            await connection.close()
+        self._created.append(database)
+        return str(make_url(server).set(database=database))
+
+    async def drop_all(self) -> None:
+        server = postgres_url()
+        if server is None or not self._created:
+            return
+        import asyncpg
+
+        connection = await asyncpg.connect(_admin_dsn(server))
+        try:
+            for database in self._created:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+
+def _admin_dsn(server: str) -> str:
+    url = make_url(server).set(drivername="postgresql", database="postgres")
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+async def databases(tmp_path: Path) -> AsyncIterator[DatabaseFactory]:
+    factory = DatabaseFactory(tmp_path)
+    yield factory
+    await factory.drop_all()
+
+
+class SettingsFactory:
+    def __init__(
+        self, *, data_dir: Path, bootstrap: str, prefix: str, databases: DatabaseFactory
+    ) -> None:
+        self.data_dir = data_dir
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self._databases = databases
+
+    async def __call__(self, cls: type[SettingsT], **overrides: Any) -> SettingsT:
+        values: dict[str, Any] = {
+            "data_dir": self.data_dir,
+            "kafka_bootstrap_servers": self.bootstrap,
+            "kafka_topic_prefix": self.prefix,
+            **FAST_KAFKA,
+        }
+        values.update(overrides)
+        if "database_url" not in overrides:
+            name = str(values.get("service_name") or cls.model_fields["service_name"].default)
+            values["database_url"] = await self._databases.create(name)
+        return cls(**values)
+
+
+@pytest.fixture
+def make_settings(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, databases: DatabaseFactory
+) -> SettingsFactory:
+    return SettingsFactory(
+        data_dir=tmp_path, bootstrap=kafka_bootstrap, prefix=topic_prefix, databases=databases
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(
+    app: FastAPI, *, wait_for_messaging: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and give an HTTP client bound to it (ASGI, no sockets)."""
+    async with app.router.lifespan_context(app):
+        if wait_for_messaging:
+            runtime = app.state.runtime
+            await asyncio.wait_for(runtime.messaging_ready.wait(), 30)
+            for consumer in runtime.consumers:
+                await asyncio.wait_for(consumer.ready.wait(), 30)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+def bearer(
+    settings: CommonSettings,
+    *,
+    member: str | None = None,
+    roles: Sequence[Role] = (Role.member,),
+    subject: str | None = None,
+) -> dict[str, str]:
+    token = issue_dev_token(
+        settings,
+        subject=subject or f"user-of-{member or 'platform'}",
+        member_id=member,
+        roles=list(roles),
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, interval: float = 0.05
+) -> None:
+    """Poll an async condition; the deadline only bounds a hang, it asserts no speed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+async def read_topic(
+    settings: CommonSettings, topic: TopicSpec, *, expected: int, timeout: float = 20.0
+) -> list[CloudEvent]:
+    """Every record of a topic from offset 0 (no group), decoded as CloudEvents."""
+    name = topic.qualified(settings.kafka_topic_prefix)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+    )
+    await consumer.start()
+    events: list[CloudEvent] = []
+    try:
+        partitions = [TopicPartition(name, p) for p in range(topic.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        deadline = time.monotonic() + timeout
+        while len(events) < expected and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                events.extend(CloudEvent.from_kafka(r.headers, r.value) for r in records)
+        # A short extra read so that unexpected extra records are seen too.
+        for records in (await consumer.getmany(timeout_ms=300)).values():
+            events.extend(CloudEvent.from_kafka(r.headers, r.value) for r in records)
+    finally:
+        await consumer.stop()
+    return events

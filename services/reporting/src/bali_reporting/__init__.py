@@ -1,0 +1,1 @@
+"""Bali Process Cooperation Platform: the reporting service."""

@@ -1,0 +1,28 @@
+"""Composition root of the reporting service: it publishes nothing and consumes every stream."""
+
+from __future__ import annotations
+
+from bali_common.runtime import ServiceDefinition, build_app
+from fastapi import FastAPI
+
+from bali_reporting.consumers import pipeline_subscription
+from bali_reporting.models import EventTally
+from bali_reporting.routes import router
+from bali_reporting.settings import ReportingSettings
+
+
+def create_app(settings: ReportingSettings | None = None) -> FastAPI:
+    return build_app(
+        ServiceDefinition(
+            name="reporting",
+            title="Bali Process Reporting API",
+            description=(
+                "Read models built from every topic: coverage, trends, alert response times "
+                "and pipeline health."
+            ),
+            tables=[EventTally.__table__],  # type: ignore[attr-defined]
+            routers=[router],
+            subscriptions=[pipeline_subscription()],
+        ),
+        settings or ReportingSettings(),
+    )
