@@ -1,0 +1,1 @@
+"""HTTP conventions shared by every service API: pagination, idempotency, concurrency, audit."""

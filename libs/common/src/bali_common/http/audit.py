@@ -1,0 +1,85 @@
+"""Append-only audit trail (NIST AU-3): who, when (UTC), what, where, source, outcome, trace."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from opentelemetry import trace
+from sqlalchemy import Column, DateTime, DDL, Text, event
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bali_common.auth import Principal
+from bali_common.db import utcnow
+
+
+class AuditRecord(SQLModel, table=True):
+    """Rows are only ever inserted: database triggers refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_records"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    actor_subject: str = Field(max_length=300)
+    actor_member: str | None = Field(default=None, max_length=100)
+    actor_roles: str = Field(max_length=200)
+    action: str = Field(max_length=100, description="e.g. activity.update")
+    resource_type: str = Field(max_length=50)
+    resource_id: str | None = Field(default=None, max_length=100)
+    outcome: str = Field(max_length=20, description="success | denied | failed")
+    source: str | None = Field(default=None, max_length=100, description="Client address")
+    trace_id: str | None = Field(default=None, max_length=32)
+    details: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+_TABLE = AuditRecord.__table__  # type: ignore[attr-defined]
+
+for _operation in ("UPDATE", "DELETE"):
+    event.listen(
+        _TABLE,
+        "after_create",
+        DDL(
+            f"CREATE TRIGGER audit_records_no_{_operation.lower()} BEFORE {_operation} "
+            "ON audit_records BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END"
+        ).execute_if(dialect="sqlite"),
+    )
+for _statement in (
+    "CREATE OR REPLACE FUNCTION audit_records_append_only() RETURNS trigger AS $$ "
+    "BEGIN RAISE EXCEPTION 'audit records are append-only'; END; $$ LANGUAGE plpgsql",
+    "CREATE TRIGGER audit_records_append_only BEFORE UPDATE OR DELETE ON audit_records "
+    "FOR EACH ROW EXECUTE FUNCTION audit_records_append_only()",
+):
+    event.listen(_TABLE, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
+
+
+def record_audit(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    outcome: str = "success",
+    source: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditRecord:
+    """Stage an audit row in the caller's transaction, so it commits with the change it records."""
+    context = trace.get_current_span().get_span_context()
+    row = AuditRecord(
+        actor_subject=principal.subject,
+        actor_member=principal.member_id,
+        actor_roles=",".join(sorted(principal.roles)),
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        outcome=outcome,
+        source=source,
+        trace_id=f"{context.trace_id:032x}" if context.is_valid else None,
+        details=json.dumps(details, default=str) if details else None,
+    )
+    session.add(row)
+    return row

@@ -1,0 +1,173 @@
+"""Idempotency-Key on POST (IETF httpapi-idempotency-key-header draft; Stripe; AIP-155).
+
+Same key and same body: the first response is replayed and nothing is done
+twice. Same key, other body: 422. Same key while the first is still running:
+409. Keys are scoped to the caller, so another tenant's key never matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Header
+from fastapi.responses import JSONResponse
+from sqlalchemy import Column, DateTime, Text, delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel
+
+from bali_common.auth import Principal
+from bali_common.db import SessionFactory, as_utc, transaction, utcnow
+from bali_common.problems import ProblemError
+
+#: A key whose first request died mid-way may be reused after this long.
+IN_FLIGHT_TIMEOUT = timedelta(minutes=2)
+RETENTION = timedelta(hours=24)
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Unique per intended operation; a retry with the same key and body "
+        "replays the first response",
+        examples=["3f1c2a9e-6d7b-4c55-9a0e-2b7f8d1e4c21"],
+    ),
+]
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    __tablename__ = "idempotency_records"
+
+    scope: str = Field(primary_key=True, max_length=300, description="Caller identity")
+    key: str = Field(primary_key=True, max_length=255)
+    fingerprint: str = Field(max_length=64, description="SHA-256 of method, path and body")
+    status_code: int | None = None
+    response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    response_headers: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+def fingerprint_of(method: str, path: str, body: Any) -> str:
+    canonical = json.dumps([method, path, body], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def scope_of(principal: Principal) -> str:
+    return f"{principal.member_id or '-'}|{principal.subject}"
+
+
+Operation = Callable[[], Awaitable[tuple[int, Any, dict[str, str]]]]
+
+
+async def run_idempotent(
+    *,
+    sessions: SessionFactory,
+    principal: Principal,
+    key: str | None,
+    fingerprint: str,
+    operation: Operation,
+) -> JSONResponse:
+    """Run `operation` once per (caller, key); it returns (status, JSON body, headers)."""
+    if key is None:
+        status, body, headers = await operation()
+        return JSONResponse(body, status_code=status, headers=headers)
+    scope = scope_of(principal)
+    replay = await _claim(sessions, scope=scope, key=key, fingerprint=fingerprint)
+    if replay is not None:
+        return replay
+    try:
+        status, body, headers = await operation()
+    except BaseException:
+        await _release(sessions, scope=scope, key=key)
+        raise
+    if status >= 500:
+        await _release(sessions, scope=scope, key=key)
+    else:
+        await _complete(sessions, scope=scope, key=key, status=status, body=body, headers=headers)
+    return JSONResponse(body, status_code=status, headers={**headers, "Idempotency-Key": key})
+
+
+async def _claim(
+    sessions: SessionFactory, *, scope: str, key: str, fingerprint: str
+) -> JSONResponse | None:
+    try:
+        async with transaction(sessions) as session:
+            existing = await session.get(IdempotencyRecord, (scope, key), with_for_update=True)
+            if existing is not None and _expired(existing):
+                await session.delete(existing)
+                await session.flush()
+                existing = None
+            if existing is None:
+                session.add(IdempotencyRecord(scope=scope, key=key, fingerprint=fingerprint))
+                return None
+    except IntegrityError:
+        async with sessions() as session:
+            existing = await session.get(IdempotencyRecord, (scope, key))
+        if existing is None:
+            raise _in_flight() from None
+    if existing.fingerprint != fingerprint:
+        raise ProblemError(
+            422,
+            "Idempotency-Key reused",
+            "This Idempotency-Key was used with a different request; use a new key.",
+            slug="idempotency-key-reused",
+        )
+    if existing.status_code is None:
+        raise _in_flight()
+    headers = json.loads(existing.response_headers or "{}")
+    return JSONResponse(
+        json.loads(existing.response_body or "null"),
+        status_code=existing.status_code,
+        headers={**headers, "Idempotency-Key": key, "Idempotent-Replayed": "true"},
+    )
+
+
+def _expired(record: IdempotencyRecord) -> bool:
+    age = utcnow() - as_utc(record.created_at)
+    return age > RETENTION or (record.status_code is None and age > IN_FLIGHT_TIMEOUT)
+
+
+def _in_flight() -> ProblemError:
+    return ProblemError(
+        409,
+        "Request in progress",
+        "A request with this Idempotency-Key is still being processed; retry shortly.",
+        slug="idempotency-key-in-flight",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _complete(
+    sessions: SessionFactory,
+    *,
+    scope: str,
+    key: str,
+    status: int,
+    body: Any,
+    headers: dict[str, str],
+) -> None:
+    async with transaction(sessions) as session:
+        record = await session.get(IdempotencyRecord, (scope, key))
+        if record is None:
+            return
+        record.status_code = status
+        record.response_body = json.dumps(body, default=str)
+        record.response_headers = json.dumps(headers)
+        session.add(record)
+
+
+async def _release(sessions: SessionFactory, *, scope: str, key: str) -> None:
+    async with transaction(sessions) as session:
+        await session.exec(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.scope == scope,  # type: ignore[arg-type]
+                IdempotencyRecord.key == key,  # type: ignore[arg-type]
+            )
+        )
