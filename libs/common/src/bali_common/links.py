@@ -1,0 +1,80 @@
+"""Signed, expiring link tokens (one-click acknowledge in emails), verifiable without login.
+
+The issuer (notifications, when it renders an email) and the verifier
+(consultation) share `link_signing_secret`; single use is enforced by the
+verifier, which records each token id it accepted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from datetime import datetime
+from uuid import uuid4
+
+from pydantic import BaseModel, SecretStr, ValidationError
+
+
+class InvalidLinkToken(ValueError):
+    """Tampered, expired, malformed or meant for another purpose."""
+
+
+class LinkClaims(BaseModel):
+    purpose: str
+    subject: str
+    recipient: str
+    expires_at: int
+    token_id: str
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signature(secret: SecretStr, body: str) -> str:
+    key = secret.get_secret_value().encode()
+    return _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+
+
+def mint_link_token(
+    secret: SecretStr,
+    *,
+    purpose: str,
+    subject: str,
+    recipient: str,
+    expires_at: datetime,
+    token_id: str | None = None,
+) -> str:
+    claims = LinkClaims(
+        purpose=purpose,
+        subject=subject,
+        recipient=recipient,
+        expires_at=int(expires_at.timestamp()),
+        token_id=token_id or uuid4().hex,
+    )
+    body = _b64(claims.model_dump_json().encode())
+    return f"{body}.{_signature(secret, body)}"
+
+
+def verify_link_token(secret: SecretStr, token: str, *, purpose: str, now: datetime) -> LinkClaims:
+    body, _, signature = token.partition(".")
+    if not body or not signature:
+        raise InvalidLinkToken("malformed token")
+    if not hmac.compare_digest(signature, _signature(secret, body)):
+        raise InvalidLinkToken("bad signature")
+    try:
+        claims = LinkClaims.model_validate(json.loads(_unb64(body)))
+    except (binascii.Error, ValueError, ValidationError) as error:
+        raise InvalidLinkToken("malformed token") from error
+    if claims.purpose != purpose:
+        raise InvalidLinkToken("token is for another purpose")
+    if now.timestamp() >= claims.expires_at:
+        raise InvalidLinkToken("token expired")
+    return claims
