@@ -136,7 +136,7 @@ async def test_poison_events_are_dead_lettered_once_and_the_rest_applied(
         assert len(letters) == 3
         errors = sorted(letter.error.split(":")[0] for letter in letters)
         assert errors == ["ProbeCrash", "invalid event", "schema violation"]
-        handler_letter = next(l for l in letters if l.error.startswith("ProbeCrash"))
+        handler_letter = next(x for x in letters if x.error.startswith("ProbeCrash"))
         assert handler_letter.attempts == 3
     dead = await _read_raw(settings, DEAD_LETTER_TOPIC.qualified(settings.kafka_topic_prefix), 3)
     assert len(dead) == 3
@@ -188,11 +188,13 @@ async def test_one_trace_spans_http_request_outbox_broker_and_consumer(
     server = next(s for s in spans if s.name == "POST /v1/probes")
     publish = next(s for s in spans if s.name.startswith("publish "))
     process = next(s for s in spans if s.name == "process probe.recorded")
-    assert server.context is not None and process.context is not None
+    assert server.context is not None
+    assert process.context is not None
     assert publish.context is not None
     assert process.context.trace_id == server.context.trace_id
     assert publish.context.trace_id == server.context.trace_id
-    assert process.parent is not None and process.parent.span_id == publish.context.span_id
+    assert process.parent is not None
+    assert process.parent.span_id == publish.context.span_id
 
 
 async def _applied(app: object, expected: dict[str, int]) -> bool:

@@ -1,4 +1,4 @@
-"""RFC 9457 problem details for every error; validation errors name the field, no tracebacks leak."""
+"""RFC 9457 problem details for every error: fields named, no tracebacks leaked."""
 
 from __future__ import annotations
 

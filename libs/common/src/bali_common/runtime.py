@@ -1,4 +1,4 @@
-"""The service runtime: what every service's `create_app` composes, and the lifespan that runs it."""
+"""The service runtime: what every `create_app` composes, and the lifespan that runs it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""OpenTelemetry tracing: one trace from the HTTP request through the outbox and broker to a consumer."""
+"""OpenTelemetry tracing: one trace from HTTP request through outbox and broker to consumer."""
 
 from __future__ import annotations
 

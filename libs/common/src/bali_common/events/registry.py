@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -31,7 +32,7 @@ class EventDefinition:
     type: str
     version: int
     stream: Stream
-    model: type[EventPayload]
+    model: builtins.type[EventPayload]
 
     @property
     def dataschema(self) -> str:
@@ -102,4 +103,5 @@ def event_type(
 
 
 def json_schema_of(definition: EventDefinition) -> dict[str, Any]:
-    return definition.model.model_json_schema(mode="serialization")
+    schema: dict[str, Any] = definition.model.model_json_schema(mode="serialization")
+    return schema

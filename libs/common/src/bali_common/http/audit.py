@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy import Column, DateTime, DDL, Text, event
+from sqlalchemy import DDL, Column, DateTime, Text, event
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,7 +42,7 @@ for _operation in ("UPDATE", "DELETE"):
     event.listen(
         _TABLE,
         "after_create",
-        DDL(
+        DDL(  # type: ignore[no-untyped-call]
             f"CREATE TRIGGER audit_records_no_{_operation.lower()} BEFORE {_operation} "
             "ON audit_records BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END"
         ).execute_if(dialect="sqlite"),
@@ -53,7 +53,8 @@ for _statement in (
     "CREATE TRIGGER audit_records_append_only BEFORE UPDATE OR DELETE ON audit_records "
     "FOR EACH ROW EXECUTE FUNCTION audit_records_append_only()",
 ):
-    event.listen(_TABLE, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
+    _ddl = DDL(_statement)  # type: ignore[no-untyped-call]
+    event.listen(_TABLE, "after_create", _ddl.execute_if(dialect="postgresql"))
 
 
 def record_audit(

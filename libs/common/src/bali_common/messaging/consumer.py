@@ -275,7 +275,7 @@ class ConsumerRunner:
         self._metrics.events_dead_lettered.labels(self._group).inc()
 
     async def _commit(self, only: Sequence[TopicPartition] | None = None) -> None:
-        """Commit applied positions of partitions still ours; a lost one is redelivered, harmlessly."""
+        """Commit applied positions of partitions still ours; a lost one is merely redelivered."""
         consumer = self._consumer
         if consumer is None or not self._positions:
             return

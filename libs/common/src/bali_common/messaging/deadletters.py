@@ -67,10 +67,10 @@ async def already_dead_lettered(
 ) -> bool:
     found = await session.exec(
         select(DeadLetter.id).where(
-            DeadLetter.consumer_group == group,  # type: ignore[arg-type]
-            DeadLetter.topic == topic,  # type: ignore[arg-type]
-            DeadLetter.partition == partition,  # type: ignore[arg-type]
-            DeadLetter.offset == offset,  # type: ignore[arg-type]
+            DeadLetter.consumer_group == group,
+            DeadLetter.topic == topic,
+            DeadLetter.partition == partition,
+            DeadLetter.offset == offset,
         )
     )
     return found.first() is not None

@@ -30,8 +30,8 @@ class InboxEntry(SQLModel, table=True):
 async def already_applied(session: AsyncSession, *, group: str, event_id: str) -> bool:
     found = await session.exec(
         select(InboxEntry.event_id).where(
-            InboxEntry.consumer_group == group,  # type: ignore[arg-type]
-            InboxEntry.event_id == event_id,  # type: ignore[arg-type]
+            InboxEntry.consumer_group == group,
+            InboxEntry.event_id == event_id,
         )
     )
     return found.first() is not None

@@ -1,4 +1,4 @@
-"""Kafka clients built from settings, kept generic so Apache Kafka and the embedded broker both work."""
+"""Kafka clients from settings, generic so Apache Kafka and the embedded broker both work."""
 
 from __future__ import annotations
 

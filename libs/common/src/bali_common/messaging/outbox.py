@@ -7,6 +7,7 @@ the state change, and the relay publishes it (acks=all) whenever the broker answ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry.trace import SpanKind
 from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, event, func, or_, update
 from sqlalchemy.orm import Session
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_common.db import SessionFactory, transaction, utcnow
@@ -76,10 +77,8 @@ class OutboxSignal:
         self._event.set()
 
     async def wait(self, timeout: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout)
-        except TimeoutError:
-            pass
         self._event.clear()
 
 
@@ -224,7 +223,7 @@ class OutboxRelay:
                 .where(
                     or_(
                         OutboxMessage.claimed_until.is_(None),  # type: ignore[union-attr]
-                        OutboxMessage.claimed_until < now,  # type: ignore[operator]
+                        col(OutboxMessage.claimed_until) < now,
                     )
                 )
                 .order_by(OutboxMessage.id)  # type: ignore[arg-type]
@@ -289,9 +288,10 @@ class OutboxRelay:
             traceparent = current_traceparent()
             if traceparent:
                 headers.append((TRACEPARENT_HEADER, traceparent.encode()))
-            return await self._producer.send(
+            future: asyncio.Future[Any] = await self._producer.send(
                 topic, value=row.value, key=row.key.encode(), headers=headers
             )
+            return future
 
     async def _record_failure(self, rows: Sequence[OutboxMessage], error: Exception) -> None:
         self._metrics.outbox_publish_failures.inc()
