@@ -32,7 +32,7 @@ _STRATEGY_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
 _DATA_DIR = "catalogue_data"
 
 
-class UnknownStrategy(KeyError):  # noqa: N818 - name fixed by the public API
+class UnknownStrategy(KeyError):
     """A KeyError so callers can treat catalogue misses like any other missing key."""
 
     def __init__(self, strategy_id: str, available: list[str] | None = None) -> None:
@@ -46,7 +46,7 @@ class UnknownStrategy(KeyError):  # noqa: N818 - name fixed by the public API
         return f"unknown strategy {self.strategy_id!r} (available: {known})"
 
 
-class UnknownStrategyItem(KeyError):  # noqa: N818 - name fixed by the public API
+class UnknownStrategyItem(KeyError):
     """A KeyError so callers can treat catalogue misses like any other missing key."""
 
     def __init__(self, strategy_id: str, number: int) -> None:
@@ -58,7 +58,7 @@ class UnknownStrategyItem(KeyError):  # noqa: N818 - name fixed by the public AP
         return f"strategy {self.strategy_id!r} has no item number {self.number!r}"
 
 
-class UnknownStrategyArea(KeyError):  # noqa: N818 - name fixed by the public API
+class UnknownStrategyArea(KeyError):
     """Kept apart from UnknownStrategyItem because area and item numbers are different spaces."""
 
     def __init__(self, strategy_id: str, number: int) -> None:

@@ -20,6 +20,7 @@ class TopicSpec:
     name: str
     partitions: int
     description: str
+    producer: str
 
     def qualified(self, prefix: str) -> str:
         """Environments and test runs share one cluster by prefixing topic names."""
@@ -28,19 +29,30 @@ class TopicSpec:
 
 STREAM_TOPICS: dict[Stream, TopicSpec] = {
     Stream.activities: TopicSpec(
-        "bali.activities", 6, "Cooperation activities logged against the strategy items"
+        "bali.activities",
+        6,
+        "Cooperation activities logged against the strategy items",
+        "activities",
     ),
-    Stream.members: TopicSpec("bali.members", 3, "The member directory and its focal points"),
+    Stream.members: TopicSpec(
+        "bali.members", 3, "The member directory and its focal points", "activities"
+    ),
     Stream.alerts: TopicSpec(
-        "bali.alerts", 6, "Consultation Mechanism alerts (strategy item 11) and their timeline"
+        "bali.alerts",
+        6,
+        "Consultation Mechanism alerts (strategy item 11) and their timeline",
+        "consultation",
     ),
-    Stream.notifications: TopicSpec("bali.notifications", 6, "Outcomes of notification deliveries"),
+    Stream.notifications: TopicSpec(
+        "bali.notifications", 6, "Outcomes of notification deliveries", "notifications"
+    ),
 }
 
 DEAD_LETTER_TOPIC = TopicSpec(
     "bali.dead-letters",
     1,
     "Events a consumer could not apply after bounded retries, with the error in headers",
+    "any",
 )
 
 
