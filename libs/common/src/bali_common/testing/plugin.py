@@ -227,3 +227,19 @@ async def read_topic(
     finally:
         await consumer.stop()
     return events
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In the PostgreSQL pass, run only the tests that use a database."""
+    if not os.environ.get("BALI_TEST_DATABASE_ONLY"):
+        return
+    selected = [i for i in items if "databases" in getattr(i, "fixturenames", ())]
+    deselected = [i for i in items if i not in selected]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgres") and postgres_url() is None:
+        pytest.skip(f"needs PostgreSQL: set {POSTGRES_ENV} (CI does)")
