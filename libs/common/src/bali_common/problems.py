@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bali_common.auth import AuthenticationError, AuthorizationError
+
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -147,18 +149,21 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers=error.headers,
         )
 
+    async def on_auth(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, AuthenticationError | AuthorizationError)
+        return problem_response(
+            request,
+            status=error.status_code,
+            title=error.title,
+            detail=error.detail,
+            headers=error.headers,
+        )
+
+    app.add_exception_handler(AuthenticationError, on_auth)
+    app.add_exception_handler(AuthorizationError, on_auth)
+
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-        status = getattr(error, "status_code", None)
-        if isinstance(status, int) and 400 <= status < 500:
-            # Exceptions that carry their own status, such as the auth errors.
-            return problem_response(
-                request,
-                status=status,
-                title=str(getattr(error, "title", _REASONS.get(status, "Error"))),
-                detail=getattr(error, "detail", None),
-                headers=getattr(error, "headers", None),
-            )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             request,

@@ -38,19 +38,71 @@ class ActivityStatus(StrEnum):
     suspended = "suspended"
 
 
+class ParticipantRole(StrEnum):
+    lead = "lead"
+    co_lead = "co_lead"
+    participant = "participant"
+    funder = "funder"
+
+
+class ActivityParticipant(BaseModel):
+    """A member taking part in an activity, and in what role."""
+
+    model_config = ConfigDict(frozen=True)
+
+    member_id: str
+    role: ParticipantRole
+
+
+class SexDisaggregation(BaseModel):
+    """How much of an output value was women, men, or other/unrecorded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    female: float | None = None
+    male: float | None = None
+    other: float | None = None
+
+
+class AgeGroupValue(BaseModel):
+    """The part of an output value in one age group, e.g. '18-24' or '60+'."""
+
+    model_config = ConfigDict(frozen=True)
+
+    age_group: str
+    value: float
+
+
+class OutputValue(BaseModel):
+    """One indicator value an activity produced, e.g. officers trained: 40 (women 18)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    indicator: str
+    value: float
+    unit: str | None = None
+    by_sex: SexDisaggregation | None = None
+    by_age: list[AgeGroupValue] = Field(default_factory=list)
+
+
 class ActivitySummary(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     activity_id: str
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, description="Increases with every change; drop older versions")
     strategy_id: str = "adelaide-2023"
     title: str
-    item_numbers: list[int]
-    area_numbers: list[int]
+    item_numbers: list[int] = Field(description="Strategy items (1..25) the activity serves")
+    area_numbers: list[int] = Field(description="Areas of those items, derived by the service")
     type: ActivityType
     status: ActivityStatus
-    lead_member: str
-    participating_members: list[str] = Field(default_factory=list)
+    lead_member: str = Field(description="Member id of the lead agency, e.g. 'AU' or 'IOM'")
+    participating_members: list[str] = Field(
+        default_factory=list, description="Members other than the lead that take part"
+    )
+    participants: list[ActivityParticipant] = Field(
+        default_factory=list, description="Every member involved with its role, the lead first"
+    )
     countries: list[str] = Field(default_factory=list)
     planned_start: date | None = None
     planned_end: date | None = None
@@ -58,6 +110,7 @@ class ActivitySummary(BaseModel):
     actual_end: date | None = None
     tags: list[str] = Field(default_factory=list)
     related_alert_id: str | None = None
+    outputs: list[OutputValue] = Field(default_factory=list)
     deleted: bool = False
 
 
