@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -131,6 +132,7 @@ async def test_poison_events_are_dead_lettered_once_and_the_rest_applied(
         await client.post("/v1/probes", json={"probe_id": "bad-handler"})
         await client.post("/v1/probes", json={"probe_id": "ok-2"})
         await eventually(lambda: _applied(app, {"ok-1": 1, "ok-2": 1}))
+        await eventually(lambda: _dead_letter_count_is(app, 3))
         async with app.state.runtime.sessions() as session:
             letters = list((await session.exec(select(DeadLetter))).all())
         assert len(letters) == 3
@@ -203,6 +205,11 @@ async def _applied(app: object, expected: dict[str, int]) -> bool:
 
 async def _backlog_is(app: object, expected: int) -> bool:
     return await outbox_backlog(app.state.runtime.sessions) == expected  # type: ignore[attr-defined]
+
+
+async def _dead_letter_count_is(app: Any, expected: int) -> bool:
+    async with app.state.runtime.sessions() as session:
+        return len((await session.exec(select(DeadLetter))).all()) == expected
 
 
 async def _positive(value: float) -> bool:

@@ -87,6 +87,11 @@ class AlertSummary(BaseModel):
     people_affected: int | None = None
     raised_at: datetime
     escalation_level: int = 0
+    acknowledged_at: datetime | None = Field(
+        default=None, description="First acknowledgement (response-time dashboards)"
+    )
+    convened_at: datetime | None = Field(default=None, description="First consultation convened")
+    resolved_at: datetime | None = None
 
 
 class AlertEvent(EventPayload):
@@ -108,6 +113,12 @@ class AlertUpdated(AlertEvent):
     """A situation update was added to an open alert (including a repeated raise)."""
 
     update_text: str
+    changed_fields: list[str] = Field(
+        default_factory=list, description="Alert fields the update changed, e.g. severity"
+    )
+    repeated_raise: bool = Field(
+        default=False, description="The raising member raised the same situation (dedup key) again"
+    )
 
 
 @event_type("alert.acknowledged", stream=Stream.alerts)
@@ -124,6 +135,7 @@ class AlertEscalated(AlertEvent):
     level: int = Field(ge=1)
     reason: str = Field(description="unacknowledged_timeout | manual")
     notify_senior_officials: bool = False
+    note: str | None = Field(default=None, description="Why a co-chair escalated by hand")
 
 
 @event_type("alert.consultation_convened", stream=Stream.alerts)

@@ -48,13 +48,27 @@ class NotificationFailed(DeliveryEvent):
 
     error: str
     next_attempt_at: datetime | None = None
+    status_code: int | None = Field(default=None, description="HTTP or SMTP reply code, if any")
+    operator_warning: bool = Field(
+        default=False,
+        description="True once a delivery of an Extreme alert has kept failing: warn operators",
+    )
 
 
 @event_type("notification.exhausted", stream=Stream.notifications)
 class NotificationExhausted(DeliveryEvent):
-    """Every attempt failed; the delivery is dead-lettered and operators are warned."""
+    """Every attempt failed; the delivery is dead-lettered and operators are warned.
+
+    Also published when the receiver refused for good (410 Gone, a permanent SMTP
+    rejection): no further attempt will be made without a replay.
+    """
 
     error: str
+    reason: str = Field(
+        default="retries_exhausted",
+        description="retries_exhausted | permanent_failure | endpoint_disabled",
+    )
+    status_code: int | None = Field(default=None, description="Last HTTP or SMTP reply code")
     operator_warning: bool = Field(
         default=False, description="True for Extreme alerts: the dashboard raises it"
     )

@@ -26,7 +26,7 @@ from bali_common.events.envelope import CloudEvent, InvalidEvent
 from bali_common.events.registry import EventPayload
 from bali_common.events.topics import STREAM_TOPICS, Stream
 from bali_common.messaging.deadletters import already_dead_lettered, record_dead_letter
-from bali_common.messaging.inbox import InboxEntry, already_applied
+from bali_common.messaging.inbox import InboxEntry, already_applied, applied_among
 from bali_common.messaging.kafka import create_consumer
 from bali_common.metrics import ServiceMetrics
 from bali_common.settings import CommonSettings
@@ -46,6 +46,19 @@ class Subscription:
     group: str
     streams: Sequence[Stream]
     handlers: Mapping[str, Handler]
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    record: ConsumerRecord[bytes, bytes]
+    topic: str
+    event: CloudEvent
+    payload: EventPayload
+    handler: Handler
+
+    @property
+    def event_id(self) -> str:
+        return str(self.event.id)
 
 
 class ConsumerRunner:
@@ -133,52 +146,76 @@ class ConsumerRunner:
                 continue
             async with self._processing:
                 for partition, records in batches.items():
-                    for record in records:
-                        if partition not in consumer.assignment():
-                            break
-                        await self._process(partition, record)
-                        self._positions[partition] = record.offset + 1
-                        self._consumed[partition] = record.offset + 1
+                    if partition not in consumer.assignment():
+                        continue
+                    await self._process_batch(partition, records)
+                    self._positions[partition] = records[-1].offset + 1
+                    self._consumed[partition] = records[-1].offset + 1
                 await self._commit()
             self._update_lag(consumer)
 
-    async def _process(
-        self, partition: TopicPartition, record: ConsumerRecord[bytes, bytes]
+    async def _process_batch(
+        self, partition: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]
     ) -> None:
+        """Apply a partition's batch in one transaction; on any failure, one event at a time."""
+        deliveries = [d for r in records if (d := await self._prepare(partition, r)) is not None]
+        if len(deliveries) > 1 and await self._apply_together(deliveries):
+            return
+        for delivery in deliveries:
+            await self._apply_with_retries(partition, delivery)
+
+    async def _prepare(
+        self, partition: TopicPartition, record: ConsumerRecord[bytes, bytes]
+    ) -> _Delivery | None:
+        """Parse and route a record; invalid ones go straight to dead letters (no retry helps)."""
         topic = self._catalogue_topic(record.topic)
         value = record.value
         if value is not None and len(value) > self._settings.consumer_max_event_bytes:
             await self._dead_letter(partition, record, topic, "event exceeds size limit", 0)
-            return
+            return None
         try:
             cloud_event = CloudEvent.from_kafka(record.headers, value)
         except InvalidEvent as error:
             await self._dead_letter(partition, record, topic, f"invalid event: {error}", 0)
-            return
+            return None
         handler = self._subscription.handlers.get(cloud_event.type)
         if handler is None:
-            return
+            return None
         try:
             payload = cloud_event.payload()
         except InvalidEvent as error:
             await self._dead_letter(partition, record, topic, f"schema violation: {error}", 0)
-            return
-        await self._apply_with_retries(partition, record, topic, cloud_event, payload, handler)
+            return None
+        return _Delivery(record, topic, cloud_event, payload, handler)
 
-    async def _apply_with_retries(
-        self,
-        partition: TopicPartition,
-        record: ConsumerRecord[bytes, bytes],
-        topic: str,
-        cloud_event: CloudEvent,
-        payload: EventPayload,
-        handler: Handler,
-    ) -> None:
+    async def _apply_together(self, deliveries: Sequence[_Delivery]) -> bool:
+        """One transaction for the batch: effects and inbox rows commit or roll back together."""
+        applied: list[_Delivery] = []
+        try:
+            async with transaction(self._sessions) as session:
+                seen = set(
+                    await applied_among(
+                        session, group=self._group, event_ids=[d.event_id for d in deliveries]
+                    )
+                )
+                for delivery in deliveries:
+                    if delivery.event_id in seen:
+                        continue
+                    seen.add(delivery.event_id)
+                    await self._apply_in(session, delivery)
+                    applied.append(delivery)
+        except Exception as error:
+            log.info("[%s] batch failed (%s); applying one by one", self._group, error)
+            return False
+        self._record_outcome(applied, duplicates=len(deliveries) - len(applied))
+        return True
+
+    async def _apply_with_retries(self, partition: TopicPartition, delivery: _Delivery) -> None:
         attempts = self._settings.consumer_max_attempts
         last_error: Exception | None = None
         for attempt in range(1, attempts + 1):
             try:
-                applied = await self._apply_once(record, topic, cloud_event, payload, handler)
+                applied = await self._apply_once(delivery)
             except IntegrityError as error:
                 # A twin delivery committed the inbox row first; the next try sees it.
                 last_error = error
@@ -187,60 +224,59 @@ class ConsumerRunner:
                 log.warning(
                     "[%s] %s %s failed (attempt %d/%d): %s",
                     self._group,
-                    cloud_event.type,
-                    cloud_event.id,
+                    delivery.event.type,
+                    delivery.event_id,
                     attempt,
                     attempts,
                     error,
                 )
             else:
-                if applied:
-                    self._metrics.events_applied.labels(self._group, cloud_event.type).inc()
-                    if self._after_commit is not None:
-                        self._after_commit(cloud_event)
-                else:
-                    self._metrics.events_duplicate.labels(self._group).inc()
+                self._record_outcome([delivery] if applied else [], duplicates=0 if applied else 1)
                 return
             if attempt < attempts:
                 self._metrics.events_retried.labels(self._group).inc()
                 await asyncio.sleep(self._settings.consumer_retry_backoff_s * 2 ** (attempt - 1))
         error_text = f"{type(last_error).__name__}: {last_error}"
-        await self._dead_letter(partition, record, topic, error_text, attempts)
+        await self._dead_letter(partition, delivery.record, delivery.topic, error_text, attempts)
 
-    async def _apply_once(
-        self,
-        record: ConsumerRecord[bytes, bytes],
-        topic: str,
-        cloud_event: CloudEvent,
-        payload: EventPayload,
-        handler: Handler,
-    ) -> bool:
+    async def _apply_once(self, delivery: _Delivery) -> bool:
+        async with transaction(self._sessions) as session:
+            if await already_applied(session, group=self._group, event_id=delivery.event_id):
+                return False
+            await self._apply_in(session, delivery)
+        return True
+
+    async def _apply_in(self, session: AsyncSession, delivery: _Delivery) -> None:
         with span_from_traceparent(
-            f"process {cloud_event.type}",
-            cloud_event.traceparent,
+            f"process {delivery.event.type}",
+            delivery.event.traceparent,
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "kafka",
                 "messaging.consumer.group.name": self._group,
-                "messaging.message.id": str(cloud_event.id),
+                "messaging.message.id": delivery.event_id,
             },
         ):
-            async with transaction(self._sessions) as session:
-                event_id = str(cloud_event.id)
-                if await already_applied(session, group=self._group, event_id=event_id):
-                    return False
-                await handler(session, cloud_event, payload)
-                session.add(
-                    InboxEntry(
-                        consumer_group=self._group,
-                        event_id=event_id,
-                        event_type=cloud_event.type,
-                        topic=topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                    )
+            await delivery.handler(session, delivery.event, delivery.payload)
+            session.add(
+                InboxEntry(
+                    consumer_group=self._group,
+                    event_id=delivery.event_id,
+                    event_type=delivery.event.type,
+                    topic=delivery.topic,
+                    partition=delivery.record.partition,
+                    offset=delivery.record.offset,
                 )
-            return True
+            )
+
+    def _record_outcome(self, applied: Sequence[_Delivery], *, duplicates: int) -> None:
+        for delivery in applied:
+            self._metrics.events_applied.labels(self._group, delivery.event.type).inc()
+        if duplicates:
+            self._metrics.events_duplicate.labels(self._group).inc(duplicates)
+        if self._after_commit is not None:
+            for delivery in applied:
+                self._after_commit(delivery.event)
 
     async def _dead_letter(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Column, DateTime
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_common.db import utcnow
@@ -35,3 +35,13 @@ async def already_applied(session: AsyncSession, *, group: str, event_id: str) -
         )
     )
     return found.first() is not None
+
+
+async def applied_among(session: AsyncSession, *, group: str, event_ids: list[str]) -> list[str]:
+    found = await session.exec(
+        select(InboxEntry.event_id).where(
+            InboxEntry.consumer_group == group,
+            col(InboxEntry.event_id).in_(event_ids),
+        )
+    )
+    return list(found.all())
