@@ -1,0 +1,116 @@
+"""`bali up` as a newcomer runs it: broker and four services as processes, then a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from bali_common.auth import Role, issue_dev_token
+from bali_common.broker import free_port
+from bali_common.settings import CommonSettings
+
+pytestmark = pytest.mark.slow
+
+SERVICES = ("activities", "consultation", "notifications", "reporting")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    data_dir = tmp_path_factory.mktemp("bali-up")
+    ports = {name: free_port() for name in (*SERVICES, "broker")}
+    command = [
+        str(Path(sys.executable).parent / "bali"),
+        "up",
+        "--data-dir",
+        str(data_dir),
+        *[arg for name in SERVICES for arg in (f"--{name}-port", str(ports[name]))],
+        "--broker-port",
+        str(ports["broker"]),
+    ]
+    log_path = data_dir / "up.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "BALI_LOG_LEVEL": "INFO"}
+        )
+        try:
+            _wait_for_welcome(log_path, process)
+            yield {"process": process, "ports": ports, "data_dir": data_dir, "log": log_path}
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def _wait_for_welcome(log_path: Path, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if "Press Ctrl-C to stop." in log_path.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"bali up exited early:\n{log_path.read_text()}")
+        time.sleep(0.2)
+    raise AssertionError(f"bali up did not come up:\n{log_path.read_text()}")
+
+
+def test_every_service_is_ready_and_the_welcome_prints_urls_and_a_token(
+    platform: dict[str, object],
+) -> None:
+    ports = platform["ports"]
+    assert isinstance(ports, dict)
+    for name in SERVICES:
+        response = httpx.get(f"http://127.0.0.1:{ports[name]}/readyz", timeout=5)
+        assert response.status_code == 200, (name, response.text)
+        assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+    log = Path(str(platform["log"])).read_text()
+    for name in SERVICES:
+        assert f"http://127.0.0.1:{ports[name]}/docs" in log
+    assert "Admin dev token" in log
+
+
+def test_pipeline_carries_events_across_processes(platform: dict[str, object]) -> None:
+    """Reporting (a separate process) sees what the other services publish."""
+    ports = platform["ports"]
+    assert isinstance(ports, dict)
+    settings = CommonSettings(data_dir=Path(str(platform["data_dir"])))
+    token = issue_dev_token(settings, subject="ops-1", member_id="RSO", roles=[Role.ops])
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def member_events_counted() -> int:
+        async with httpx.AsyncClient(timeout=5) as client:
+            for _ in range(300):
+                response = await client.get(
+                    f"http://127.0.0.1:{ports['reporting']}/v1/pipeline/event-counts",
+                    headers=headers,
+                )
+                counts = {i["event_type"]: i["count"] for i in response.json()["items"]}
+                if counts.get("member.registered", 0) > 0:
+                    return counts["member.registered"]
+                await asyncio.sleep(0.2)
+        return 0
+
+    assert asyncio.run(member_events_counted()) > 0
+
+
+def test_sigterm_stops_everything_cleanly(platform: dict[str, object]) -> None:
+    process = platform["process"]
+    assert isinstance(process, subprocess.Popen)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(60) == 0
+    log = Path(str(platform["log"])).read_text()
+    assert log.rstrip().endswith("stopped")
+    ports = platform["ports"]
+    assert isinstance(ports, dict)
+    for name in SERVICES:
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{ports[name]}/healthz", timeout=2)
