@@ -63,7 +63,7 @@ def test_payload_that_violates_its_schema_is_rejected() -> None:
         dataschema="urn:bali-process:events:alert.raised:v1",
         data={"alert": {"alert_id": 1}},
     )
-    with pytest.raises(InvalidEvent, match="alert.raised v1"):
+    with pytest.raises(InvalidEvent, match=r"alert\.raised v1"):
         event.payload()
     unknown = event.model_copy(
         update={"type": "alert.vanished", "dataschema": "urn:bali-process:events:alert.vanished:v1"}
