@@ -233,8 +233,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """In the PostgreSQL pass, run only the tests that use a database."""
     if not os.environ.get("BALI_TEST_DATABASE_ONLY"):
         return
-    selected = [i for i in items if "databases" in getattr(i, "fixturenames", ())]
-    deselected = [i for i in items if i not in selected]
+    selected: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    for item in items:
+        uses_database = "databases" in getattr(item, "fixturenames", ())
+        (selected if uses_database else deselected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
