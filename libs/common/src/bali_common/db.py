@@ -70,9 +70,15 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+#: Serializes schema creation when several replicas start at once on PostgreSQL.
+_SCHEMA_LOCK_KEY = 0x6261_6C69
+
+
 async def create_tables(engine: AsyncEngine, tables: Sequence[Table]) -> None:
     """Create the tables a service owns (and only those) in its own database."""
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})"))
         await connection.run_sync(
             lambda sync_connection: SQLModel.metadata.create_all(
                 sync_connection, tables=list(tables)

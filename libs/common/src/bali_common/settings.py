@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar, Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_LINK_SECRET = "dev-only-link-secret-change-me"  # noqa: S105  (refused in production)
 
 
 class CommonSettings(BaseSettings):
     """Read from `BALI_*` environment variables; built in `create_app`, never at import time."""
 
     model_config = SettingsConfigDict(env_prefix="BALI_", env_file=None, extra="ignore")
+
+    #: Services that mint or verify signed links set this, so production demands a real secret.
+    signs_links: ClassVar[bool] = False
 
     service_name: str = "bali"
     environment: str = Field(default="development", description="development | production")
@@ -46,6 +52,11 @@ class CommonSettings(BaseSettings):
     kafka_rebalance_timeout_ms: int = 10_000
     kafka_max_poll_interval_ms: int = 300_000
     kafka_request_timeout_ms: int = 30_000
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle for SSL")
 
     # Outbox relay and consumer runner
     outbox_poll_interval_s: float = Field(default=1.0, description="Safety-net poll of the outbox")
@@ -79,7 +90,18 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
 
     # Secrets used by signed links and tokens issued by the services themselves
-    link_signing_secret: SecretStr = SecretStr("dev-only-link-secret-change-me")
+    link_signing_secret: SecretStr = SecretStr(DEV_LINK_SECRET)
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Self:
+        """Refuse to start in production on the development fallbacks."""
+        if self.environment == "production":
+            if not self.jwks_url:
+                raise ValueError("production needs BALI_JWKS_URL (the OIDC provider's JWKS)")
+            dev_secret = self.link_signing_secret.get_secret_value() == DEV_LINK_SECRET
+            if self.signs_links and dev_secret:
+                raise ValueError("production needs BALI_LINK_SIGNING_SECRET")
+        return self
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 from bali_common.events.topics import TopicSpec, all_topics
 from bali_common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
+
+
+def connection_options(settings: CommonSettings) -> dict[str, Any]:
+    """TLS and SASL for production clusters; plaintext for the embedded broker."""
+    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if "SSL" in settings.kafka_security_protocol:
+        options["ssl_context"] = create_ssl_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+    if settings.kafka_security_protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism or "PLAIN",
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": password.get_secret_value() if password else None,
+        }
+    return options
 
 
 def create_producer(settings: CommonSettings) -> AIOKafkaProducer:
@@ -24,6 +43,7 @@ def create_producer(settings: CommonSettings) -> AIOKafkaProducer:
         enable_idempotence=settings.kafka_idempotent_producer,
         request_timeout_ms=settings.kafka_request_timeout_ms,
         linger_ms=2,
+        **connection_options(settings),
     )
 
 
@@ -46,6 +66,7 @@ def create_consumer(settings: CommonSettings, *, group_id: str) -> AIOKafkaConsu
         max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
         request_timeout_ms=settings.kafka_request_timeout_ms,
         max_poll_records=500,
+        **connection_options(settings),
     )
 
 
@@ -62,6 +83,7 @@ async def ensure_topics(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         client_id=f"{settings.service_name}-admin",
         request_timeout_ms=settings.kafka_request_timeout_ms,
+        **connection_options(settings),
     )
     await admin.start()
     try:
