@@ -129,7 +129,9 @@ class ActivityCreated(ActivityEvent):
 class ActivityUpdated(ActivityEvent):
     """An activity's details changed (status changes have their own event)."""
 
-    changed_fields: list[str] = Field(default_factory=list)
+    changed_fields: list[str] = Field(
+        default_factory=list, description="The fields that changed, other than status"
+    )
 
 
 @event_type("activity.status_changed", stream=Stream.activities)

@@ -1,0 +1,1 @@
+"""The activity log: cooperation activities against the strategy items, versioned and audited."""
