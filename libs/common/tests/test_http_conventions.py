@@ -220,6 +220,11 @@ async def test_twenty_concurrent_updates_with_one_etag_have_exactly_one_winner(n
     assert statuses == [200] + [412] * 19
     missing = await client.patch(f"/v1/notes/{created['id']}", json={"body": "z"}, headers=auth)
     assert missing.status_code == 428
+    unconditional = await client.patch(
+        f"/v1/notes/{created['id']}", json={"body": "z"}, headers=auth | {"If-Match": "*"}
+    )
+    assert unconditional.status_code == 200
+    assert unconditional.headers["ETag"] == '"v3"'
 
 
 async def test_pagination_walks_every_item_once_and_caps_the_page_size(notes: Any) -> None:

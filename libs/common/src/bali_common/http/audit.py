@@ -71,8 +71,8 @@ def record_audit(
     """Stage an audit row in the caller's transaction, so it commits with the change it records."""
     context = trace.get_current_span().get_span_context()
     row = AuditRecord(
-        actor_subject=principal.subject,
-        actor_member=principal.member_id,
+        actor_subject=principal.subject[:300],
+        actor_member=(principal.member_id or "")[:100] or None,
         actor_roles=",".join(sorted(principal.roles)),
         action=action,
         resource_type=resource_type,

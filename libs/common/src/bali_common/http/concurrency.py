@@ -56,5 +56,8 @@ def stale_version() -> ProblemError:
 
 
 def check_version(current: int, if_match: str | None) -> None:
+    """`If-Match: *` matches any current version of an existing resource (RFC 9110 13.1.1)."""
+    if if_match is not None and if_match.strip() == "*":
+        return
     if expected_version(if_match) != current:
         raise stale_version()
