@@ -2,20 +2,84 @@
 
 from __future__ import annotations
 
-from bali_common.runtime import ServiceDefinition, build_app
+import asyncio
+import logging
+from datetime import UTC
+
+from bali_common.db import utcnow
+from bali_common.events.topics import Stream
+from bali_common.http.audit import AuditRecord
+from bali_common.http.idempotency import IdempotencyRecord
+from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app, runtime_of
 from fastapi import FastAPI
 
+from bali_consultation.consumers import MEMBERS_SUBSCRIPTION
+from bali_consultation.metrics import ResponseMetrics
+from bali_consultation.models import (
+    Alert,
+    AlertAffectedMember,
+    AlertTimelineEntry,
+    DirectoryMember,
+    EscalationTimer,
+    UsedLinkToken,
+)
+from bali_consultation.routes import router
+from bali_consultation.service import Clock, default_replica_id, fire_due_escalations
 from bali_consultation.settings import ConsultationSettings
 
+log = logging.getLogger(__name__)
 
-def create_app(settings: ConsultationSettings | None = None) -> FastAPI:
-    return build_app(
+TABLES = [
+    Alert.__table__,  # type: ignore[attr-defined]
+    AlertAffectedMember.__table__,  # type: ignore[attr-defined]
+    AlertTimelineEntry.__table__,  # type: ignore[attr-defined]
+    EscalationTimer.__table__,  # type: ignore[attr-defined]
+    UsedLinkToken.__table__,  # type: ignore[attr-defined]
+    DirectoryMember.__table__,  # type: ignore[attr-defined]
+    IdempotencyRecord.__table__,  # type: ignore[attr-defined]
+    AuditRecord.__table__,  # type: ignore[attr-defined]
+]
+
+
+def create_app(settings: ConsultationSettings | None = None, *, clock: Clock = utcnow) -> FastAPI:
+    """`clock` is injected so that tests drive escalation and link expiry without sleeping."""
+    settings = settings or ConsultationSettings()
+
+    async def escalation_loop(runtime: ServiceRuntime) -> None:
+        """Timers are rows: a restarted or second replica picks up exactly what is due."""
+        if not settings.escalation_loop_enabled:
+            return
+        replica = f"{settings.relay_id or default_replica_id()}:escalations"
+        while True:
+            try:
+                fired = await fire_due_escalations(
+                    sessions=runtime.sessions,
+                    now=clock().astimezone(UTC),
+                    batch_size=settings.escalation_batch_size,
+                    replica=replica,
+                )
+                metrics.escalations.labels("unacknowledged_timeout").inc(len(fired))
+            except Exception:
+                log.exception("escalation cycle failed; retrying")
+            await asyncio.sleep(settings.escalation_poll_interval_s)
+
+    app = build_app(
         ServiceDefinition(
             name="consultation",
             title="Bali Process Consultation API",
-            description="Emergency alerts through the Consultation Mechanism (strategy item 11): raised, acknowledged, escalated, convened and resolved.",
-            tables=[],
-            routers=[],
+            description="Emergency alerts through the Consultation Mechanism (strategy item "
+            "11): raised, acknowledged, escalated, convened and resolved, with CAP 1.2 "
+            "documents and an Atom feed of public alerts.",
+            tables=TABLES,
+            routers=[router],
+            publishes=[Stream.alerts],
+            subscriptions=[MEMBERS_SUBSCRIPTION],
+            background=[escalation_loop],
         ),
-        settings or ConsultationSettings(),
+        settings,
     )
+    # Started by the lifespan, after this: the loop above reads `metrics` only then.
+    metrics = ResponseMetrics(runtime_of(app).metrics.registry)
+    app.state.response_metrics = metrics
+    app.state.clock = clock
+    return app

@@ -22,4 +22,12 @@ async def count_event(*, session: AsyncSession, event: CloudEvent, stream: str) 
 
 async def list_event_tallies(*, session: AsyncSession) -> list[EventTallyPublic]:
     rows = await session.exec(select(EventTally).order_by(EventTally.event_type))
-    return [EventTallyPublic.model_validate(row, from_attributes=True) for row in rows]
+    return [
+        EventTallyPublic(
+            event_type=row.event_type,
+            stream=row.stream,
+            count=row.count,
+            last_event_at=as_utc(row.last_event_at),
+        )
+        for row in rows
+    ]

@@ -1,0 +1,83 @@
+"""FastAPI dependency aliases of the consultation service (clock, settings, principals)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from bali_common.auth import (
+    CurrentPrincipal,
+    Principal,
+    Role,
+    bearer_scheme,
+    get_principal,
+    require_roles,
+)
+from bali_common.deps import RuntimeDep, SessionDep
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials
+
+from bali_consultation.metrics import ResponseMetrics
+from bali_consultation.service import Clock
+from bali_consultation.settings import ConsultationSettings
+
+__all__ = [
+    "ClientSource",
+    "CoChair",
+    "CurrentPrincipal",
+    "MetricsDep",
+    "Now",
+    "OptionalPrincipal",
+    "Raiser",
+    "RuntimeDep",
+    "SessionDep",
+    "SettingsDep",
+]
+
+
+def get_clock(request: Request) -> Clock:
+    clock = request.app.state.clock
+    assert callable(clock)
+    return clock  # type: ignore[no-any-return]
+
+
+def current_time(clock: Annotated[Clock, Depends(get_clock)]) -> datetime:
+    """The service's clock (injected, so tests drive time instead of sleeping), in UTC."""
+    return clock().astimezone(UTC)
+
+
+def get_settings(runtime: RuntimeDep) -> ConsultationSettings:
+    settings = runtime.settings
+    assert isinstance(settings, ConsultationSettings)
+    return settings
+
+
+def get_response_metrics(request: Request) -> ResponseMetrics:
+    metrics = request.app.state.response_metrics
+    assert isinstance(metrics, ResponseMetrics)
+    return metrics
+
+
+async def optional_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+) -> Principal | None:
+    """The caller if a bearer token came (and it must then be valid); None for anonymous calls,
+    which only public documents and signed links accept."""
+    if credentials is None and not request.headers.get("Authorization"):
+        return None
+    return await get_principal(request, credentials)
+
+
+def client_source(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+Now = Annotated[datetime, Depends(current_time)]
+SettingsDep = Annotated[ConsultationSettings, Depends(get_settings)]
+MetricsDep = Annotated[ResponseMetrics, Depends(get_response_metrics)]
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+ClientSource = Annotated[str | None, Depends(client_source)]
+#: Any member may raise; co-chairs are members too.
+Raiser = Annotated[Principal, Depends(require_roles(Role.member, Role.co_chair))]
+CoChair = Annotated[Principal, Depends(require_roles(Role.co_chair))]

@@ -1,0 +1,701 @@
+"""HTTP API of the consultation service: thin adapters that parse, authorise and call `service`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from bali_common.auth import AuthenticationError, Principal
+from bali_common.deps import RuntimeDep
+from bali_common.events.alerts import AlertStatus, Sensitivity, Severity, SituationType
+from bali_common.http.concurrency import IfMatchHeader, etag_of, set_etag
+from bali_common.http.idempotency import IdempotencyKeyHeader, fingerprint_of, run_idempotent
+from bali_common.http.pagination import Page, PageRequestDep
+from bali_common.problems import ProblemError, problem_responses
+from fastapi import APIRouter, Body, Form, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bali_consultation import pages, service
+from bali_consultation.cap import ATOM_MEDIA_TYPE, CAP_MEDIA_TYPE, atom_feed, cap_document
+from bali_consultation.deps import (
+    ClientSource,
+    CoChair,
+    CurrentPrincipal,
+    MetricsDep,
+    Now,
+    OptionalPrincipal,
+    Raiser,
+    SessionDep,
+    SettingsDep,
+)
+from bali_consultation.metrics import ResponseMetrics
+from bali_consultation.models import (
+    UNACKNOWLEDGED_STATUSES,
+    Alert,
+    AlertCreate,
+    AlertPublic,
+    ConsultationCreate,
+    EscalationCreate,
+    OutreachCreate,
+    ReasonCreate,
+    ResolutionCreate,
+    SituationUpdateCreate,
+    TimelineEntryPublic,
+    to_public,
+    to_timeline_public,
+)
+from bali_consultation.settings import ConsultationSettings
+
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+
+AlertId = Annotated[str, Path(max_length=64, description="Alert id (UUID)")]
+LinkToken = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=4096,
+        description="Signed one-click acknowledge token from the notification email",
+    ),
+]
+Step = Callable[[AsyncSession], Awaitable[Alert]]
+
+
+def present(alert: Alert, settings: ConsultationSettings) -> AlertPublic:
+    return to_public(alert, reopen_until=service.reopen_deadline(alert, settings))
+
+
+def _base_url(request: Request, settings: ConsultationSettings) -> str:
+    return (settings.public_base_url or str(request.base_url)).rstrip("/")
+
+
+async def _run_step(
+    *,
+    request: Request,
+    runtime: RuntimeDep,
+    settings: ConsultationSettings,
+    metrics: ResponseMetrics,
+    principal: Principal,
+    key: str | None,
+    body: Any,
+    kind: str,
+    step: Step,
+    status: int = 200,
+) -> Response:
+    """Run a lifecycle step once per Idempotency-Key, answering with the alert and its ETag."""
+
+    async def operation() -> tuple[int, Any, dict[str, str]]:
+        async with runtime.sessions() as session:
+            alert = await step(session)
+        metrics.observe_step(kind, alert)
+        return status, present(alert, settings).model_dump(mode="json"), _etag(alert)
+
+    return await run_idempotent(
+        sessions=runtime.sessions,
+        principal=principal,
+        key=key,
+        fingerprint=fingerprint_of("POST", request.url.path, body),
+        operation=operation,
+    )
+
+
+def _etag(alert: Alert) -> dict[str, str]:
+    return {"ETag": etag_of(alert.version)}
+
+
+_STEP_RESPONSES = problem_responses(401, 403, 404, 409, 412, 422)
+
+
+@router.post(
+    "",
+    summary="Raise an alert (or add to the open one with the same dedup key)",
+    description="Any member may raise. Raising again with the same dedup key while your alert "
+    "is open adds an update to it and answers 200 with that alert instead of 201.",
+    response_model=AlertPublic,
+    status_code=201,
+    responses={
+        **problem_responses(401, 403, 409, 422),
+        200: {"model": AlertPublic, "description": "Added to the open alert"},
+    },
+)
+async def raise_alert(
+    alert_in: AlertCreate,
+    request: Request,
+    principal: Raiser,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    now: Now,
+    source: ClientSource,
+    key: IdempotencyKeyHeader = None,
+) -> Response:
+    async def operation() -> tuple[int, Any, dict[str, str]]:
+        async with runtime.sessions() as session:
+            outcome = await service.raise_alert(
+                session=session,
+                alert_in=alert_in,
+                principal=principal,
+                settings=settings,
+                now=now,
+                source=source,
+            )
+        alert = outcome.alert
+        headers = {**_etag(alert), "Location": f"/v1/alerts/{alert.id}"}
+        body = present(alert, settings).model_dump(mode="json")
+        return (201 if outcome.created else 200), body, headers
+
+    return await run_idempotent(
+        sessions=runtime.sessions,
+        principal=principal,
+        key=key,
+        fingerprint=fingerprint_of("POST", "/v1/alerts", alert_in.model_dump(mode="json")),
+        operation=operation,
+    )
+
+
+@router.get(
+    "",
+    summary="List the alerts you may see, newest first",
+    response_model=Page[AlertPublic],
+    responses=problem_responses(401, 422),
+)
+async def list_alerts(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageRequestDep,
+    status: AlertStatus | None = None,
+    open: Annotated[bool | None, Query(description="Only open (true) or closed (false)")] = None,
+    severity: Severity | None = None,
+    situation_type: SituationType | None = None,
+    sensitivity: Sensitivity | None = None,
+    raised_by_member: Annotated[str | None, Query(max_length=50)] = None,
+    affected_member: Annotated[str | None, Query(max_length=50)] = None,
+) -> Page[AlertPublic]:
+    filters = service.AlertFilters(
+        status=status,
+        open=open,
+        severity=severity,
+        situation_type=situation_type,
+        sensitivity=sensitivity,
+        raised_by_member=raised_by_member,
+        affected_member=affected_member,
+    )
+    rows, cursor = await service.list_alerts(
+        session=session, principal=principal, filters=filters, page=page
+    )
+    return Page[AlertPublic](items=[present(a, settings) for a in rows], next_cursor=cursor)
+
+
+@router.get(
+    "/feed.atom",
+    summary="Atom feed of public alerts (no login)",
+    description="Public alerts only, most recently changed first; each entry links to its "
+    "CAP 1.2 document.",
+    response_class=Response,
+    responses={200: {"content": {ATOM_MEDIA_TYPE: {}}, "description": "Atom 1.0 feed"}},
+)
+async def public_feed(
+    request: Request, session: SessionDep, settings: SettingsDep, now: Now
+) -> Response:
+    alerts = await service.public_feed_alerts(session=session, limit=settings.feed_max_entries)
+    base = _base_url(request, settings)
+    document = atom_feed(alerts, base_url=base, feed_url=f"{base}/v1/alerts/feed.atom", now=now)
+    return Response(document, media_type=ATOM_MEDIA_TYPE)
+
+
+@router.get(
+    "/{alert_id}",
+    summary="One alert, with its response times",
+    response_model=AlertPublic,
+    responses=problem_responses(401, 404),
+)
+async def get_alert(
+    alert_id: AlertId,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+) -> AlertPublic:
+    alert = await service.get_visible_alert(session=session, alert_id=alert_id, principal=principal)
+    set_etag(response, alert.version)
+    return present(alert, settings)
+
+
+@router.get(
+    "/{alert_id}/timeline",
+    summary="Every step of the alert: who did what, when",
+    response_model=Page[TimelineEntryPublic],
+    responses=problem_responses(401, 404, 422),
+)
+async def get_timeline(
+    alert_id: AlertId, principal: CurrentPrincipal, session: SessionDep, page: PageRequestDep
+) -> Page[TimelineEntryPublic]:
+    rows, cursor = await service.list_timeline(
+        session=session, alert_id=alert_id, principal=principal, page=page
+    )
+    return Page[TimelineEntryPublic](
+        items=[to_timeline_public(r) for r in rows], next_cursor=cursor
+    )
+
+
+@router.get(
+    "/{alert_id}/cap.xml",
+    summary="The alert as an OASIS CAP 1.2 document",
+    description="Public alerts need no login (the Atom feed links here); restricted alerts "
+    "answer only to the co-chairs, the raising member and the affected members, as a CAP "
+    "message of scope Private addressed to them.",
+    response_class=Response,
+    responses={
+        **problem_responses(401, 404),
+        200: {"content": {CAP_MEDIA_TYPE: {}}, "description": "CAP 1.2 alert"},
+    },
+)
+async def get_cap(
+    alert_id: AlertId,
+    request: Request,
+    principal: OptionalPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    alert = await service.get_public_or_visible_alert(
+        session=session, alert_id=alert_id, principal=principal
+    )
+    web = f"{_base_url(request, settings)}/v1/alerts/{alert.id}"
+    context = await service.cap_context(session=session, alert=alert, settings=settings, web=web)
+    headers = {"ETag": etag_of(alert.version)}
+    if alert.sensitivity != Sensitivity.public:
+        headers["Cache-Control"] = "private, no-store"
+    return Response(cap_document(alert, context), media_type=CAP_MEDIA_TYPE, headers=headers)
+
+
+@router.post(
+    "/{alert_id}/updates",
+    summary="Add a situation update (optionally changing the alert's fields)",
+    description="The raising member, the affected members and the co-chairs add updates; only "
+    "the raising member and the co-chairs change fields, and then If-Match is required.",
+    response_model=AlertPublic,
+    responses=_STEP_RESPONSES | problem_responses(428),
+)
+async def add_update(
+    alert_id: AlertId,
+    update_in: SituationUpdateCreate,
+    request: Request,
+    principal: CurrentPrincipal,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    now: Now,
+    source: ClientSource,
+    if_match: IfMatchHeader = None,
+    key: IdempotencyKeyHeader = None,
+) -> Response:
+    return await _run_step(
+        request=request,
+        runtime=runtime,
+        settings=settings,
+        metrics=metrics,
+        principal=principal,
+        key=key,
+        body=update_in.model_dump(mode="json"),
+        kind="updated",
+        step=lambda session: service.add_situation_update(
+            session=session,
+            alert_id=alert_id,
+            update_in=update_in,
+            principal=principal,
+            settings=settings,
+            now=now,
+            if_match=if_match,
+            source=source,
+        ),
+    )
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "json" in accept and "text/html" not in accept
+
+
+@router.get(
+    "/{alert_id}/acknowledge",
+    summary="Confirmation page of a one-click acknowledge link (no login)",
+    description="Shows the alert and a button; nothing is acknowledged by this GET, so mail "
+    "scanners that follow links cannot acknowledge. Authorised by the signed `token`.",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/html": {}}, "description": "Confirmation page"},
+        403: {"content": {"text/html": {}}, "description": "Invalid or tampered link"},
+        404: {"content": {"text/html": {}}, "description": "No such alert"},
+        409: {"content": {"text/html": {}}, "description": "Link already used"},
+        410: {"content": {"text/html": {}}, "description": "Link expired"},
+    },
+)
+async def acknowledge_page(
+    alert_id: AlertId,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: Now,
+    token: Annotated[
+        str,
+        Query(min_length=1, max_length=4096, description="Signed acknowledge token"),
+    ],
+) -> Response:
+    try:
+        alert = await service.inspect_ack_link(
+            session=session, alert_id=alert_id, token=token, settings=settings, now=now
+        )
+    except ProblemError as problem:
+        return pages.error_page(status=problem.status, title=problem.title, detail=problem.detail)
+    if AlertStatus(alert.status) not in UNACKNOWLEDGED_STATUSES:
+        return pages.already_acknowledged_page(alert, status=200)
+    # Relative, so that it also resolves behind a reverse proxy that adds a path prefix.
+    return pages.confirmation_page(alert, token=token, action="acknowledge")
+
+
+@router.post(
+    "/{alert_id}/acknowledge",
+    summary="Acknowledge the alert (co-chair token, or a signed one-click link token)",
+    description="With a bearer token: co-chairs only. With `token` (form field or query, from "
+    "the link's page): acknowledges on behalf of the co-chair the link was minted for; each "
+    "link works once and until it expires. Link answers are HTML unless JSON is asked for.",
+    response_model=AlertPublic,
+    responses=_STEP_RESPONSES | problem_responses(410),
+)
+async def acknowledge(
+    alert_id: AlertId,
+    request: Request,
+    principal: OptionalPrincipal,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    now: Now,
+    source: ClientSource,
+    token: LinkToken = None,
+    form_token: Annotated[str | None, Form(alias="token", max_length=4096)] = None,
+    if_match: IfMatchHeader = None,
+    key: IdempotencyKeyHeader = None,
+) -> Response:
+    link_token = form_token or token
+    if link_token is not None:
+        return await _acknowledge_by_link(
+            alert_id=alert_id,
+            token=link_token,
+            request=request,
+            runtime=runtime,
+            settings=settings,
+            metrics=metrics,
+            now=now,
+            source=source,
+        )
+    if principal is None:
+        raise AuthenticationError("Bearer token or acknowledge link token required", missing=True)
+    if not service.is_co_chair(principal):
+        # Visibility first: a member who cannot see the alert learns nothing about it.
+        async with runtime.sessions() as session:
+            await service.get_visible_alert(session=session, alert_id=alert_id, principal=principal)
+    return await _run_step(
+        request=request,
+        runtime=runtime,
+        settings=settings,
+        metrics=metrics,
+        principal=principal,
+        key=key,
+        body=None,
+        kind="acknowledged",
+        step=lambda session: service.acknowledge_alert(
+            session=session,
+            alert_id=alert_id,
+            principal=principal,
+            now=now,
+            if_match=if_match,
+            source=source,
+        ),
+    )
+
+
+async def _acknowledge_by_link(
+    *,
+    alert_id: str,
+    token: str,
+    request: Request,
+    runtime: RuntimeDep,
+    settings: ConsultationSettings,
+    metrics: ResponseMetrics,
+    now: Now,
+    source: str | None,
+) -> Response:
+    try:
+        async with runtime.sessions() as session:
+            alert = await service.acknowledge_by_link(
+                session=session,
+                alert_id=alert_id,
+                token=token,
+                settings=settings,
+                now=now,
+                source=source,
+            )
+    except ProblemError as problem:
+        if _wants_json(request):
+            raise
+        if problem.slug == "illegal-transition":
+            async with runtime.sessions() as session:
+                current = await session.get(Alert, alert_id)
+            if current is not None:
+                return pages.already_acknowledged_page(current, status=409)
+        return pages.error_page(status=problem.status, title=problem.title, detail=problem.detail)
+    metrics.observe_step("acknowledged", alert)
+    if _wants_json(request):
+        return JSONResponse(present(alert, settings).model_dump(mode="json"), headers=_etag(alert))
+    return pages.acknowledged_page(alert)
+
+
+@router.post(
+    "/{alert_id}/escalate",
+    summary="Escalate by hand (co-chairs)",
+    response_model=AlertPublic,
+    responses=_STEP_RESPONSES,
+)
+async def escalate(
+    alert_id: AlertId,
+    request: Request,
+    principal: CoChair,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    now: Now,
+    source: ClientSource,
+    if_match: IfMatchHeader = None,
+    key: IdempotencyKeyHeader = None,
+    escalation_in: Annotated[
+        EscalationCreate | None, Body(description="May be omitted: every field has a default")
+    ] = None,
+) -> Response:
+    escalation = escalation_in or EscalationCreate()
+    return await _run_step(
+        request=request,
+        runtime=runtime,
+        settings=settings,
+        metrics=metrics,
+        principal=principal,
+        key=key,
+        body=escalation.model_dump(mode="json"),
+        kind="escalated",
+        step=lambda session: service.escalate_alert(
+            session=session,
+            alert_id=alert_id,
+            escalation_in=escalation,
+            principal=principal,
+            now=now,
+            if_match=if_match,
+            source=source,
+        ),
+    )
+
+
+@router.post(
+    "/{alert_id}/consultations",
+    summary="Convene a consultation on an acknowledged alert (co-chairs)",
+    response_model=AlertPublic,
+    responses=_STEP_RESPONSES,
+)
+async def convene(
+    alert_id: AlertId,
+    consultation_in: ConsultationCreate,
+    request: Request,
+    principal: CoChair,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    now: Now,
+    source: ClientSource,
+    if_match: IfMatchHeader = None,
+    key: IdempotencyKeyHeader = None,
+) -> Response:
+    return await _run_step(
+        request=request,
+        runtime=runtime,
+        settings=settings,
+        metrics=metrics,
+        principal=principal,
+        key=key,
+        body=consultation_in.model_dump(mode="json"),
+        kind="consultation_convened",
+        step=lambda session: service.convene_consultation(
+            session=session,
+            alert_id=alert_id,
+            consultation_in=consultation_in,
+            principal=principal,
+            now=now,
+            if_match=if_match,
+            source=source,
+        ),
+    )
+
+
+@router.post(
+    "/{alert_id}/outreach",
+    summary="Log Good Offices outreach after a consultation (co-chairs)",
+    response_model=AlertPublic,
+    responses=_STEP_RESPONSES,
+)
+async def outreach(
+    alert_id: AlertId,
+    outreach_in: OutreachCreate,
+    request: Request,
+    principal: CoChair,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    now: Now,
+    source: ClientSource,
+    if_match: IfMatchHeader = None,
+    key: IdempotencyKeyHeader = None,
+) -> Response:
+    return await _run_step(
+        request=request,
+        runtime=runtime,
+        settings=settings,
+        metrics=metrics,
+        principal=principal,
+        key=key,
+        body=outreach_in.model_dump(mode="json"),
+        kind="outreach_logged",
+        step=lambda session: service.log_outreach(
+            session=session,
+            alert_id=alert_id,
+            outreach_in=outreach_in,
+            principal=principal,
+            now=now,
+            if_match=if_match,
+            source=source,
+        ),
+    )
+
+
+@router.post(
+    "/{alert_id}/resolve",
+    summary="Resolve the alert with a summary (co-chairs)",
+    response_model=AlertPublic,
+    responses=_STEP_RESPONSES,
+)
+async def resolve(
+    alert_id: AlertId,
+    resolution_in: ResolutionCreate,
+    request: Request,
+    principal: CoChair,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    now: Now,
+    source: ClientSource,
+    if_match: IfMatchHeader = None,
+    key: IdempotencyKeyHeader = None,
+) -> Response:
+    return await _run_step(
+        request=request,
+        runtime=runtime,
+        settings=settings,
+        metrics=metrics,
+        principal=principal,
+        key=key,
+        body=resolution_in.model_dump(mode="json"),
+        kind="resolved",
+        step=lambda session: service.resolve_alert(
+            session=session,
+            alert_id=alert_id,
+            resolution_in=resolution_in,
+            principal=principal,
+            now=now,
+            if_match=if_match,
+            source=source,
+        ),
+    )
+
+
+@router.post(
+    "/{alert_id}/withdraw",
+    summary="Withdraw the alert (the raising member or a co-chair)",
+    response_model=AlertPublic,
+    responses=_STEP_RESPONSES,
+)
+async def withdraw(
+    alert_id: AlertId,
+    request: Request,
+    principal: CurrentPrincipal,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    now: Now,
+    source: ClientSource,
+    if_match: IfMatchHeader = None,
+    key: IdempotencyKeyHeader = None,
+    reason_in: Annotated[
+        ReasonCreate | None, Body(description="May be omitted: every field has a default")
+    ] = None,
+) -> Response:
+    reason = reason_in or ReasonCreate()
+    return await _run_step(
+        request=request,
+        runtime=runtime,
+        settings=settings,
+        metrics=metrics,
+        principal=principal,
+        key=key,
+        body=reason.model_dump(mode="json"),
+        kind="withdrawn",
+        step=lambda session: service.withdraw_alert(
+            session=session,
+            alert_id=alert_id,
+            reason_in=reason,
+            principal=principal,
+            now=now,
+            if_match=if_match,
+            source=source,
+        ),
+    )
+
+
+@router.post(
+    "/{alert_id}/reopen",
+    summary="Reopen a resolved or withdrawn alert within the reopen period",
+    description="The raising member or a co-chair; the alert returns to the status it was "
+    "closed from. After the period, raise a new alert.",
+    response_model=AlertPublic,
+    responses=_STEP_RESPONSES,
+)
+async def reopen(
+    alert_id: AlertId,
+    request: Request,
+    principal: CurrentPrincipal,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    now: Now,
+    source: ClientSource,
+    if_match: IfMatchHeader = None,
+    key: IdempotencyKeyHeader = None,
+    reason_in: Annotated[
+        ReasonCreate | None, Body(description="May be omitted: every field has a default")
+    ] = None,
+) -> Response:
+    reason = reason_in or ReasonCreate()
+    return await _run_step(
+        request=request,
+        runtime=runtime,
+        settings=settings,
+        metrics=metrics,
+        principal=principal,
+        key=key,
+        body=reason.model_dump(mode="json"),
+        kind="reopened",
+        step=lambda session: service.reopen_alert(
+            session=session,
+            alert_id=alert_id,
+            reason_in=reason,
+            principal=principal,
+            settings=settings,
+            now=now,
+            if_match=if_match,
+            source=source,
+        ),
+    )

@@ -1,0 +1,367 @@
+"""The alert lifecycle over HTTP: every transition, dedup, updates, metrics, events, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from bali_common.auth import Role
+from bali_common.events import STREAM_TOPICS, Stream
+from bali_common.messaging.outbox import OutboxMessage
+from bali_common.testing.plugin import eventually, read_topic
+from consultation_testkit import Service, alert_body
+from sqlmodel import col, func, select
+
+CONSULTATION = {
+    "convened_for": "2026-11-28T20:00:00+07:00",
+    "participants": ["ID", "AU", "IOM"],
+    "agenda": "Disembarkation options",
+}
+OUTREACH = {"reached_by": "AU", "reached": "Timor-Leste MFA", "outcome": "Agreed to disembark"}
+ACTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "acknowledge": ("acknowledge", {}),
+    "escalate": ("escalate", {"reason": "No answer", "notify_senior_officials": True}),
+    "convene": ("consultations", CONSULTATION),
+    "outreach": ("outreach", OUTREACH),
+    "resolve": ("resolve", {"summary": "All disembarked safely"}),
+    "withdraw": ("withdraw", {"reason": "Raised in error"}),
+    "reopen": ("reopen", {"reason": "Boats adrift again"}),
+    "update": ("updates", {"text": "Still adrift"}),
+}
+#: How to bring a fresh alert into each status, as (action) steps after raising.
+PATHS: dict[str, list[str]] = {
+    "raised": [],
+    "escalated": ["escalate"],
+    "acknowledged": ["acknowledge"],
+    "consultation_convened": ["acknowledge", "convene"],
+    "outreach_under_way": ["acknowledge", "convene", "outreach"],
+    "resolved": ["acknowledge", "convene", "outreach", "resolve"],
+    "withdrawn": ["withdraw"],
+}
+OPEN = ["raised", "escalated", "acknowledged", "consultation_convened", "outreach_under_way"]
+#: (action, from status) -> status after it; missing pairs must answer 409.
+ALLOWED: dict[tuple[str, str], str] = {
+    ("acknowledge", "raised"): "acknowledged",
+    ("acknowledge", "escalated"): "acknowledged",
+    **{("escalate", s): ("escalated" if s == "raised" else s) for s in OPEN},
+    **{
+        ("convene", s): "consultation_convened"
+        for s in ("acknowledged", "consultation_convened", "outreach_under_way")
+    },
+    **{
+        ("outreach", s): "outreach_under_way"
+        for s in ("consultation_convened", "outreach_under_way")
+    },
+    **{
+        ("resolve", s): "resolved"
+        for s in ("acknowledged", "consultation_convened", "outreach_under_way")
+    },
+    **{("withdraw", s): "withdrawn" for s in OPEN},
+    ("reopen", "resolved"): "outreach_under_way",
+    ("reopen", "withdrawn"): "raised",
+    **{("update", s): s for s in OPEN},
+}
+
+
+async def alert_in_status(service: Service, status: str) -> dict[str, Any]:
+    alert = await service.raise_alert()
+    for action in PATHS[status]:
+        path, body = ACTIONS[action]
+        headers = service.auth("MY") if action == "withdraw" else service.co_chair()
+        response = await service.step(alert["id"], path, body, headers=headers)
+        assert response.status_code == 200, response.text
+        alert = response.json()
+    assert alert["status"] == status
+    return alert
+
+
+@pytest.mark.parametrize("status", list(PATHS))
+@pytest.mark.parametrize("action", list(ACTIONS))
+async def test_every_transition_is_allowed_or_answers_409(
+    service: Service, action: str, status: str
+) -> None:
+    alert = await alert_in_status(service, status)
+    path, body = ACTIONS[action]
+    response = await service.step(alert["id"], path, body)
+    expected = ALLOWED.get((action, status))
+    after = await service.get(alert["id"])
+    if expected is None:
+        assert response.status_code == 409, response.text
+        assert response.json()["type"].endswith("/illegal-transition")
+        assert after["version"] == alert["version"], "a refused step changes nothing"
+    else:
+        assert response.status_code == 200, response.text
+        assert after["status"] == expected
+        assert after["version"] == alert["version"] + 1
+        assert response.headers["ETag"] == f'"v{after["version"]}"'
+
+
+async def test_each_step_is_on_the_timeline_with_who_and_when_and_response_times(
+    service: Service,
+) -> None:
+    raised_at = service.clock()
+    alert = await service.raise_alert()
+    alert_id = alert["id"]
+    service.clock.advance(minutes=5)
+    assert (await service.step(alert_id, "acknowledge", headers=service.co_chair("ID"))).is_success
+    service.clock.advance(minutes=15)
+    convened = await service.step(alert_id, "consultations", CONSULTATION)
+    assert convened.status_code == 200
+    await service.step(alert_id, "outreach", OUTREACH, headers=service.co_chair("AU"))
+    service.clock.advance(minutes=100)
+    resolved = await service.step(alert_id, "resolve", {"summary": "All safe in Kupang"})
+    assert resolved.status_code == 200
+    body = resolved.json()
+    assert body["response_times"] == {
+        "seconds_to_acknowledge": 300.0,
+        "seconds_to_convene": 1200.0,
+        "seconds_to_resolve": 7200.0,
+    }
+    assert body["resolution_summary"] == "All safe in Kupang"
+    assert body["open"] is False
+    timeline = await service.timeline(alert_id)
+    assert [(e["kind"], e["actor"]["member_id"]) for e in timeline] == [
+        ("raised", "MY"),
+        ("acknowledged", "ID"),
+        ("consultation_convened", "ID"),
+        ("outreach_logged", "AU"),
+        ("resolved", "ID"),
+    ]
+    assert [e["version"] for e in timeline] == [1, 2, 3, 4, 5]
+    assert timeline[0]["at"].startswith(raised_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert timeline[2]["details"]["participants"] == ["ID", "AU", "IOM"]
+    assert timeline[3]["details"] == OUTREACH
+    assert await service.staged_events(alert_id) == [
+        "alert.raised",
+        "alert.acknowledged",
+        "alert.consultation_convened",
+        "alert.outreach_logged",
+        "alert.resolved",
+    ]
+    metrics = (await service.client.get("/metrics")).text
+    assert 'bali_alert_seconds_to_acknowledge_count{severity="Extreme"}' in metrics
+
+
+async def test_events_of_every_step_reach_the_alerts_topic_in_order(service: Service) -> None:
+    alert = await alert_in_status(service, "withdrawn")
+    await service.step(alert["id"], "reopen", {"reason": "again"}, headers=service.auth("MY"))
+    await service.step(alert["id"], "updates", {"text": "Still adrift"})
+    await service.step(alert["id"], "escalate", {"notify_senior_officials": True})
+    await service.step(alert["id"], "acknowledge")
+    await eventually(lambda: _outbox_drained(service))
+    async with service.sessions() as session:
+        total = (await session.exec(select(func.count()).select_from(OutboxMessage))).one()
+    events = await read_topic(service.settings, STREAM_TOPICS[Stream.alerts], expected=total)
+    mine = [e for e in events if e.subject == alert["id"]]
+    assert [e.type for e in mine] == [
+        "alert.raised",
+        "alert.withdrawn",
+        "alert.reopened",
+        "alert.updated",
+        "alert.escalated",
+        "alert.acknowledged",
+    ]
+    assert [e.data["alert"]["version"] for e in mine] == [1, 2, 3, 4, 5, 6]
+    escalated = mine[4].payload()
+    assert escalated.model_dump()["notify_senior_officials"] is True
+    assert escalated.model_dump()["reason"] == "manual"
+
+
+async def _outbox_drained(service: Service) -> bool:
+    async with service.sessions() as session:
+        pending = await session.exec(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(col(OutboxMessage.sent_at).is_(None))
+        )
+        return pending.one() == 0
+
+
+async def test_raising_the_same_situation_again_adds_an_update_to_the_open_alert(
+    service: Service,
+) -> None:
+    body = alert_body(dedup_key="rote-2026-11-28")
+    first = await service.client.post("/v1/alerts", json=body, headers=service.auth("MY"))
+    assert first.status_code == 201
+    again = {**body, "description": "Now three boats.", "severity": "Severe"}
+    second = await service.client.post("/v1/alerts", json=again, headers=service.auth("MY"))
+    assert second.status_code == 200
+    assert second.json()["id"] == first.json()["id"]
+    assert second.json()["version"] == 2
+    assert second.json()["severity"] == "Extreme", "a repeated raise does not rewrite fields"
+    timeline = await service.timeline(first.json()["id"])
+    assert timeline[-1]["kind"] == "updated"
+    assert timeline[-1]["details"]["repeated_raise"] is True
+    assert timeline[-1]["details"]["text"] == "Now three boats."
+    assert timeline[-1]["details"]["reported"]["severity"] == "Severe"
+    assert await service.staged_events(first.json()["id"]) == ["alert.raised", "alert.updated"]
+
+    other_member = await service.client.post("/v1/alerts", json=body, headers=service.auth("TH"))
+    assert other_member.status_code == 201, "the dedup key is per raising member"
+    assert other_member.json()["id"] != first.json()["id"]
+
+    await service.step(first.json()["id"], "withdraw", headers=service.auth("MY"))
+    after_close = await service.client.post("/v1/alerts", json=body, headers=service.auth("MY"))
+    assert after_close.status_code == 201, "only an open alert absorbs a repeated raise"
+    assert after_close.json()["id"] != first.json()["id"]
+
+    reopen = await service.step(first.json()["id"], "reopen", headers=service.auth("MY"))
+    assert reopen.status_code == 409
+    assert reopen.json()["type"].endswith("/dedup-key-open")
+
+
+async def test_concurrent_raises_of_one_situation_open_a_single_alert(service: Service) -> None:
+    body = alert_body()
+    responses = await asyncio.gather(
+        *(
+            service.client.post("/v1/alerts", json=body, headers=service.auth("MY"))
+            for _ in range(6)
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [200] * 5 + [201]
+    assert len({r.json()["id"] for r in responses}) == 1
+    timeline = await service.timeline(responses[0].json()["id"])
+    assert [e["kind"] for e in timeline] == ["raised"] + ["updated"] * 5
+
+
+async def test_idempotency_key_replays_the_raise_instead_of_raising_twice(
+    service: Service,
+) -> None:
+    body = alert_body()
+    headers = {**service.auth("MY"), "Idempotency-Key": "raise-once-1"}
+    first = await service.client.post("/v1/alerts", json=body, headers=headers)
+    replay = await service.client.post("/v1/alerts", json=body, headers=headers)
+    assert first.status_code == replay.status_code == 201
+    assert replay.json() == first.json()
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert len(await service.timeline(first.json()["id"])) == 1
+    other_body = await service.client.post(
+        "/v1/alerts", json={**body, "title": "Different"}, headers=headers
+    )
+    assert other_body.status_code == 422
+
+
+async def test_situation_update_that_changes_fields_needs_a_fresh_if_match(
+    service: Service,
+) -> None:
+    alert = await service.raise_alert(severity="Moderate")
+    url = f"/v1/alerts/{alert['id']}/updates"
+    change = {"text": "Aerial survey", "severity": "Extreme", "people_affected": {"estimate": 160}}
+    missing = await service.client.post(url, json=change, headers=service.auth("MY"))
+    assert missing.status_code == 428
+    stale = await service.client.post(
+        url, json=change, headers={**service.auth("MY"), "If-Match": '"v0"'}
+    )
+    assert stale.status_code == 412
+    fresh = await service.client.post(
+        url, json=change, headers={**service.auth("MY"), "If-Match": '"v1"'}
+    )
+    assert fresh.status_code == 200, fresh.text
+    assert fresh.json()["severity"] == "Extreme"
+    assert fresh.json()["people_affected"] == {"estimate": 160, "women": None, "children": None}
+    same_again = await service.client.post(
+        url,
+        json={"text": "Confirmed", "severity": "Extreme", "location": alert["location"]},
+        headers={**service.auth("MY"), "If-Match": '"v2"'},
+    )
+    assert same_again.status_code == 200
+    text_only = await service.client.post(
+        url, json={"text": "No change"}, headers=service.auth("MY")
+    )
+    assert text_only.status_code == 200, "text alone needs no If-Match"
+    timeline = await service.timeline(alert["id"])
+    assert timeline[1]["details"]["changes"]["severity"] == {"from": "Moderate", "to": "Extreme"}
+    assert timeline[2]["details"] == {"text": "Confirmed", "changes": {}}, "nothing differed"
+    assert timeline[3]["details"] == {"text": "No change", "changes": {}}
+
+
+async def test_who_may_post_updates_and_change_fields(service: Service) -> None:
+    alert = await service.raise_alert(affected_members=["TH"])
+    url = f"/v1/alerts/{alert['id']}/updates"
+    affected = await service.client.post(url, json={"text": "Seen"}, headers=service.auth("TH"))
+    assert affected.status_code == 200
+    affected_change = await service.client.post(
+        url,
+        json={"text": "Worse", "severity": "Severe"},
+        headers={**service.auth("TH"), "If-Match": '"v2"'},
+    )
+    assert affected_change.status_code == 403
+    outsider = await service.client.post(url, json={"text": "Hi"}, headers=service.auth("PH"))
+    assert outsider.status_code == 403
+    co_chair = await service.client.post(
+        url,
+        json={"text": "Co-chairs reassess", "urgency": "Expected"},
+        headers={**service.co_chair(), "If-Match": '"v2"'},
+    )
+    assert co_chair.status_code == 200
+
+
+async def test_only_co_chairs_drive_the_lifecycle_and_raiser_or_co_chair_withdraws(
+    service: Service,
+) -> None:
+    alert = await service.raise_alert()
+    member = service.auth("MY")
+    for action in ("acknowledge", "escalate", "convene", "outreach", "resolve"):
+        path, body = ACTIONS[action]
+        response = await service.step(alert["id"], path, body, headers=member)
+        assert response.status_code == 403, (action, response.text)
+    ops = service.auth(None, (Role.ops,), subject="ops-1")
+    assert (await service.step(alert["id"], "acknowledge", headers=ops)).status_code == 403
+    other = await service.step(alert["id"], "withdraw", headers=service.auth("TH"))
+    assert other.status_code == 403
+    assert (await service.get(alert["id"]))["version"] == 1
+    anonymous = await service.client.post(f"/v1/alerts/{alert['id']}/acknowledge")
+    assert anonymous.status_code == 401
+    withdrawn = await service.step(alert["id"], "withdraw", headers=member)
+    assert withdrawn.status_code == 200
+
+
+async def test_raising_needs_a_member_token_and_valid_fields(service: Service) -> None:
+    ops = service.auth(None, (Role.ops,), subject="ops-1")
+    assert (
+        await service.client.post("/v1/alerts", json=alert_body(), headers=ops)
+    ).status_code == 403
+    bad = alert_body(
+        severity="Catastrophic",
+        location={"place_names": ["Sea"], "polygon": [{"lat": 1, "lon": 2}, {"lat": 1, "lon": 3}]},
+        title="x" * 161,
+        status="resolved",
+    )
+    response = await service.client.post("/v1/alerts", json=bad, headers=service.auth("MY"))
+    assert response.status_code == 422
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert {"body.severity", "body.title", "body.status"} <= fields
+    assert any(f.startswith("body.location") for f in fields)
+    control = alert_body(description="bell \x07 in text")
+    refused = await service.client.post("/v1/alerts", json=control, headers=service.auth("MY"))
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "body.description"
+
+
+async def test_reopen_is_possible_only_within_the_reopen_period(service: Service) -> None:
+    alert = await alert_in_status(service, "resolved")
+    hours = service.settings.reopen_window_hours
+    service.clock.advance(hours=hours - 1)
+    reopened = await service.step(alert["id"], "reopen", {"reason": "New sighting"})
+    assert reopened.status_code == 200
+    assert reopened.json()["status"] == "outreach_under_way"
+    assert reopened.json()["resolved_at"] is None
+    resolved = await service.step(alert["id"], "resolve", {"summary": "Done"})
+    assert resolved.json()["reopen_until"] is not None
+    service.clock.advance(hours=hours, seconds=1)
+    late = await service.step(alert["id"], "reopen", {"reason": "Too late"})
+    assert late.status_code == 409
+    assert "reopen period" in late.json()["detail"]
+
+
+async def test_lifecycle_steps_honour_if_match_when_sent(service: Service) -> None:
+    alert = await service.raise_alert()
+    stale = await service.client.post(
+        f"/v1/alerts/{alert['id']}/acknowledge", headers={**service.co_chair(), "If-Match": '"v7"'}
+    )
+    assert stale.status_code == 412
+    fresh = await service.client.post(
+        f"/v1/alerts/{alert['id']}/acknowledge", headers={**service.co_chair(), "If-Match": '"v1"'}
+    )
+    assert fresh.status_code == 200

@@ -1,0 +1,180 @@
+"""Who sees restricted alerts: co-chairs, the raising member, affected members; others get 404."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bali_common.auth import Role
+from consultation_testkit import Service
+
+HIDDEN_READS = ["", "/timeline", "/cap.xml"]
+
+
+async def _restricted(service: Service) -> dict[str, Any]:
+    return await service.raise_alert(
+        "MY",
+        sensitivity="restricted",
+        situation_type="online_scam_trafficking",
+        affected_members=["TH"],
+    )
+
+
+async def test_restricted_alert_is_seen_by_co_chairs_raiser_and_affected_members(
+    service: Service,
+) -> None:
+    alert = await _restricted(service)
+    viewers = {
+        "raiser": service.auth("MY"),
+        "affected": service.auth("TH"),
+        "co-chair": service.co_chair("AU"),
+        "admin": service.auth(None, (Role.admin,), subject="admin-1"),
+    }
+    for who, headers in viewers.items():
+        for suffix in HIDDEN_READS:
+            response = await service.client.get(
+                f"/v1/alerts/{alert['id']}{suffix}", headers=headers
+            )
+            assert response.status_code == 200, (who, suffix, response.text)
+        listed = await service.client.get("/v1/alerts", headers=headers)
+        assert alert["id"] in {a["id"] for a in listed.json()["items"]}, who
+
+
+async def test_anyone_else_gets_the_same_404_as_for_an_alert_that_does_not_exist(
+    service: Service,
+) -> None:
+    alert = await _restricted(service)
+    outsiders = {
+        "other member": service.auth("PH"),
+        "ops": service.auth(None, (Role.ops,), subject="ops-1"),
+        "member without id": service.auth(None, (Role.member,), subject="nobody"),
+    }
+    missing = "00000000-0000-0000-0000-000000000000"
+    for who, headers in outsiders.items():
+        for suffix in HIDDEN_READS:
+            hidden = await service.client.get(f"/v1/alerts/{alert['id']}{suffix}", headers=headers)
+            absent = await service.client.get(f"/v1/alerts/{missing}{suffix}", headers=headers)
+            assert hidden.status_code == absent.status_code == 404, (who, suffix)
+            assert hidden.json()["title"] == absent.json()["title"]
+        for action, body in (("updates", {"text": "x"}), ("withdraw", {}), ("reopen", {})):
+            hidden_write = await service.step(alert["id"], action, body, headers=headers)
+            absent_write = await service.step(missing, action, body, headers=headers)
+            assert hidden_write.status_code == absent_write.status_code == 404, (who, action)
+        acknowledge = await service.step(alert["id"], "acknowledge", headers=headers)
+        assert acknowledge.status_code == 404, who
+        listed = await service.client.get("/v1/alerts", headers=headers)
+        assert alert["id"] not in {a["id"] for a in listed.json()["items"]}, who
+    anonymous_cap = await service.client.get(f"/v1/alerts/{alert['id']}/cap.xml")
+    assert anonymous_cap.status_code == 404
+    feed = await service.client.get("/v1/alerts/feed.atom")
+    assert alert["id"] not in feed.text
+
+
+async def test_public_alert_is_seen_by_every_caller_and_its_cap_needs_no_login(
+    service: Service,
+) -> None:
+    alert = await service.raise_alert("MY", sensitivity="public")
+    for headers in (service.auth("PH"), service.auth(None, (Role.ops,), subject="ops-1")):
+        assert (await service.client.get(f"/v1/alerts/{alert['id']}", headers=headers)).is_success
+    assert (await service.client.get(f"/v1/alerts/{alert['id']}")).status_code == 401
+    cap = await service.client.get(f"/v1/alerts/{alert['id']}/cap.xml")
+    assert cap.status_code == 200
+    assert cap.headers["content-type"].startswith("application/cap+xml")
+    bad_token = await service.client.get(
+        f"/v1/alerts/{alert['id']}/cap.xml", headers={"Authorization": "Bearer nonsense"}
+    )
+    assert bad_token.status_code == 401, "a token that is sent must be valid"
+
+
+async def test_making_an_alert_restricted_hides_it_from_outsiders(service: Service) -> None:
+    alert = await service.raise_alert("MY", sensitivity="public")
+    assert (
+        await service.client.get(f"/v1/alerts/{alert['id']}", headers=service.auth("PH"))
+    ).is_success
+    changed = await service.client.post(
+        f"/v1/alerts/{alert['id']}/updates",
+        json={"text": "Names of victims involved", "sensitivity": "restricted"},
+        headers={**service.auth("MY"), "If-Match": '"v1"'},
+    )
+    assert changed.status_code == 200
+    hidden = await service.client.get(f"/v1/alerts/{alert['id']}", headers=service.auth("PH"))
+    assert hidden.status_code == 404
+
+
+async def test_changing_affected_members_changes_who_sees_the_alert(service: Service) -> None:
+    alert = await _restricted(service)
+    changed = await service.client.post(
+        f"/v1/alerts/{alert['id']}/updates",
+        json={"text": "Victims found in PH too", "affected_members": ["PH"]},
+        headers={**service.co_chair(), "If-Match": '"v1"'},
+    )
+    assert changed.status_code == 200
+    for member, status in (("PH", 200), ("TH", 404)):
+        response = await service.client.get(
+            "/v1/alerts", params={"affected_member": "PH"}, headers=service.auth(member)
+        )
+        assert (alert["id"] in {a["id"] for a in response.json()["items"]}) is (status == 200)
+        single = await service.client.get(f"/v1/alerts/{alert['id']}", headers=service.auth(member))
+        assert single.status_code == status, member
+
+
+async def test_list_filters_and_pages_through_visible_alerts(service: Service) -> None:
+    ids = []
+    for _ in range(5):
+        service.clock.advance(seconds=1)
+        ids.append(
+            (await service.raise_alert("VN", severity="Minor", sensitivity="restricted"))["id"]
+        )
+    headers = service.auth("VN")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"page_size": 2, "raised_by_member": "VN", "severity": "Minor"}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await service.client.get("/v1/alerts", params=params, headers=headers)).json()
+        seen.extend(a["id"] for a in page["items"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    assert seen == list(reversed(ids)), "newest first, each once"
+    closed = await service.client.get(
+        "/v1/alerts", params={"open": "false", "raised_by_member": "VN"}, headers=headers
+    )
+    assert closed.json()["items"] == []
+    bad = await service.client.get("/v1/alerts", params={"cursor": "%%%"}, headers=headers)
+    assert bad.status_code == 422
+    too_big = await service.client.get("/v1/alerts", params={"page_size": 10**6}, headers=headers)
+    assert too_big.status_code == 422
+
+
+#: Routes that answer without a bearer token, and what authorises them instead.
+PUBLIC_ROUTES = {
+    ("get", "/healthz"): "health",
+    ("get", "/readyz"): "health",
+    ("get", "/v1/alerts/feed.atom"): "public alerts only",
+    ("get", "/v1/alerts/{alert_id}/acknowledge"): "the signed link token",
+}
+
+
+async def test_every_route_declares_bearer_auth_except_the_explicitly_public_ones(
+    service: Service,
+) -> None:
+    spec = (await service.client.get("/openapi.json")).json()
+    unauthenticated = {
+        (method, path)
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if "security" not in operation
+    }
+    assert unauthenticated == set(PUBLIC_ROUTES)
+
+
+async def test_withdraw_and_reopen_accept_a_request_without_body(service: Service) -> None:
+    alert = await service.raise_alert("MY")
+    url = f"/v1/alerts/{alert['id']}"
+    withdrawn = await service.client.post(f"{url}/withdraw", headers=service.auth("MY"))
+    assert withdrawn.status_code == 200, withdrawn.text
+    reopened = await service.client.post(f"{url}/reopen", headers=service.auth("MY"))
+    assert reopened.status_code == 200, reopened.text
+    escalated = await service.client.post(f"{url}/escalate", headers=service.co_chair())
+    assert escalated.json()["escalation_level"] == 1
