@@ -38,7 +38,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obj
     log_path = data_dir / "up.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "BALI_LOG_LEVEL": "INFO"}
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "BALI_LOG_LEVEL": "INFO"},
         )
         try:
             _wait_for_welcome(log_path, process)
