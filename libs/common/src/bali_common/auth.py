@@ -393,6 +393,22 @@ async def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
+async def get_optional_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+) -> Principal | None:
+    """The caller if a token came (it must then be valid), None for an anonymous call.
+
+    Only public documents and signed links may accept anonymous callers.
+    """
+    if credentials is None and not request.headers.get("Authorization"):
+        return None
+    return await get_principal(request, credentials)
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(get_optional_principal)]
+
+
 def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """Dependency factory: the principal if it holds any of `roles` (admin always passes).
 

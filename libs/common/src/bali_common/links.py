@@ -22,6 +22,10 @@ class InvalidLinkToken(ValueError):
     """Tampered, expired, malformed or meant for another purpose."""
 
 
+class ExpiredLinkToken(InvalidLinkToken):
+    """Genuine but past its expiry: the user needs another way in, not a security warning."""
+
+
 class LinkClaims(BaseModel):
     purpose: str
     subject: str
@@ -76,5 +80,5 @@ def verify_link_token(secret: SecretStr, token: str, *, purpose: str, now: datet
     if claims.purpose != purpose:
         raise InvalidLinkToken("token is for another purpose")
     if now.timestamp() >= claims.expires_at:
-        raise InvalidLinkToken("token expired")
+        raise ExpiredLinkToken("token expired")
     return claims

@@ -7,15 +7,13 @@ from typing import Annotated
 
 from bali_common.auth import (
     CurrentPrincipal,
+    OptionalPrincipal,
     Principal,
     Role,
-    bearer_scheme,
-    get_principal,
     require_roles,
 )
 from bali_common.deps import RuntimeDep, SessionDep
-from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi import Depends, Request
 
 from bali_consultation.metrics import ResponseMetrics
 from bali_consultation.service import Clock
@@ -58,17 +56,6 @@ def get_response_metrics(request: Request) -> ResponseMetrics:
     return metrics
 
 
-async def optional_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-) -> Principal | None:
-    """The caller if a bearer token came (and it must then be valid); None for anonymous calls,
-    which only public documents and signed links accept."""
-    if credentials is None and not request.headers.get("Authorization"):
-        return None
-    return await get_principal(request, credentials)
-
-
 def client_source(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -76,7 +63,6 @@ def client_source(request: Request) -> str | None:
 Now = Annotated[datetime, Depends(current_time)]
 SettingsDep = Annotated[ConsultationSettings, Depends(get_settings)]
 MetricsDep = Annotated[ResponseMetrics, Depends(get_response_metrics)]
-OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 ClientSource = Annotated[str | None, Depends(client_source)]
 #: Any member may raise; co-chairs are members too.
 Raiser = Annotated[Principal, Depends(require_roles(Role.member, Role.co_chair))]

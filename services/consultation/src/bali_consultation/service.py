@@ -40,7 +40,7 @@ from bali_common.events.shared import Actor
 from bali_common.http.audit import record_audit
 from bali_common.http.concurrency import check_version
 from bali_common.http.pagination import PageRequest, encode_cursor
-from bali_common.links import InvalidLinkToken, LinkClaims, verify_link_token
+from bali_common.links import ExpiredLinkToken, InvalidLinkToken, LinkClaims, verify_link_token
 from bali_common.messaging.outbox import stage_event
 from bali_common.problems import FieldProblem, ProblemError, field_error
 from pydantic import BaseModel
@@ -1149,14 +1149,14 @@ def verify_ack_link(
         claims = verify_link_token(
             settings.link_signing_secret, token, purpose=ACK_LINK_PURPOSE, now=now
         )
-    except InvalidLinkToken as error:
-        if str(error) == "token expired":
-            raise ProblemError(
-                410,
-                "Link expired",
-                "This acknowledge link has expired. Acknowledge the alert from the platform.",
-                slug="link-expired",
-            ) from None
+    except ExpiredLinkToken:
+        raise ProblemError(
+            410,
+            "Link expired",
+            "This acknowledge link has expired. Acknowledge the alert from the platform.",
+            slug="link-expired",
+        ) from None
+    except InvalidLinkToken:
         raise _invalid_link() from None
     if claims.subject != alert_id:
         raise _invalid_link()

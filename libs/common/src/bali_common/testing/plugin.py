@@ -230,13 +230,18 @@ async def read_topic(
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In the PostgreSQL pass, run only the tests that use a database."""
+    """In the PostgreSQL pass, run only the tests that use a database or the broker.
+
+    Module-scoped service fixtures reach the database through `kafka_bootstrap` too,
+    so either fixture in a test's closure selects it.
+    """
     if not os.environ.get("BALI_TEST_DATABASE_ONLY"):
         return
     selected: list[pytest.Item] = []
     deselected: list[pytest.Item] = []
     for item in items:
-        uses_database = "databases" in getattr(item, "fixturenames", ())
+        closure = set(getattr(item, "fixturenames", ()))
+        uses_database = bool(closure & {"databases", "kafka_bootstrap"})
         (selected if uses_database else deselected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
