@@ -2,20 +2,79 @@
 
 from __future__ import annotations
 
-from bali_common.runtime import ServiceDefinition, build_app
+from bali_common.events import Stream
+from bali_common.http.audit import AuditRecord
+from bali_common.http.idempotency import IdempotencyRecord
+from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app, runtime_of
 from fastapi import FastAPI
 
+from bali_notifications.consumers import (
+    activities_subscription,
+    alerts_subscription,
+    members_subscription,
+)
+from bali_notifications.deps import Notifications
+from bali_notifications.dispatcher import Dispatcher
+from bali_notifications.hub import NotificationHub
+from bali_notifications.metrics import NotificationMetrics
+from bali_notifications.models import TABLES
+from bali_notifications.routes import deliveries_router, inbox_router, subscriptions_router
 from bali_notifications.settings import NotificationsSettings
+from bali_notifications.ssrf import EgressGuard, Resolver
 
 
-def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
-    return build_app(
+def create_app(
+    settings: NotificationsSettings | None = None, *, resolver: Resolver | None = None
+) -> FastAPI:
+    """`resolver` replaces the system DNS resolver (tests of DNS rebinding only)."""
+    settings = settings or NotificationsSettings()
+    hub = NotificationHub()
+    guard = EgressGuard(settings.webhook_allow_list, resolver)
+
+    async def deliver_notifications(_runtime: ServiceRuntime) -> None:
+        await dispatcher.run()
+
+    async def send_daily_digests(_runtime: ServiceRuntime) -> None:
+        await dispatcher.run_digests()
+
+    app = build_app(
         ServiceDefinition(
             name="notifications",
             title="Bali Process Notifications API",
-            description="Delivers alert and activity events to the people who must act: email, signed webhooks and an in-app inbox.",
-            tables=[],
-            routers=[],
+            description=(
+                "Delivers alert and activity events to the people who must act: email, "
+                "signed webhooks and an in-app inbox."
+            ),
+            tables=[
+                *TABLES,
+                IdempotencyRecord.__table__,  # type: ignore[attr-defined]
+                AuditRecord.__table__,  # type: ignore[attr-defined]
+            ],
+            routers=[subscriptions_router, deliveries_router, inbox_router],
+            publishes=[Stream.notifications],
+            subscriptions=[
+                members_subscription(),
+                alerts_subscription(hub),
+                activities_subscription(hub),
+            ],
+            background=[deliver_notifications, send_daily_digests],
+            openapi_tags=[
+                {"name": "subscriptions", "description": "Who wants which events, and how"},
+                {"name": "deliveries", "description": "Every notification and its attempts"},
+                {"name": "inbox", "description": "In-app notifications and their live stream"},
+            ],
         ),
-        settings or NotificationsSettings(),
+        settings,
     )
+    runtime = runtime_of(app)
+    dispatcher = Dispatcher(
+        settings=settings,
+        sessions=runtime.sessions,
+        hub=hub,
+        metrics=NotificationMetrics(runtime.metrics.registry),
+        guard=guard,
+    )
+    app.state.notifications = Notifications(
+        settings=settings, hub=hub, guard=guard, dispatcher=dispatcher
+    )
+    return app

@@ -3,8 +3,85 @@
 from __future__ import annotations
 
 from bali_common.settings import CommonSettings
+from pydantic import Field, SecretStr, field_validator
 
 
 class NotificationsSettings(CommonSettings):
     service_name: str = "notifications"
     port: int = 8003
+
+    # Links in emails
+    consultation_public_url: str = Field(
+        default="http://127.0.0.1:8002",
+        description="Where users reach the consultation service (one-click acknowledge links)",
+    )
+    acknowledge_link_ttl_s: int = Field(default=86_400, ge=60)
+
+    # Email over SMTP
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_starttls: bool = Field(default=False, description="Require STARTTLS after connecting")
+    smtp_implicit_tls: bool = Field(default=False, description="TLS from the first byte (465)")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_s: float = 15.0
+    email_from: str = "Bali Process Notifications <notifications@bali-process.example>"
+
+    # Webhooks (Standard Webhooks)
+    webhook_timeout_s: float = Field(
+        default=15.0, description="Whole request, connect to last byte (Standard Webhooks: 15 s)"
+    )
+    webhook_allow_list: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Destinations exempt from the https-only and public-address rules: 'host:port' "
+            "entries or CIDR blocks. Empty in production unless receivers are internal."
+        ),
+    )
+    webhook_secret_rotation_overlap_s: int = Field(
+        default=86_400, description="How long a rotated-out secret still signs, beside the new one"
+    )
+    webhook_max_response_bytes: int = 65_536
+    webhook_ca_file: str | None = Field(
+        default=None,
+        description="PEM bundle trusted for receivers' certificates instead of the default CAs",
+    )
+
+    # Retries of email and webhook deliveries
+    delivery_retry_schedule_s: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1_800.0, 7_200.0, 18_000.0, 36_000.0, 36_000.0],
+        description=(
+            "Delay before each retry after a failed attempt (8 attempts over about 27 h); "
+            "after the last the delivery is dead-lettered"
+        ),
+    )
+    delivery_retry_jitter: float = Field(default=0.2, ge=0, lt=1, description="+/- fraction")
+    retry_after_max_s: int = Field(default=86_400, description="Cap on a receiver's Retry-After")
+    operator_warning_after_failures: int = Field(
+        default=3, ge=1, description="Failed attempts of an Extreme-alert delivery that warn ops"
+    )
+
+    # Dispatcher and digests
+    dispatch_in_background: bool = Field(
+        default=True,
+        description="Run the delivery loop; tests that drive the clock turn it off",
+    )
+    dispatch_poll_interval_s: float = 1.0
+    dispatch_batch_size: int = 50
+    dispatch_concurrency: int = Field(default=20, ge=1, description="Sends in flight at once")
+    dispatch_claim_seconds: float = Field(
+        default=60.0, description="Lease on claimed deliveries; longer than any one send"
+    )
+    digest_check_interval_s: float = 300.0
+
+    # Inbox live stream
+    inbox_stream_heartbeat_s: float = Field(
+        default=15.0, description="Keep-alive comment interval; also the cross-replica poll"
+    )
+
+    @field_validator("delivery_retry_schedule_s")
+    @classmethod
+    def _schedule_is_positive(cls, value: list[float]) -> list[float]:
+        if any(delay <= 0 for delay in value):
+            raise ValueError("retry delays must be positive")
+        return value

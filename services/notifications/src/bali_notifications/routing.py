@@ -1,0 +1,214 @@
+"""Who must hear of an event: the routing rules for alerts and the matching of subscriptions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from bali_common.catalogue import load_strategy
+from bali_common.events.activities import ActivityEvent
+from bali_common.events.alerts import AlertEscalated, AlertEvent, AlertStatus, Sensitivity
+from bali_common.events.members import FocalPointRole
+from bali_common.events.notifications import Channel
+
+from bali_notifications.models import DeliveryReason, DigestMode, MemberEntry, Subscription
+
+#: The Consultation Mechanism is strategy item 11: every alert belongs to it.
+CONSULTATION_ITEM = 11
+#: Only an alert nobody has acknowledged yet needs the one-click acknowledge link.
+_UNACKNOWLEDGED = {AlertStatus.raised, AlertStatus.escalated}
+# When one person is reached for several reasons, the strongest one names the delivery.
+_REASON_RANK = {
+    DeliveryReason.co_chair: 0,
+    DeliveryReason.senior_official: 1,
+    DeliveryReason.affected_member: 2,
+    DeliveryReason.subscription: 3,
+}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    channel: Channel
+    address: str  # email address, webhook subscription id, or inbox owner
+    member_id: str | None
+    reason: DeliveryReason
+    subscription_id: str | None = None
+    acknowledge_link: bool = False
+    digest: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.channel.value, self.address)
+
+
+class RecipientPlan:
+    """Recipients of one event, one per (channel, address): the unit a delivery row stands for."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str], Recipient] = {}
+
+    def add(self, recipient: Recipient) -> None:
+        current = self._by_key.get(recipient.key)
+        if current is None:
+            self._by_key[recipient.key] = recipient
+            return
+        stronger = min(current, recipient, key=lambda r: _REASON_RANK[r.reason])
+        self._by_key[recipient.key] = replace(
+            stronger,
+            acknowledge_link=current.acknowledge_link or recipient.acknowledge_link,
+            # A rule recipient is never held back for a digest.
+            digest=current.digest and recipient.digest,
+        )
+
+    def recipients(self) -> list[Recipient]:
+        return list(self._by_key.values())
+
+
+@dataclass(frozen=True)
+class EventFacts:
+    """What subscription filters look at, taken from an event."""
+
+    event_type: str
+    severity: str | None
+    item_numbers: frozenset[int]
+    area_numbers: frozenset[int]
+    member_ids: frozenset[str]
+    #: Members allowed to learn of the event through subscriptions; None when public.
+    audience: frozenset[str] | None = None
+    is_activity: bool = False
+
+
+def alert_facts(event_type: str, event: AlertEvent, co_chairs: Iterable[str]) -> EventFacts:
+    alert = event.alert
+    area = load_strategy().area_of_item(CONSULTATION_ITEM).number
+    involved = frozenset({alert.raised_by_member, *alert.affected_members})
+    audience = None
+    if alert.sensitivity is Sensitivity.restricted:
+        audience = involved | frozenset(co_chairs)
+    return EventFacts(
+        event_type=event_type,
+        severity=alert.severity.value,
+        item_numbers=frozenset({CONSULTATION_ITEM}),
+        area_numbers=frozenset({area}),
+        member_ids=involved,
+        audience=audience,
+    )
+
+
+def activity_facts(event_type: str, event: ActivityEvent) -> EventFacts:
+    activity = event.activity
+    return EventFacts(
+        event_type=event_type,
+        severity=None,
+        item_numbers=frozenset(activity.item_numbers),
+        area_numbers=frozenset(activity.area_numbers),
+        member_ids=frozenset({activity.lead_member, *activity.participating_members}),
+        is_activity=True,
+    )
+
+
+def _type_matches(patterns: Sequence[str], event_type: str) -> bool:
+    if not patterns:
+        return True
+    return any(
+        pattern == event_type or (pattern.endswith(".*") and event_type.startswith(pattern[:-1]))
+        for pattern in patterns
+    )
+
+
+def subscription_matches(subscription: Subscription, facts: EventFacts) -> bool:
+    """Every non-empty filter must match; severity filters only events that have a severity."""
+    if not subscription.enabled or subscription.deleted_at is not None:
+        return False
+    if facts.audience is not None and subscription.member_id not in facts.audience:
+        return False
+    if not _type_matches(subscription.event_types, facts.event_type):
+        return False
+    severity = facts.severity
+    if subscription.severities and severity is not None and severity not in subscription.severities:
+        return False
+    if subscription.area_numbers or subscription.item_numbers:
+        by_area = bool(facts.area_numbers.intersection(subscription.area_numbers))
+        by_item = bool(facts.item_numbers.intersection(subscription.item_numbers))
+        if not (by_area or by_item):
+            return False
+    return not subscription.member_ids or bool(
+        facts.member_ids.intersection(subscription.member_ids)
+    )
+
+
+def subscription_recipient(subscription: Subscription, facts: EventFacts) -> Recipient:
+    channel = Channel(subscription.channel)
+    if channel is Channel.email:
+        address = (subscription.email or "").lower()
+    elif channel is Channel.webhook:
+        address = subscription.id
+    else:
+        address = f"user:{subscription.created_by}"
+    return Recipient(
+        channel=channel,
+        address=address,
+        member_id=subscription.member_id,
+        reason=DeliveryReason.subscription,
+        subscription_id=subscription.id,
+        digest=facts.is_activity and subscription.digest == DigestMode.daily.value,
+    )
+
+
+def _focal_point_emails(member: MemberEntry, role: FocalPointRole) -> list[str]:
+    return [
+        str(point["email"]).lower()
+        for point in member.focal_points
+        if point.get("active", True) and point.get("role", FocalPointRole.focal_point) == role
+    ]
+
+
+def rule_recipients(event: AlertEvent, members: Sequence[MemberEntry]) -> list[Recipient]:
+    """Co-chairs hear of every alert, affected members of theirs, senior officials on escalation."""
+    alert = event.alert
+    by_id = {member.member_id: member for member in members if member.active}
+    co_chairs = [member for member in by_id.values() if member.is_co_chair]
+    with_link = alert.status in _UNACKNOWLEDGED
+    recipients: list[Recipient] = []
+    for member in co_chairs:
+        recipients += [
+            Recipient(
+                Channel.email,
+                email,
+                member.member_id,
+                DeliveryReason.co_chair,
+                acknowledge_link=with_link,
+            )
+            for email in _focal_point_emails(member, FocalPointRole.focal_point)
+        ]
+        recipients.append(
+            Recipient(
+                Channel.inbox,
+                f"member:{member.member_id}",
+                member.member_id,
+                DeliveryReason.co_chair,
+            )
+        )
+    for member_id in alert.affected_members:
+        affected = by_id.get(member_id)
+        if affected is None:
+            continue
+        recipients += [
+            Recipient(Channel.email, email, affected.member_id, DeliveryReason.affected_member)
+            for email in _focal_point_emails(affected, FocalPointRole.focal_point)
+        ]
+        recipients.append(
+            Recipient(
+                Channel.inbox,
+                f"member:{affected.member_id}",
+                affected.member_id,
+                DeliveryReason.affected_member,
+            )
+        )
+    if isinstance(event, AlertEscalated) and event.notify_senior_officials:
+        for member in co_chairs:
+            recipients += [
+                Recipient(Channel.email, email, member.member_id, DeliveryReason.senior_official)
+                for email in _focal_point_emails(member, FocalPointRole.senior_official)
+            ]
+    return recipients

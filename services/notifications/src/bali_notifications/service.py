@@ -1,0 +1,667 @@
+"""Use cases of the notifications service: planning deliveries, subscriptions, deliveries, inbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bali_common.auth import Principal, Role
+from bali_common.db import as_utc, utcnow
+from bali_common.events import CloudEvent
+from bali_common.events.activities import ActivityEvent
+from bali_common.events.alerts import AlertEvent
+from bali_common.events.members import MemberSnapshot
+from bali_common.events.notifications import Channel
+from bali_common.http.audit import record_audit
+from bali_common.http.concurrency import check_version
+from bali_common.http.pagination import Page, PageRequest, next_cursor
+from bali_common.problems import ProblemError, field_error
+from sqlalchemy import and_, func, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bali_notifications import routing
+from bali_notifications.models import (
+    REPLAYABLE_STATUSES,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryAttemptPublic,
+    DeliveryDetail,
+    DeliveryPublic,
+    DeliveryStatus,
+    InboxItem,
+    InboxItemPublic,
+    InboxPage,
+    MemberEntry,
+    SecretRotated,
+    SourceEvent,
+    Subscription,
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionPublic,
+    SubscriptionUpdate,
+)
+from bali_notifications.signing import new_secret
+from bali_notifications.ssrf import BlockedDestination, EgressGuard
+
+# --- members projection -------------------------------------------------------------------
+
+
+async def apply_member_snapshot(*, session: AsyncSession, snapshot: MemberSnapshot) -> bool:
+    """Upsert the member; an older or repeated version (reordering, redelivery) changes nothing."""
+    entry = await session.get(MemberEntry, snapshot.member_id, with_for_update=True)
+    if entry is not None and entry.version >= snapshot.version:
+        return False
+    entry = entry or MemberEntry(
+        member_id=snapshot.member_id, name=snapshot.name, kind=snapshot.kind, version=0
+    )
+    entry.name = snapshot.name
+    entry.kind = snapshot.kind.value
+    entry.is_co_chair = snapshot.is_co_chair
+    entry.active = snapshot.active
+    entry.version = snapshot.version
+    entry.focal_points = [point.model_dump(mode="json") for point in snapshot.focal_points]
+    entry.updated_at = utcnow()
+    session.add(entry)
+    return True
+
+
+# --- planning (consumers; never commits, never does network I/O) ---------------------------
+
+
+async def plan_alert_notifications(
+    *, session: AsyncSession, event: CloudEvent, payload: AlertEvent
+) -> int:
+    """Rule recipients plus matching subscriptions, one delivery row each; returns rows added."""
+    members = list((await session.exec(select(MemberEntry))).all())
+    co_chairs = [m.member_id for m in members if m.is_co_chair and m.active]
+    facts = routing.alert_facts(event.type, payload, co_chairs)
+    plan = routing.RecipientPlan()
+    for recipient in routing.rule_recipients(payload, members):
+        plan.add(recipient)
+    await _add_subscribers(session, plan, facts)
+    alert = payload.alert
+    return await _store_plan(
+        session, event, plan, alert_id=alert.alert_id, severity=alert.severity.value
+    )
+
+
+async def plan_activity_notifications(
+    *, session: AsyncSession, event: CloudEvent, payload: ActivityEvent
+) -> int:
+    """Activities reach subscribers only; daily-digest subscribers get them queued."""
+    plan = routing.RecipientPlan()
+    await _add_subscribers(session, plan, routing.activity_facts(event.type, payload))
+    return await _store_plan(session, event, plan, alert_id=None, severity=None)
+
+
+async def _add_subscribers(
+    session: AsyncSession, plan: routing.RecipientPlan, facts: routing.EventFacts
+) -> None:
+    subscriptions = await session.exec(
+        select(Subscription).where(
+            col(Subscription.deleted_at).is_(None), col(Subscription.enabled).is_(True)
+        )
+    )
+    for subscription in subscriptions:
+        if routing.subscription_matches(subscription, facts):
+            plan.add(routing.subscription_recipient(subscription, facts))
+
+
+async def _store_plan(
+    session: AsyncSession,
+    event: CloudEvent,
+    plan: routing.RecipientPlan,
+    *,
+    alert_id: str | None,
+    severity: str | None,
+) -> int:
+    recipients = plan.recipients()
+    if not recipients:
+        return 0
+    event_id = str(event.id)
+    if await session.get(SourceEvent, event_id) is None:
+        session.add(
+            SourceEvent(
+                event_id=event_id,
+                event_type=event.type,
+                event_version=event.version,
+                subject=event.subject,
+                occurred_at=event.time,
+                data=event.data,
+            )
+        )
+    # The unique (event, recipient, channel) key backs this up should two planners race.
+    existing = {
+        (channel, recipient)
+        for channel, recipient in (
+            await session.exec(
+                select(Delivery.channel, Delivery.recipient).where(
+                    Delivery.source_event_id == event_id
+                )
+            )
+        ).all()
+    }
+    now = utcnow()
+    added = 0
+    for recipient in recipients:
+        if recipient.key in existing:
+            continue
+        session.add(
+            Delivery(
+                source_event_id=event_id,
+                event_type=event.type,
+                channel=recipient.channel.value,
+                recipient=recipient.address,
+                member_id=recipient.member_id,
+                subscription_id=recipient.subscription_id,
+                alert_id=alert_id,
+                severity=severity,
+                reason=recipient.reason.value,
+                acknowledge_link=recipient.acknowledge_link,
+                status=(
+                    DeliveryStatus.queued_for_digest.value
+                    if recipient.digest
+                    else DeliveryStatus.pending.value
+                ),
+                next_attempt_at=None if recipient.digest else now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        added += 1
+    return added
+
+
+# --- subscriptions ------------------------------------------------------------------------
+
+
+def _owner_member(principal: Principal, requested: str | None) -> str | None:
+    """A member manages its own subscriptions; only administrators may name another owner."""
+    if principal.is_admin:
+        return requested if requested is not None else principal.member_id
+    if principal.member_id is None:
+        raise ProblemError(
+            403, "Forbidden", "Subscriptions belong to a member; this token names none."
+        )
+    if requested is not None and requested != principal.member_id:
+        raise field_error(
+            "body.member_id", "only administrators may subscribe for another member", status=403
+        )
+    return principal.member_id
+
+
+async def _checked_url(guard: EgressGuard, url: str) -> str:
+    try:
+        return (await guard.check(url)).url
+    except BlockedDestination as error:
+        raise field_error("body.url", str(error)) from error
+
+
+def _check_channel_target(channel: Channel, email: str | None, url: str | None) -> None:
+    if channel is Channel.email:
+        if not email:
+            raise field_error("body.email", "required for the email channel")
+        if url is not None:
+            raise field_error("body.url", "only webhook subscriptions have a URL")
+    elif channel is Channel.webhook:
+        if not url:
+            raise field_error("body.url", "required for the webhook channel")
+        if email is not None:
+            raise field_error("body.email", "only email subscriptions have an address")
+    elif email is not None or url is not None:
+        raise field_error("body.channel", "inbox subscriptions take neither email nor url")
+
+
+def subscription_public(subscription: Subscription) -> SubscriptionPublic:
+    return SubscriptionPublic.model_validate(subscription, from_attributes=True)
+
+
+async def create_subscription(
+    *,
+    session: AsyncSession,
+    sub_in: SubscriptionCreate,
+    principal: Principal,
+    guard: EgressGuard,
+) -> SubscriptionCreated:
+    owner = _owner_member(principal, sub_in.member_id)
+    _check_channel_target(sub_in.channel, sub_in.email, sub_in.url)
+    url = await _checked_url(guard, sub_in.url) if sub_in.url else None
+    secret = new_secret() if sub_in.channel is Channel.webhook else None
+    now = utcnow()
+    subscription = Subscription(
+        member_id=owner,
+        created_by=principal.subject,
+        name=sub_in.name,
+        channel=sub_in.channel.value,
+        email=sub_in.email.lower() if sub_in.email else None,
+        url=url,
+        digest=sub_in.digest.value,
+        event_types=list(sub_in.event_types),
+        severities=[severity.value for severity in sub_in.severities],
+        area_numbers=sorted(set(sub_in.area_numbers)),
+        item_numbers=sorted(set(sub_in.item_numbers)),
+        member_ids=sorted(set(sub_in.member_ids)),
+        secrets=[{"secret": secret, "expires_at": None}] if secret else [],
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(subscription)
+    record_audit(
+        session,
+        principal=principal,
+        action="subscription.create",
+        resource_type="subscription",
+        resource_id=subscription.id,
+        details={"channel": subscription.channel, "member_id": owner},
+    )
+    await session.commit()
+    public = subscription_public(subscription)
+    return SubscriptionCreated(**public.model_dump(), secret=secret)
+
+
+def _visible_subscriptions(principal: Principal) -> Any:
+    condition = col(Subscription.deleted_at).is_(None)
+    if principal.is_admin:
+        return condition
+    return and_(condition, col(Subscription.member_id) == principal.member_id)
+
+
+async def list_subscriptions(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    page: PageRequest,
+    channel: Channel | None,
+    member_id: str | None,
+) -> Page[SubscriptionPublic]:
+    if principal.member_id is None and not principal.is_admin:
+        return Page(items=[])
+    query = select(Subscription).where(_visible_subscriptions(principal))
+    if channel is not None:
+        query = query.where(Subscription.channel == channel.value)
+    if member_id is not None:
+        query = query.where(Subscription.member_id == member_id)
+    if page.cursor:
+        after_time, after_id = _cursor_pair(page.cursor)
+        query = query.where(
+            or_(
+                col(Subscription.created_at) > after_time,
+                and_(col(Subscription.created_at) == after_time, col(Subscription.id) > after_id),
+            )
+        )
+    query = query.order_by(col(Subscription.created_at), col(Subscription.id)).limit(
+        page.page_size + 1
+    )
+    rows = list((await session.exec(query)).all())
+    return Page(
+        items=[subscription_public(row) for row in rows[: page.page_size]],
+        next_cursor=next_cursor(
+            rows, page.page_size, lambda r: [as_utc(r.created_at).isoformat(), r.id]
+        ),
+    )
+
+
+async def get_subscription(
+    *,
+    session: AsyncSession,
+    subscription_id: str,
+    principal: Principal,
+    for_update: bool = False,
+) -> Subscription:
+    """The subscription if the caller may see it; 404 alike for others' and missing ones."""
+    subscription = await session.get(Subscription, subscription_id, with_for_update=for_update)
+    visible = subscription is not None and subscription.deleted_at is None
+    if visible and not principal.is_admin:
+        visible = principal.member_id is not None and subscription.member_id == principal.member_id  # type: ignore[union-attr]
+    if not visible:
+        raise ProblemError(404, "Not Found", f"No subscription {subscription_id}.")
+    assert subscription is not None
+    return subscription
+
+
+async def update_subscription(
+    *,
+    session: AsyncSession,
+    subscription_id: str,
+    changes: SubscriptionUpdate,
+    if_match: str | None,
+    principal: Principal,
+    guard: EgressGuard,
+) -> Subscription:
+    # The URL is checked (DNS) before the row is locked: no lock is held across network I/O.
+    url = await _checked_url(guard, changes.url) if changes.url else None
+    subscription = await get_subscription(
+        session=session, subscription_id=subscription_id, principal=principal, for_update=True
+    )
+    check_version(subscription.version, if_match)
+    given = changes.model_dump(exclude_unset=True)
+    if "email" in given or "url" in given:
+        _check_channel_target(
+            Channel(subscription.channel),
+            changes.email if "email" in given else subscription.email,
+            url if "url" in given else subscription.url,
+        )
+    if "name" in given and changes.name is not None:
+        subscription.name = changes.name
+    if "email" in given:
+        subscription.email = changes.email.lower() if changes.email else None
+    if "url" in given:
+        subscription.url = url
+    if changes.digest is not None:
+        subscription.digest = changes.digest.value
+    for name in ("event_types", "area_numbers", "item_numbers", "member_ids"):
+        value = getattr(changes, name)
+        if value is not None:
+            setattr(subscription, name, sorted(set(value)) if name != "event_types" else value)
+    if changes.severities is not None:
+        subscription.severities = [severity.value for severity in changes.severities]
+    if changes.enabled is not None and changes.enabled != subscription.enabled:
+        subscription.enabled = changes.enabled
+        subscription.disabled_at = None if changes.enabled else utcnow()
+        subscription.disabled_reason = (
+            None if changes.enabled else f"disabled by {principal.subject}"
+        )
+    subscription.version += 1
+    subscription.updated_at = utcnow()
+    session.add(subscription)
+    record_audit(
+        session,
+        principal=principal,
+        action="subscription.update",
+        resource_type="subscription",
+        resource_id=subscription.id,
+        details={"fields": sorted(given)},
+    )
+    await session.commit()
+    return subscription
+
+
+async def delete_subscription(
+    *, session: AsyncSession, subscription_id: str, principal: Principal
+) -> None:
+    """Soft delete: delivery history keeps pointing at it; nothing more is planned or sent."""
+    subscription = await get_subscription(
+        session=session, subscription_id=subscription_id, principal=principal, for_update=True
+    )
+    now = utcnow()
+    subscription.deleted_at = now
+    subscription.enabled = False
+    subscription.secrets = []
+    subscription.version += 1
+    subscription.updated_at = now
+    session.add(subscription)
+    record_audit(
+        session,
+        principal=principal,
+        action="subscription.delete",
+        resource_type="subscription",
+        resource_id=subscription.id,
+    )
+    await session.commit()
+
+
+def active_secrets(subscription: Subscription, now: datetime) -> list[str]:
+    """Secrets that still sign: the current one, and a rotated-out one until it expires."""
+    return [
+        str(entry["secret"])
+        for entry in subscription.secrets
+        if entry.get("expires_at") is None or datetime.fromisoformat(str(entry["expires_at"])) > now
+    ]
+
+
+async def rotate_secret(
+    *,
+    session: AsyncSession,
+    subscription_id: str,
+    principal: Principal,
+    overlap: timedelta,
+) -> SecretRotated:
+    subscription = await get_subscription(
+        session=session, subscription_id=subscription_id, principal=principal, for_update=True
+    )
+    if subscription.channel != Channel.webhook.value:
+        raise ProblemError(409, "Conflict", "Only webhook subscriptions have a signing secret.")
+    now = utcnow()
+    expires_at = now + overlap
+    kept = [
+        {"secret": secret, "expires_at": expires_at.isoformat()}
+        for secret in active_secrets(subscription, now)
+    ]
+    secret = new_secret()
+    # Keep at most one previous secret: two signatures per request during a rotation.
+    subscription.secrets = [*kept[-1:], {"secret": secret, "expires_at": None}]
+    subscription.version += 1
+    subscription.updated_at = now
+    session.add(subscription)
+    record_audit(
+        session,
+        principal=principal,
+        action="subscription.rotate_secret",
+        resource_type="subscription",
+        resource_id=subscription.id,
+    )
+    await session.commit()
+    return SecretRotated(secret=secret, previous_secret_expires_at=expires_at if kept else None)
+
+
+# --- deliveries ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryFilters:
+    status: DeliveryStatus | None = None
+    channel: Channel | None = None
+    alert_id: str | None = None
+    event_type: str | None = None
+    member_id: str | None = None
+    subscription_id: str | None = None
+    operator_warning: bool | None = None
+
+
+def _sees_all_deliveries(principal: Principal) -> bool:
+    return principal.allows(Role.ops)
+
+
+def _visible_deliveries(principal: Principal) -> Any:
+    own_inbox = col(Delivery.recipient) == f"user:{principal.subject}"
+    if principal.member_id is None:
+        return own_inbox
+    return or_(col(Delivery.member_id) == principal.member_id, own_inbox)
+
+
+def delivery_public(delivery: Delivery) -> DeliveryPublic:
+    return DeliveryPublic.model_validate(delivery, from_attributes=True)
+
+
+async def list_deliveries(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    page: PageRequest,
+    filters: DeliveryFilters,
+) -> Page[DeliveryPublic]:
+    query = select(Delivery)
+    if not _sees_all_deliveries(principal):
+        query = query.where(_visible_deliveries(principal))
+    exact = {
+        "status": filters.status.value if filters.status else None,
+        "channel": filters.channel.value if filters.channel else None,
+        "alert_id": filters.alert_id,
+        "event_type": filters.event_type,
+        "member_id": filters.member_id,
+        "subscription_id": filters.subscription_id,
+        "operator_warning": filters.operator_warning,
+    }
+    for name, value in exact.items():
+        if value is not None:
+            query = query.where(getattr(Delivery, name) == value)
+    if page.cursor:
+        before_time, before_id = _cursor_pair(page.cursor)
+        query = query.where(
+            or_(
+                col(Delivery.created_at) < before_time,
+                and_(col(Delivery.created_at) == before_time, col(Delivery.id) < before_id),
+            )
+        )
+    query = query.order_by(col(Delivery.created_at).desc(), col(Delivery.id).desc()).limit(
+        page.page_size + 1
+    )
+    rows = list((await session.exec(query)).all())
+    return Page(
+        items=[delivery_public(row) for row in rows[: page.page_size]],
+        next_cursor=next_cursor(
+            rows, page.page_size, lambda r: [as_utc(r.created_at).isoformat(), r.id]
+        ),
+    )
+
+
+async def _visible_delivery(
+    session: AsyncSession, delivery_id: str, principal: Principal, *, for_update: bool = False
+) -> Delivery:
+    delivery = await session.get(Delivery, delivery_id, with_for_update=for_update)
+    visible = delivery is not None and (
+        _sees_all_deliveries(principal)
+        or (principal.member_id is not None and delivery.member_id == principal.member_id)
+        or delivery.recipient == f"user:{principal.subject}"
+    )
+    if not visible:
+        raise ProblemError(404, "Not Found", f"No delivery {delivery_id}.")
+    assert delivery is not None
+    return delivery
+
+
+async def get_delivery(
+    *, session: AsyncSession, delivery_id: str, principal: Principal
+) -> DeliveryDetail:
+    delivery = await _visible_delivery(session, delivery_id, principal)
+    attempts = await session.exec(
+        select(DeliveryAttempt)
+        .where(DeliveryAttempt.delivery_id == delivery.id)
+        .order_by(col(DeliveryAttempt.number))
+    )
+    return DeliveryDetail(
+        **delivery_public(delivery).model_dump(),
+        attempts=[DeliveryAttemptPublic.model_validate(a) for a in attempts],
+    )
+
+
+async def replay_delivery(
+    *, session: AsyncSession, delivery_id: str, principal: Principal
+) -> DeliveryPublic:
+    """Due again now with a fresh retry budget; the history of earlier attempts stays."""
+    delivery = await _visible_delivery(session, delivery_id, principal, for_update=True)
+    now = utcnow()
+    claimed = delivery.claimed_until is not None and as_utc(delivery.claimed_until) > now
+    if delivery.status not in REPLAYABLE_STATUSES or claimed:
+        raise ProblemError(
+            409,
+            "Conflict",
+            f"Delivery {delivery_id} is {delivery.status}; only failed, exhausted or retrying "
+            "deliveries that are not being sent right now can be replayed.",
+        )
+    if delivery.subscription_id is not None:
+        subscription = await session.get(Subscription, delivery.subscription_id)
+        if subscription is None or subscription.deleted_at is not None:
+            raise ProblemError(409, "Conflict", "The subscription of this delivery was deleted.")
+        if not subscription.enabled:
+            raise ProblemError(
+                409,
+                "Conflict",
+                f"The endpoint is disabled ({subscription.disabled_reason}); re-enable the "
+                "subscription first (PATCH with enabled: true).",
+            )
+    delivery.status = DeliveryStatus.pending.value
+    delivery.attempts_in_round = 0
+    delivery.next_attempt_at = now
+    delivery.updated_at = now
+    session.add(delivery)
+    record_audit(
+        session,
+        principal=principal,
+        action="delivery.replay",
+        resource_type="delivery",
+        resource_id=delivery.id,
+    )
+    await session.commit()
+    return delivery_public(delivery)
+
+
+# --- inbox --------------------------------------------------------------------------------
+
+
+def inbox_owners(principal: Principal) -> list[str]:
+    owners = [f"user:{principal.subject}"]
+    if principal.member_id is not None:
+        owners.append(f"member:{principal.member_id}")
+    return owners
+
+
+async def list_inbox(
+    *, session: AsyncSession, principal: Principal, page: PageRequest, unread_only: bool
+) -> InboxPage:
+    owners = inbox_owners(principal)
+    query = select(InboxItem).where(col(InboxItem.owner).in_(owners))
+    if unread_only:
+        query = query.where(col(InboxItem.read_at).is_(None))
+    if page.cursor:
+        before = page.cursor[0]
+        if not isinstance(before, int):
+            raise field_error("query.cursor", "not a cursor returned by this API")
+        query = query.where(col(InboxItem.id) < before)
+    query = query.order_by(col(InboxItem.id).desc()).limit(page.page_size + 1)
+    rows = list((await session.exec(query)).all())
+    unread = await session.exec(
+        select(func.count()).where(
+            col(InboxItem.owner).in_(owners), col(InboxItem.read_at).is_(None)
+        )
+    )
+    return InboxPage(
+        items=[InboxItemPublic.model_validate(row) for row in rows[: page.page_size]],
+        next_cursor=next_cursor(rows, page.page_size, lambda r: [r.id]),
+        unread_count=int(unread.one()),
+    )
+
+
+async def mark_inbox_item(
+    *, session: AsyncSession, item_id: int, principal: Principal, read: bool
+) -> InboxItemPublic:
+    item = await session.get(InboxItem, item_id, with_for_update=True)
+    if item is None or item.owner not in inbox_owners(principal):
+        raise ProblemError(404, "Not Found", f"No inbox item {item_id}.")
+    if read and item.read_at is None:
+        item.read_at = utcnow()
+    elif not read:
+        item.read_at = None
+    session.add(item)
+    await session.commit()
+    return InboxItemPublic.model_validate(item)
+
+
+async def inbox_items_after(
+    *, session: AsyncSession, owners: list[str], after_id: int | None, limit: int = 200
+) -> list[InboxItemPublic]:
+    """Catch-up for a live stream: unread items, or every item after the last one seen."""
+    query = select(InboxItem).where(col(InboxItem.owner).in_(owners))
+    if after_id is None:
+        query = query.where(col(InboxItem.read_at).is_(None))
+    else:
+        query = query.where(col(InboxItem.id) > after_id)
+    rows = await session.exec(query.order_by(col(InboxItem.id)).limit(limit))
+    return [InboxItemPublic.model_validate(row) for row in rows]
+
+
+async def latest_inbox_id(*, session: AsyncSession, owners: list[str]) -> int:
+    latest = await session.exec(
+        select(func.max(InboxItem.id)).where(col(InboxItem.owner).in_(owners))
+    )
+    return int(latest.one() or 0)
+
+
+def _cursor_pair(cursor: list[Any]) -> tuple[datetime, str]:
+    try:
+        moment, identifier = cursor
+        return as_utc(datetime.fromisoformat(str(moment))), str(identifier)
+    except (TypeError, ValueError) as error:
+        raise field_error("query.cursor", "not a cursor returned by this API") from error

@@ -1,0 +1,609 @@
+"""Real parts for the notifications tests: an SMTP server, a webhook receiver, a canary, the app.
+
+The fixtures are registered by `conftest.py`; the helpers are imported by the test modules
+under this unique module name, so other packages' `conftest` modules can never shadow them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from aiosmtpd.controller import Controller
+from bali_common.auth import Role
+from bali_common.db import utcnow
+from bali_common.events import REGISTRY, STREAM_TOPICS, CloudEvent, EventPayload
+from bali_common.events.activities import ActivityCreated, ActivitySummary, ActivityType
+from bali_common.events.alerts import (
+    AlertRaised,
+    AlertStatus,
+    AlertSummary,
+    Certainty,
+    Sensitivity,
+    Severity,
+    SituationType,
+    Urgency,
+)
+from bali_common.events.members import FocalPointData, FocalPointRole, MemberKind, MemberRegistered
+from bali_common.events.shared import Actor
+from bali_common.testing.plugin import FAST_KAFKA, DatabaseFactory, bearer, eventually, running
+from bali_notifications.app import create_app
+from bali_notifications.deps import Notifications
+from bali_notifications.models import Delivery, MemberEntry
+from bali_notifications.settings import NotificationsSettings
+from bali_notifications.ssrf import Resolver
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from fastapi import FastAPI
+from sqlmodel import col, func, select
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+# --- SMTP -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    sender: str
+    recipients: list[str]
+    message: EmailMessage
+
+    @property
+    def text(self) -> str:
+        part = self.message.get_body(preferencelist=("plain",))
+        assert part is not None
+        return str(part.get_content())  # type: ignore[attr-defined]
+
+    @property
+    def html(self) -> str:
+        part = self.message.get_body(preferencelist=("html",))
+        assert part is not None
+        return str(part.get_content())  # type: ignore[attr-defined]
+
+
+class MailSink:
+    """aiosmtpd handler: keeps every accepted message; refuses the addresses it is told to."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._messages: list[ReceivedMail] = []
+        self.refusals: dict[str, str] = {}
+        self.port = 0
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        reply = self.refusals.get(address.lower())
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        with self._lock:
+            self._messages.append(
+                ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message)
+            )
+        return "250 Message accepted for delivery"
+
+    def messages(
+        self, *, header: str | None = None, value: str | None = None
+    ) -> list[ReceivedMail]:
+        with self._lock:
+            found = list(self._messages)
+        if header is not None:
+            found = [m for m in found if m.message.get(header) == value]
+        return found
+
+    def for_alert(self, alert_id: str) -> list[ReceivedMail]:
+        return self.messages(header="X-Bali-Alert-Id", value=alert_id)
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[MailSink]:
+    """A real SMTP server (aiosmtpd) on a free loopback port, for the whole session."""
+    sink = MailSink()
+    sink.port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+# --- webhook receiver -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 204
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ReceivedHook:
+    headers: dict[str, str]
+    body: bytes
+    verified: bool
+    payload: Any
+
+    @property
+    def webhook_id(self) -> str:
+        return self.headers["webhook-id"]
+
+
+@dataclass
+class Endpoint:
+    path: str
+    url: str
+    secrets: list[str] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
+    default: Reply = field(default_factory=Reply)
+    requests: list[ReceivedHook] = field(default_factory=list)
+
+    def answer(self) -> Reply:
+        return self.replies.pop(0) if self.replies else self.default
+
+    @property
+    def accepted_ids(self) -> set[str]:
+        """What a receiver deduplicating on webhook-id would have acted on."""
+        return {hook.webhook_id for hook in self.requests if hook.verified}
+
+
+class WebhookReceiver:
+    """A real HTTP server; each endpoint verifies Standard Webhooks signatures independently."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.endpoints: dict[str, Endpoint] = {}
+
+    @property
+    def origin(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def endpoint(self, *, default: Reply | None = None, replies: Sequence[Reply] = ()) -> Endpoint:
+        path = f"/hooks/{uuid4().hex}"
+        endpoint = Endpoint(
+            path=path,
+            url=f"http://{self.origin}{path}",
+            replies=list(replies),
+            default=default or Reply(),
+        )
+        self.endpoints[path] = endpoint
+        return endpoint
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        endpoint = self.endpoints.get(scope["path"])
+        if endpoint is None:
+            await _respond(send, Reply(404))
+            return
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        verified, payload = _verify(endpoint.secrets, body, headers)
+        endpoint.requests.append(ReceivedHook(headers, body, verified, payload))
+        reply = endpoint.answer() if verified else Reply(400)
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
+        await _respond(send, reply)
+
+
+def _verify(secrets: list[str], body: bytes, headers: dict[str, str]) -> tuple[bool, Any]:
+    for secret in secrets:
+        try:
+            return True, Webhook(secret).verify(body, headers)
+        except WebhookVerificationError:
+            continue
+    return False, None
+
+
+async def _respond(send: Any, reply: Reply) -> None:
+    headers = [(k.lower().encode(), v.encode()) for k, v in reply.headers.items()]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """Runs inside the test loop; the test runner keeps its own signal handling."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, port: int, **config: Any) -> AsyncIterator[None]:
+    server = _EmbeddedServer(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **config
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
+async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    async with serving(receiver, receiver.port):
+        yield receiver
+
+
+# --- TLS ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path
+    certificate: Path
+    key: Path
+
+
+def issue_tls(directory: Path, host: str = "localhost") -> TlsFiles:
+    """A throw-away CA and a server certificate for `host` (no IP address in it)."""
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Notifications test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.certificate.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
+# --- canary ---------------------------------------------------------------------------------
+
+
+class Canary:
+    """Listens on loopback (IPv4 and IPv6): any connection at all means an SSRF got through."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.connections = 0
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        with contextlib.suppress(Exception):
+            await writer.drain()
+        writer.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
+async def canary() -> AsyncIterator[Canary]:
+    canary = Canary()
+    servers = [await asyncio.start_server(canary._accept, "127.0.0.1", canary.port)]
+    with contextlib.suppress(OSError):
+        servers.append(await asyncio.start_server(canary._accept, "::1", canary.port))
+    try:
+        yield canary
+    finally:
+        for server in servers:
+            server.close()
+            await server.wait_closed()
+
+
+# --- the service under test -----------------------------------------------------------------
+
+
+@dataclass
+class Harness:
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: NotificationsSettings
+    producer: AIOKafkaProducer
+
+    @property
+    def parts(self) -> Notifications:
+        parts = self.app.state.notifications
+        assert isinstance(parts, Notifications)
+        return parts
+
+    def auth(
+        self,
+        member: str | None = None,
+        roles: Sequence[Role] = (Role.member,),
+        subject: str | None = None,
+    ) -> dict[str, str]:
+        return bearer(self.settings, member=member, roles=roles, subject=subject)
+
+    async def publish(
+        self, payload: EventPayload, *, subject: str, event: CloudEvent | None = None
+    ) -> CloudEvent:
+        """A real CloudEvent on the real topic, as the owning service's relay would send it."""
+        event = event or CloudEvent.of(payload, source="/bali/test-upstream", subject=subject)
+        stream = REGISTRY.get(event.type, event.version).stream
+        await self.producer.send_and_wait(
+            STREAM_TOPICS[stream].qualified(self.settings.kafka_topic_prefix),
+            value=event.kafka_value(),
+            key=event.kafka_key(),
+            headers=event.kafka_headers(),
+        )
+        return event
+
+    async def deliveries(self, **where: Any) -> list[Delivery]:
+        async with self.app.state.runtime.sessions() as session:
+            query = select(Delivery)
+            for name, value in where.items():
+                query = query.where(getattr(Delivery, name) == value)
+            return list((await session.exec(query.order_by(col(Delivery.created_at)))).all())
+
+    async def planned(self, event: CloudEvent, count: int) -> list[Delivery]:
+        """Wait until the consumer planned `count` deliveries for the event."""
+
+        async def ready() -> bool:
+            return len(await self.deliveries(source_event_id=str(event.id))) >= count
+
+        await eventually(ready)
+        return await self.deliveries(source_event_id=str(event.id))
+
+    async def dispatch(self, now: datetime | None = None) -> int:
+        return await self.parts.dispatcher.dispatch_due(now=now or utcnow())
+
+    async def register_members(self, members: Sequence[MemberRegistered]) -> None:
+        for member in members:
+            await self.publish(member, subject=member.member_id)
+
+        async def projected() -> bool:
+            async with self.app.state.runtime.sessions() as session:
+                count = await session.exec(select(func.count()).select_from(MemberEntry))
+                return int(count.one()) >= len(members)
+
+        await eventually(projected)
+
+    async def metric(self, name: str) -> float:
+        text = (await self.client.get("/metrics")).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
+
+
+@contextlib.asynccontextmanager
+async def started(
+    directory: Path,
+    kafka_bootstrap: str,
+    *,
+    resolver: Resolver | None = None,
+    wait_for_messaging: bool = True,
+    **overrides: Any,
+) -> AsyncIterator[Harness]:
+    """One app per test module: consumers join the group once, tests share it."""
+    databases = DatabaseFactory(directory)
+    values: dict[str, Any] = {
+        "data_dir": directory,
+        "kafka_bootstrap_servers": kafka_bootstrap,
+        "kafka_topic_prefix": f"t{uuid4().hex[:10]}.",
+        **FAST_KAFKA,
+        "dispatch_in_background": False,
+        **overrides,
+    }
+    values["database_url"] = await databases.create("notifications")
+    settings = NotificationsSettings(**values)
+    app = create_app(settings, resolver=resolver)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        async with running(app, wait_for_messaging=wait_for_messaging) as client:
+            yield Harness(app=app, client=client, settings=settings, producer=producer)
+    finally:
+        await producer.stop()
+        await databases.drop_all()
+
+
+# --- event factories ------------------------------------------------------------------------
+
+
+def focal_point(
+    member: str, name: str, role: FocalPointRole = FocalPointRole.focal_point, active: bool = True
+) -> FocalPointData:
+    return FocalPointData(
+        focal_point_id=f"{member}-{name}",
+        name=name.title(),
+        email=f"{name}@{member.lower()}.example.org",
+        role=role,
+        active=active,
+    )
+
+
+def directory() -> list[MemberRegistered]:
+    """Two co-chairs (AU with two focal points, ID with one) and three other members."""
+    senior = FocalPointRole.senior_official
+    return [
+        MemberRegistered(
+            member_id="AU",
+            name="Australia",
+            kind=MemberKind.member_state,
+            is_co_chair=True,
+            focal_points=[
+                focal_point("AU", "ana"),
+                focal_point("AU", "ben"),
+                focal_point("AU", "senior", senior),
+                focal_point("AU", "retired", active=False),
+            ],
+            version=1,
+        ),
+        MemberRegistered(
+            member_id="ID",
+            name="Indonesia",
+            kind=MemberKind.member_state,
+            is_co_chair=True,
+            focal_points=[focal_point("ID", "dewi"), focal_point("ID", "senior", senior)],
+            version=1,
+        ),
+        MemberRegistered(
+            member_id="PH",
+            name="Philippines",
+            kind=MemberKind.member_state,
+            focal_points=[focal_point("PH", "paolo")],
+            version=1,
+        ),
+        MemberRegistered(
+            member_id="MY",
+            name="Malaysia",
+            kind=MemberKind.member_state,
+            focal_points=[focal_point("MY", "mei")],
+            version=1,
+        ),
+        MemberRegistered(
+            member_id="IOM",
+            name="International Organization for Migration",
+            kind=MemberKind.international_organisation,
+            focal_points=[focal_point("IOM", "ines")],
+            version=1,
+        ),
+    ]
+
+
+def alert_raised(
+    *,
+    severity: Severity = Severity.extreme,
+    raised_by: str = "PH",
+    affected: Sequence[str] = ("MY",),
+    sensitivity: Sensitivity = Sensitivity.public,
+    title: str | None = None,
+) -> AlertRaised:
+    alert_id = f"alert-{uuid4().hex[:12]}"
+    now = datetime.now(UTC)
+    return AlertRaised(
+        alert=AlertSummary(
+            alert_id=alert_id,
+            version=1,
+            status=AlertStatus.raised,
+            situation_type=SituationType.maritime_distress,
+            title=title or f"Boat in distress {alert_id}",
+            severity=severity,
+            urgency=Urgency.immediate,
+            certainty=Certainty.observed,
+            sensitivity=sensitivity,
+            raised_by_member=raised_by,
+            affected_members=list(affected),
+            location_names=["Timor Sea"],
+            people_affected=120,
+            raised_at=now,
+        ),
+        actor=Actor(subject=f"user-of-{raised_by}", member_id=raised_by),
+        occurred_at=now,
+        description="An overloaded vessel is taking on water.",
+        requested_actions=["Search and rescue coordination"],
+    )
+
+
+def activity_created(
+    *, lead: str = "IOM", items: Sequence[int] = (5,), areas: Sequence[int] = (2,)
+) -> ActivityCreated:
+    activity_id = f"act-{uuid4().hex[:12]}"
+    return ActivityCreated(
+        activity=ActivitySummary(
+            activity_id=activity_id,
+            version=1,
+            title=f"Workshop {activity_id}",
+            item_numbers=list(items),
+            area_numbers=list(areas),
+            type=ActivityType.workshop,
+            status="planned",  # type: ignore[arg-type]
+            lead_member=lead,
+        ),
+        actor=Actor(subject=f"user-of-{lead}", member_id=lead),
+        occurred_at=datetime.now(UTC),
+    )
+
+
+async def wait_until(check: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met")
+        await asyncio.sleep(0.02)
