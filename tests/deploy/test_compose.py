@@ -54,13 +54,6 @@ AGREED_NOTIFICATIONS_VARIABLES = frozenset(
         "BALI_CONSULTATION_PUBLIC_URL",
     }
 )
-#: Agreed names that NotificationsSettings does not define (yet): only their check is an
-#: expected failure. NotificationsSettings has `email_from` where `smtp_from` was agreed.
-PENDING_FIELDS: dict[str, frozenset[str]] = {"notifications": frozenset({"smtp_from"})}
-PENDING_REASON = (
-    "NotificationsSettings has no smtp_from (BALI_SMTP_FROM) yet: it names the sender "
-    "email_from; the notifications engineer and deployment must settle on one name"
-)
 
 _INTERPOLATION = re.compile(
     r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
@@ -272,12 +265,7 @@ def test_published_ports_bind_to_localhost_only() -> None:
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_bali_env_vars_are_fields_of_the_service_settings(name: str) -> None:
     fields = SETTINGS[name].model_fields
-    pending = PENDING_FIELDS.get(name, frozenset())
-    unknown = sorted(
-        env
-        for env in bali_env_names(name)
-        if field_of(env) not in fields and field_of(env) not in pending
-    )
+    unknown = sorted(env for env in bali_env_names(name) if field_of(env) not in fields)
     assert not unknown, (
         f"docker-compose.yml sets {unknown} on {name}, but {SETTINGS[name].__name__} has no "
         "such field (pydantic-settings ignores unknown BALI_* variables silently: a typo?)"
@@ -290,21 +278,6 @@ def test_notifications_sets_the_agreed_smtp_and_link_variables() -> None:
     expected -= {"BALI_SMTP_USERNAME", "BALI_SMTP_PASSWORD"}
     missing = sorted(expected - bali_env_names("notifications"))
     assert not missing, f"notifications in docker-compose.yml lacks {missing}"
-
-
-@pytest.mark.xfail(strict=False, reason=PENDING_REASON)
-def test_pending_notifications_variables_are_settings_fields() -> None:
-    fields = NotificationsSettings.model_fields
-    used = sorted(
-        env
-        for env in bali_env_names("notifications")
-        if field_of(env) in PENDING_FIELDS["notifications"]
-    )
-    missing = [env for env in used if field_of(env) not in fields]
-    assert not missing, (
-        f"docker-compose.yml sets {missing} on notifications, but NotificationsSettings has "
-        "no such field yet"
-    )
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))

@@ -51,13 +51,6 @@ AGREED_NOTIFICATIONS_VARIABLES = frozenset(
         "BALI_CONSULTATION_PUBLIC_URL",
     }
 )
-#: Agreed names that NotificationsSettings does not define (yet): only their check is an
-#: expected failure. NotificationsSettings has `email_from` where `smtp_from` was agreed.
-PENDING_FIELDS: dict[str, frozenset[str]] = {"notifications": frozenset({"smtp_from"})}
-PENDING_REASON = (
-    "NotificationsSettings has no smtp_from (BALI_SMTP_FROM) yet: it names the sender "
-    "email_from; the notifications engineer and deployment must settle on one name"
-)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -350,12 +343,7 @@ def test_pods_run_as_the_dockerfile_user_and_meet_restricted_pod_security() -> N
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_bali_env_vars_are_fields_of_the_service_settings(name: str) -> None:
     fields = SETTINGS[name].model_fields
-    pending = PENDING_FIELDS.get(name, frozenset())
-    unknown = sorted(
-        env
-        for env in bali_env_names(name)
-        if field_of(env) not in fields and field_of(env) not in pending
-    )
+    unknown = sorted(env for env in bali_env_names(name) if field_of(env) not in fields)
     assert not unknown, (
         f"deploy/kubernetes gives {name} {unknown}, but {SETTINGS[name].__name__} has no such "
         "field (pydantic-settings ignores unknown BALI_* variables silently: a typo?)"
@@ -377,21 +365,6 @@ def test_notifications_gets_the_agreed_smtp_and_link_variables() -> None:
     container = main_container("notifications")
     from_secret = {v["name"] for v in container["env"] if "secretKeyRef" in v.get("valueFrom", {})}
     assert {"BALI_SMTP_USERNAME", "BALI_SMTP_PASSWORD"} <= from_secret
-
-
-@pytest.mark.xfail(strict=False, reason=PENDING_REASON)
-def test_pending_notifications_variables_are_settings_fields() -> None:
-    fields = NotificationsSettings.model_fields
-    used = sorted(
-        env
-        for env in bali_env_names("notifications")
-        if field_of(env) in PENDING_FIELDS["notifications"]
-    )
-    missing = [env for env in used if field_of(env) not in fields]
-    assert not missing, (
-        f"deploy/kubernetes gives notifications {missing}, but NotificationsSettings has no "
-        "such field yet"
-    )
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
 import pytest
 from bali_common.auth import Role, issue_dev_token
 from bali_common.broker import free_port
+from bali_common.demo import DEMO_ALERT
 from bali_common.settings import CommonSettings
 
 pytestmark = pytest.mark.slow
@@ -25,7 +30,7 @@ SERVICES = ("activities", "consultation", "notifications", "reporting")
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     data_dir = tmp_path_factory.mktemp("bali-up")
-    ports = {name: free_port() for name in (*SERVICES, "broker")}
+    ports = {name: free_port() for name in (*SERVICES, "broker", "smtp")}
     command = [
         str(Path(sys.executable).parent / "bali"),
         "up",
@@ -34,6 +39,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obj
         *[arg for name in SERVICES for arg in (f"--{name}-port", str(ports[name]))],
         "--broker-port",
         str(ports["broker"]),
+        "--smtp-port",
+        str(ports["smtp"]),
     ]
     log_path = data_dir / "up.log"
     with log_path.open("wb") as log:
@@ -103,6 +110,71 @@ def test_pipeline_carries_events_across_processes(platform: dict[str, object]) -
         return 0
 
     assert asyncio.run(member_events_counted()) > 0
+
+
+def test_alert_reaches_co_chairs_by_email_and_their_link_acknowledges_it(
+    platform: dict[str, object],
+) -> None:
+    """The platform's purpose, across four processes: raise, notify, one-click acknowledge."""
+    ports = platform["ports"]
+    assert isinstance(ports, dict)
+    data_dir = Path(str(platform["data_dir"]))
+    settings = CommonSettings(data_dir=data_dir)
+    raiser = issue_dev_token(settings, subject="duty-th", member_id="TH", roles=[Role.member])
+    consultation = f"http://127.0.0.1:{ports['consultation']}"
+    raised = httpx.post(
+        f"{consultation}/v1/alerts",
+        json=DEMO_ALERT | {"dedup_key": "e2e-rote"},
+        headers={"Authorization": f"Bearer {raiser}"},
+        timeout=10,
+    )
+    assert raised.status_code == 201, raised.text
+    alert_id = raised.json()["id"]
+
+    emails = _wait_for_emails(data_dir / "mail", alert_id, expected=2)
+    assert {str(m["to"]) for m in emails} == {"focal.point@id.example", "focal.point@au.example"}
+    assert all(str(m["subject"]).startswith("[EXTREME]") for m in emails)
+    body = emails[0].get_body(preferencelist=("plain",))
+    assert body is not None
+    link = re.search(r"(http://\S+/acknowledge\?token=\S+)", body.get_content())
+    assert link is not None
+
+    page = httpx.get(link.group(1), timeout=10)
+    assert page.status_code == 200
+    assert (
+        httpx.get(f"{consultation}/v1/alerts/{alert_id}", headers=_bearer(raiser)).json()["status"]
+        == "raised"
+    ), "opening the link must not acknowledge"
+    token = link.group(1).split("token=", 1)[1]
+    confirmed = httpx.post(
+        f"{consultation}/v1/alerts/{alert_id}/acknowledge", data={"token": token}, timeout=10
+    )
+    assert confirmed.status_code == 200
+    alert = httpx.get(f"{consultation}/v1/alerts/{alert_id}", headers=_bearer(raiser)).json()
+    assert alert["status"] == "acknowledged"
+    reused = httpx.post(
+        f"{consultation}/v1/alerts/{alert_id}/acknowledge", data={"token": token}, timeout=10
+    )
+    assert reused.status_code == 409
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _wait_for_emails(directory: Path, alert_id: str, *, expected: int) -> list[EmailMessage]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = []
+        for path in sorted(directory.glob("*.eml")):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if message["X-Bali-Alert-Id"] == alert_id:
+                assert isinstance(message, EmailMessage)
+                found.append(message)
+        if len(found) >= expected:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"expected {expected} emails about {alert_id}")
 
 
 def test_sigterm_stops_everything_cleanly(platform: dict[str, object]) -> None:

@@ -15,15 +15,24 @@ from typing import Annotated
 import httpx
 import typer
 
-from bali_common.auth import Role, issue_dev_token
+from bali_common.auth import Role, issue_dev_token, load_or_create_dev_key
 from bali_common.broker import EmbeddedBroker
+from bali_common.demo import load_demo
 from bali_common.events.asyncapi import build_asyncapi
+from bali_common.maildrop import MailDrop
 from bali_common.messaging.kafka import ensure_topics
 from bali_common.settings import CommonSettings
 
 app = typer.Typer(help="Bali Process Cooperation Platform", no_args_is_help=True)
 
-_COLOURS = {"activities": 36, "consultation": 35, "notifications": 33, "reporting": 32}
+_COLOURS = {
+    "activities": 36,
+    "consultation": 35,
+    "notifications": 33,
+    "reporting": 32,
+    "mail": 34,
+    "demo": 34,
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,10 @@ def up(
     consultation_port: Annotated[int, typer.Option()] = 8002,
     notifications_port: Annotated[int, typer.Option()] = 8003,
     reporting_port: Annotated[int, typer.Option()] = 8004,
+    smtp_port: Annotated[
+        int, typer.Option(help="Local SMTP server keeping mail in DATA_DIR/mail")
+    ] = 1025,
+    demo: Annotated[bool, typer.Option(help="Load demo activities and an alert")] = False,
     kafka_bootstrap: Annotated[
         str | None, typer.Option(help="Use this Kafka cluster instead of the embedded broker")
     ] = None,
@@ -91,30 +104,53 @@ def up(
         ServiceProcess("notifications", notifications_port),
         ServiceProcess("reporting", reporting_port),
     ]
-    code = asyncio.run(
-        _run_platform(data_dir.resolve(), host, broker_port, services, kafka_bootstrap)
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    load_or_create_dev_key(_settings(data_dir).resolved_dev_key_path())
+    options = PlatformOptions(
+        data_dir=data_dir,
+        host=host,
+        broker_port=broker_port,
+        smtp_port=smtp_port,
+        demo=demo,
+        kafka_bootstrap=kafka_bootstrap,
     )
-    raise typer.Exit(code)
+    raise typer.Exit(asyncio.run(_run_platform(options, services)))
 
 
-async def _run_platform(
-    data_dir: Path,
-    host: str,
-    broker_port: int,
-    services: list[ServiceProcess],
-    kafka_bootstrap: str | None,
-) -> int:
+@dataclass(frozen=True)
+class PlatformOptions:
+    data_dir: Path
+    host: str
+    broker_port: int
+    smtp_port: int
+    demo: bool
+    kafka_bootstrap: str | None
+
+
+async def _run_platform(options: PlatformOptions, services: list[ServiceProcess]) -> int:
+    data_dir, host = options.data_dir, options.host
     settings = _settings(data_dir)
     broker: EmbeddedBroker | None = None
+    kafka_bootstrap = options.kafka_bootstrap
     if kafka_bootstrap is None:
-        broker = EmbeddedBroker(broker_port, log_file=data_dir / "logs" / "broker.log")
+        broker = EmbeddedBroker(options.broker_port, log_file=data_dir / "logs" / "broker.log")
         broker.start()
         kafka_bootstrap = broker.bootstrap_servers
         _say("broker", f"embedded Kafka-protocol broker (tansu) on {kafka_bootstrap}")
+    mail = MailDrop(
+        data_dir / "mail",
+        host=host,
+        port=options.smtp_port,
+        announce=lambda line: _say("mail", line),
+    )
+    mail.start()
     base_env = {
         **os.environ,
         "BALI_DATA_DIR": str(data_dir),
         "BALI_HOST": host,
+        "BALI_SMTP_HOST": host,
+        "BALI_SMTP_PORT": str(options.smtp_port),
         "BALI_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         **{f"BALI_{s.name.upper()}_PUBLIC_URL": f"http://{host}:{s.port}" for s in services},
     }
@@ -146,7 +182,9 @@ async def _run_platform(
             pumps.append(asyncio.create_task(_pump(service.name, process)))
         if not await _wait_healthy(host, services, processes):
             return 1
-        _print_welcome(settings, host, services, kafka_bootstrap)
+        _print_welcome(settings, host, services, kafka_bootstrap, mail.directory)
+        if options.demo:
+            await load_demo(settings, {s.name: f"http://{host}:{s.port}" for s in services}, _say)
         exited = asyncio.create_task(_first_exit(processes))
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -161,6 +199,7 @@ async def _run_platform(
         for pump in pumps:
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
+        mail.stop()
         if broker is not None:
             broker.stop()
         _say("bali", "stopped")
@@ -223,7 +262,11 @@ async def _stop_all(processes: dict[str, asyncio.subprocess.Process]) -> None:
 
 
 def _print_welcome(
-    settings: CommonSettings, host: str, services: list[ServiceProcess], kafka_bootstrap: str
+    settings: CommonSettings,
+    host: str,
+    services: list[ServiceProcess],
+    kafka_bootstrap: str,
+    mail_directory: Path,
 ) -> None:
     admin = issue_dev_token(settings, subject="dev-admin", member_id=None, roles=[Role.admin])
     lines = ["", "Bali Process Cooperation Platform is up:"]
@@ -231,6 +274,7 @@ def _print_welcome(
         lines.append(f"  {service.name:<14} http://{host}:{service.port}/docs")
     lines += [
         f"  {'broker':<14} {kafka_bootstrap}",
+        f"  {'mail':<14} {mail_directory} (every email the platform sends)",
         "",
         "Admin dev token (12 h; `bali token --help` for others):",
         f"  {admin}",

@@ -44,7 +44,7 @@ class EmailChannel:
 
     def __init__(self, settings: NotificationsSettings) -> None:
         self._settings = settings
-        domain = parseaddr(settings.email_from)[1].rpartition("@")[2]
+        domain = parseaddr(settings.smtp_from)[1].rpartition("@")[2]
         self._domain = domain or "bali-process.example"
 
     def message(
@@ -57,7 +57,7 @@ class EmailChannel:
         now: datetime,
     ) -> EmailMessage:
         message = EmailMessage()
-        message["From"] = self._settings.email_from
+        message["From"] = self._settings.smtp_from
         message["To"] = to
         message["Subject"] = rendered.subject
         message["Date"] = format_datetime(now)

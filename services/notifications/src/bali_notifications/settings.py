@@ -25,7 +25,7 @@ class NotificationsSettings(CommonSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout_s: float = 15.0
-    email_from: str = "Bali Process Notifications <notifications@bali-process.example>"
+    smtp_from: str = "Bali Process Notifications <notifications@bali-process.example>"
 
     # Webhooks (Standard Webhooks)
     webhook_timeout_s: float = Field(
