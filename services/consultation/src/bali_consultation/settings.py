@@ -45,6 +45,7 @@ def default_escalation_policy() -> dict[Severity, list[EscalationStep]]:
 class ConsultationSettings(CommonSettings):
     service_name: str = "consultation"
     port: int = 8002
+    signs_links = True
 
     escalation_policy: dict[Severity, list[EscalationStep]] = Field(
         default_factory=default_escalation_policy,

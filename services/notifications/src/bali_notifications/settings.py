@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 class NotificationsSettings(CommonSettings):
     service_name: str = "notifications"
     port: int = 8003
+    signs_links = True
 
     # Links in emails
     consultation_public_url: str = Field(
