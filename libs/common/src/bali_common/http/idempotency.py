@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Header
+from fastapi import Header, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import Column, DateTime, Text, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
@@ -57,6 +58,11 @@ class IdempotencyRecord(SQLModel, table=True):
 def fingerprint_of(method: str, path: str, body: Any) -> str:
     canonical = json.dumps([method, path, body], sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def request_fingerprint(request: Request, body: BaseModel) -> str:
+    """What makes two requests "the same" for a key: method, path and the parsed body."""
+    return fingerprint_of(request.method, request.url.path, body.model_dump(mode="json"))
 
 
 def scope_of(principal: Principal) -> str:

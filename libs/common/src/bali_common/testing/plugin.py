@@ -18,6 +18,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
+import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
@@ -146,6 +147,23 @@ class SettingsFactory:
         return cls(**values)
 
 
+@contextlib.asynccontextmanager
+async def settings_factory_for(
+    kafka_bootstrap: str, directory: Path
+) -> AsyncIterator[SettingsFactory]:
+    """`make_settings` for module-scoped fixtures: its own topic prefix and databases."""
+    databases = DatabaseFactory(directory)
+    try:
+        yield SettingsFactory(
+            data_dir=directory,
+            bootstrap=kafka_bootstrap,
+            prefix=f"t{uuid4().hex[:10]}.",
+            databases=databases,
+        )
+    finally:
+        await databases.drop_all()
+
+
 @pytest.fixture
 def make_settings(
     tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, databases: DatabaseFactory
@@ -187,6 +205,62 @@ def bearer(
     return {"Authorization": f"Bearer {token}"}
 
 
+class TokenBook:
+    """Bearer headers for test callers, signed once per identity."""
+
+    def __init__(self, settings: CommonSettings) -> None:
+        self._settings = settings
+        self._issued: dict[tuple[str | None, tuple[Role, ...], str | None], dict[str, str]] = {}
+
+    def __call__(
+        self,
+        member: str | None = "MY",
+        roles: Sequence[Role] = (Role.member,),
+        subject: str | None = None,
+    ) -> dict[str, str]:
+        key = (member, tuple(roles), subject)
+        if key not in self._issued:
+            self._issued[key] = bearer(self._settings, member=member, roles=roles, subject=subject)
+        return self._issued[key]
+
+    def admin(self) -> dict[str, str]:
+        return self(None, (Role.admin,), subject="platform-admin")
+
+    def co_chair(self, member: str = "ID") -> dict[str, str]:
+        return self(member, (Role.co_chair,), subject=f"co-chair-of-{member}")
+
+    def ops(self) -> dict[str, str]:
+        return self("RSO", (Role.ops,), subject="rso-operations")
+
+
+class _TestServer(uvicorn.Server):
+    """Runs inside the test's event loop and leaves signal handling to pytest."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, port: int, **config: Any) -> AsyncIterator[None]:
+    """Serve an ASGI app on a real socket (for clients that stream, e.g. server-sent events)."""
+    server = _TestServer(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **config
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
 async def eventually(
     check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, interval: float = 0.05
 ) -> None:
@@ -201,9 +275,18 @@ async def eventually(
 
 
 async def read_topic(
-    settings: CommonSettings, topic: TopicSpec, *, expected: int, timeout: float = 20.0
+    settings: CommonSettings,
+    topic: TopicSpec,
+    *,
+    expected: int,
+    subject: str | None = None,
+    timeout: float = 20.0,
 ) -> list[CloudEvent]:
-    """Every record of a topic from offset 0 (no group), decoded as CloudEvents."""
+    """Every record of a topic from offset 0 (no group), decoded as CloudEvents.
+
+    With `subject`, only the events about that aggregate. Reads until `expected`
+    are there, then a little longer, so that an unexpected extra event is seen too.
+    """
     name = topic.qualified(settings.kafka_topic_prefix)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -218,15 +301,20 @@ async def read_topic(
         await consumer.seek_to_beginning(*partitions)
         deadline = time.monotonic() + timeout
         while len(events) < expected and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                events.extend(CloudEvent.from_kafka(r.headers, r.value) for r in records)
-        # A short extra read so that unexpected extra records are seen too.
-        for records in (await consumer.getmany(timeout_ms=300)).values():
-            events.extend(CloudEvent.from_kafka(r.headers, r.value) for r in records)
+            events += _decoded(await consumer.getmany(timeout_ms=200), subject)
+        events += _decoded(await consumer.getmany(timeout_ms=300), subject)
     finally:
         await consumer.stop()
     return events
+
+
+def _decoded(batches: dict[TopicPartition, list[Any]], subject: str | None) -> list[CloudEvent]:
+    events = [
+        CloudEvent.from_kafka(record.headers, record.value)
+        for records in batches.values()
+        for record in records
+    ]
+    return [event for event in events if subject is None or event.subject == subject]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
