@@ -7,50 +7,32 @@ Plain YAML parsing; no cluster or kustomize binary is needed.
 from __future__ import annotations
 
 import functools
-import itertools
-import os
 import re
-import shlex
 import shutil
 import subprocess
 import tomllib
 from collections import Counter
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from bali_activities.settings import ActivitiesSettings
 from bali_common.events.topics import STREAM_TOPICS, all_topics
 from bali_common.settings import CommonSettings
-from bali_consultation.settings import ConsultationSettings
-from bali_notifications.settings import NotificationsSettings
-from bali_reporting.settings import ReportingSettings
+from deploy_support import (
+    AGREED_NOTIFICATIONS_VARIABLES,
+    DOCKERFILE,
+    POSTGRES_INIT,
+    ROOT,
+    SETTINGS,
+    field_of,
+    image_tag,
+    parse_topic_creations,
+    settings_from_env,
+)
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "kubernetes"
-DOCKERFILE = ROOT / "deploy" / "Dockerfile"
-POSTGRES_INIT = ROOT / "deploy" / "postgres" / "init-databases.sh"
-
-SETTINGS: dict[str, type[CommonSettings]] = {
-    cls.model_fields["service_name"].default: cls
-    for cls in (ActivitiesSettings, ConsultationSettings, NotificationsSettings, ReportingSettings)
-}
-
-#: Notifications variables agreed with the engineer who writes NotificationsSettings.
-AGREED_NOTIFICATIONS_VARIABLES = frozenset(
-    {
-        "BALI_SMTP_HOST",
-        "BALI_SMTP_PORT",
-        "BALI_SMTP_STARTTLS",
-        "BALI_SMTP_USERNAME",
-        "BALI_SMTP_PASSWORD",
-        "BALI_SMTP_FROM",
-        "BALI_CONSULTATION_PUBLIC_URL",
-    }
-)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -136,10 +118,6 @@ def container_env(container: dict[str, Any]) -> dict[str, str]:
     return env
 
 
-def field_of(env_name: str) -> str:
-    return env_name.removeprefix("BALI_").lower()
-
-
 def bali_env_names(name: str) -> set[str]:
     return {env for env in container_env(main_container(name)) if env.startswith("BALI_")}
 
@@ -150,51 +128,12 @@ def named_port(container: dict[str, Any], port: int | str) -> int:
     return next(int(p["containerPort"]) for p in container["ports"] if p.get("name") == port)
 
 
-def parse_topic_creations(script: str) -> list[dict[str, Any]]:
-    """Every `kafka-topics.sh ... --create` in a shell script, with its options."""
-    creations = []
-    for line in script.replace("\\\n", " ").splitlines():
-        if "kafka-topics.sh" not in line or "--create" not in line:
-            continue
-        args = shlex.split(line)
-        options: dict[str, Any] = {"config": {}}
-        for flag, value in itertools.pairwise(args):
-            if flag == "--config":
-                key, _, setting = value.partition("=")
-                options["config"][key] = setting
-            elif flag in ("--topic", "--bootstrap-server"):
-                options[flag.lstrip("-")] = value
-            elif flag in ("--partitions", "--replication-factor"):
-                options[flag.lstrip("-")] = int(value)
-        options["if-not-exists"] = "--if-not-exists" in args
-        creations.append(options)
-    return creations
-
-
-def image_tag(image: str) -> str | None:
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return last.split(":", 1)[1] if ":" in last else None
-
-
 def all_pod_specs() -> list[tuple[str, dict[str, Any]]]:
     specs = []
     for manifest in manifests():
         if manifest["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
             specs.append((manifest["metadata"]["name"], manifest["spec"]["template"]["spec"]))
     return specs
-
-
-def settings_from_env(
-    monkeypatch: pytest.MonkeyPatch, cls: type[CommonSettings], env: dict[str, str]
-) -> CommonSettings:
-    """Build the settings exactly as the service would, from these environment variables only."""
-    for variable in list(os.environ):
-        if variable.upper().startswith("BALI_"):
-            monkeypatch.delenv(variable)
-    for variable, value in env.items():
-        monkeypatch.setenv(variable, value)
-    return cls()
 
 
 def cpu_millicores(quantity: str | int) -> float:
