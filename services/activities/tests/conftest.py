@@ -6,19 +6,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from activities_testkit import Service, module_service
-from bali_common.testing.plugin import DatabaseFactory
+from activities_testkit import Service, started
+from bali_activities.settings import ActivitiesSettings
+from bali_common.testing.plugin import settings_factory_for
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def service(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Service]:
-    async with module_service(kafka_bootstrap, tmp_path_factory.mktemp("activities")) as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _runs_in_the_database_pass(databases: DatabaseFactory) -> DatabaseFactory:
-    """CI's PostgreSQL pass selects the tests that use `databases`: every test here uses one."""
-    return databases
+    """One service for a whole test module, on its own database and topics."""
+    directory = tmp_path_factory.mktemp("activities")
+    async with settings_factory_for(kafka_bootstrap, directory) as settings_for:
+        settings = await settings_for(ActivitiesSettings)
+        async with started(settings) as running:
+            yield running

@@ -24,7 +24,7 @@ def fields_of(response: httpx.Response) -> list[str]:
 
 async def test_a_member_logs_an_activity_it_leads(service: Service) -> None:
     response = await service.client.post(
-        "/v1/activities", json=activity_body(items=[12, 3]), headers=service.auth("MY")
+        "/v1/activities", json=activity_body(items=[12, 3]), headers=service.tokens("MY")
     )
     assert response.status_code == 201, response.text
     activity = response.json()
@@ -42,7 +42,7 @@ async def test_a_member_logs_an_activity_it_leads(service: Service) -> None:
     assert response.headers["ETag"] == '"v1"'
     assert response.headers["Location"] == f"/v1/activities/{activity['id']}"
 
-    read = await service.get(activity["id"], headers=service.auth("NZ"))
+    read = await service.get(activity["id"], headers=service.tokens("NZ"))
     assert read.status_code == 200
     assert read.json() == activity
     assert read.headers["ETag"] == '"v1"'
@@ -50,12 +50,12 @@ async def test_a_member_logs_an_activity_it_leads(service: Service) -> None:
 
 async def test_an_admin_logs_an_activity_for_a_named_lead_member(service: Service) -> None:
     without_lead = await service.client.post(
-        "/v1/activities", json=activity_body(), headers=service.admin()
+        "/v1/activities", json=activity_body(), headers=service.tokens.admin()
     )
     assert without_lead.status_code == 422
     assert fields_of(without_lead) == ["body.lead_member"]
     created = await service.client.post(
-        "/v1/activities", json=activity_body(lead_member="UNODC"), headers=service.admin()
+        "/v1/activities", json=activity_body(lead_member="UNODC"), headers=service.tokens.admin()
     )
     assert created.status_code == 201, created.text
     assert created.json()["lead_member"] == "UNODC"
@@ -68,10 +68,10 @@ async def test_missing_and_malformed_ids_answer_404(service: Service) -> None:
 
 async def test_calls_without_a_usable_token_are_refused(service: Service) -> None:
     assert (await service.client.get("/v1/activities")).status_code == 401
-    roleless = service.auth("MY", roles=())
+    roleless = service.tokens("MY", roles=())
     assert (await service.client.get("/v1/activities", headers=roleless)).status_code == 403
     ops_write = await service.client.post(
-        "/v1/activities", json=activity_body(), headers=service.ops()
+        "/v1/activities", json=activity_body(), headers=service.tokens.ops()
     )
     assert ops_write.status_code == 403
 
@@ -81,14 +81,14 @@ async def test_calls_without_a_usable_token_are_refused(service: Service) -> Non
 
 async def _count_titled(service: Service, title: str) -> int:
     response = await service.client.get(
-        "/v1/activities", params={"q": title}, headers=service.admin()
+        "/v1/activities", params={"q": title}, headers=service.tokens.admin()
     )
     return len(response.json()["items"])
 
 
 async def test_a_repeated_idempotency_key_creates_one_activity(service: Service) -> None:
     body = activity_body()
-    headers = {**service.auth("MY"), "Idempotency-Key": f"key-{uuid4()}"}
+    headers = {**service.tokens("MY"), "Idempotency-Key": f"key-{uuid4()}"}
     first = await service.client.post("/v1/activities", json=body, headers=headers)
     again = [
         await service.client.post("/v1/activities", json=body, headers=headers) for _ in range(3)
@@ -112,7 +112,7 @@ async def test_concurrent_requests_with_one_idempotency_key_create_one_activity(
     service: Service,
 ) -> None:
     body = activity_body()
-    headers = {**service.auth("MY"), "Idempotency-Key": f"key-{uuid4()}"}
+    headers = {**service.tokens("MY"), "Idempotency-Key": f"key-{uuid4()}"}
     responses = await asyncio.gather(
         *(service.client.post("/v1/activities", json=body, headers=headers) for _ in range(10))
     )
@@ -128,12 +128,12 @@ async def test_the_same_key_from_another_member_is_another_request(service: Serv
     mine = await service.client.post(
         "/v1/activities",
         json=activity_body(),
-        headers={**service.auth("MY"), "Idempotency-Key": key},
+        headers={**service.tokens("MY"), "Idempotency-Key": key},
     )
     theirs = await service.client.post(
         "/v1/activities",
         json=activity_body(),
-        headers={**service.auth("PH"), "Idempotency-Key": key},
+        headers={**service.tokens("PH"), "Idempotency-Key": key},
     )
     assert mine.status_code == theirs.status_code == 201
     assert mine.json()["id"] != theirs.json()["id"]
@@ -207,7 +207,7 @@ async def test_each_invalid_input_is_a_problem_naming_the_field(service: Service
     ]
     for body, field_name in cases:
         response = await service.client.post(
-            "/v1/activities", json=body, headers=service.auth("MY")
+            "/v1/activities", json=body, headers=service.tokens("MY")
         )
         assert response.status_code == 422, (field_name, response.text)
         assert field_name in fields_of(response), (field_name, response.json())
@@ -221,7 +221,7 @@ async def test_every_broken_rule_is_reported_at_once(service: Service) -> None:
         actual_end=FUTURE.isoformat(),
         participants=[{"member_id": "ZZ"}],
     )
-    response = await service.client.post("/v1/activities", json=body, headers=service.auth("MY"))
+    response = await service.client.post("/v1/activities", json=body, headers=service.tokens("MY"))
     assert response.status_code == 422
     assert set(fields_of(response)) == {
         "body.planned_end",
@@ -233,7 +233,7 @@ async def test_every_broken_rule_is_reported_at_once(service: Service) -> None:
 async def test_server_owned_fields_are_refused_not_assigned(service: Service) -> None:
     for owned in ("id", "version", "created_at", "updated_at", "deleted", "deleted_at", "areas"):
         response = await service.client.post(
-            "/v1/activities", json={**activity_body(), owned: "x"}, headers=service.auth("MY")
+            "/v1/activities", json={**activity_body(), owned: "x"}, headers=service.tokens("MY")
         )
         assert response.status_code == 422
         assert fields_of(response) == [f"body.{owned}"]
@@ -248,7 +248,7 @@ async def test_server_owned_fields_are_refused_not_assigned(service: Service) ->
 
 
 async def test_list_parameters_are_validated(service: Service) -> None:
-    headers = service.auth("MY")
+    headers = service.tokens("MY")
     cases = [
         ({"page_size": 1000000}, "query.page_size"),
         ({"page_size": 0}, "query.page_size"),
@@ -273,7 +273,7 @@ async def test_list_parameters_are_validated(service: Service) -> None:
 async def test_update_needs_the_current_etag(service: Service) -> None:
     activity = await service.create("MY", status="ongoing", actual_end=None)
     without = await service.client.patch(
-        f"/v1/activities/{activity['id']}", json={"title": "New"}, headers=service.auth("MY")
+        f"/v1/activities/{activity['id']}", json={"title": "New"}, headers=service.tokens("MY")
     )
     assert without.status_code == 428
     updated = await service.patch(activity["id"], {"title": "New title"}, version=1)
@@ -325,7 +325,7 @@ async def test_twenty_concurrent_updates_with_one_etag_have_one_winner(service: 
     assert current["version"] == 2
     assert current["title"] == winner["title"]
     history = await service.client.get(
-        f"/v1/activities/{activity['id']}/history", headers=service.admin()
+        f"/v1/activities/{activity['id']}/history", headers=service.tokens.admin()
     )
     assert [v["version"] for v in history.json()["items"]] == [1, 2]
 
@@ -339,7 +339,7 @@ async def test_only_an_admin_hands_an_activity_to_another_lead(service: Service)
         activity["id"],
         {"lead_member": "SG", "participants": [{"member_id": "MY", "role": "co_lead"}]},
         version=1,
-        headers=service.admin(),
+        headers=service.tokens.admin(),
     )
     assert by_admin.status_code == 200, by_admin.text
     assert by_admin.json()["participants"] == [
@@ -357,14 +357,14 @@ async def test_every_write_route_refuses_another_members_token(service: Service)
     activity = await service.create("MY")
     deleted = await service.create("MY")
     gone = await service.client.delete(
-        f"/v1/activities/{deleted['id']}", headers=service.auth("MY")
+        f"/v1/activities/{deleted['id']}", headers=service.tokens("MY")
     )
     assert gone.status_code == 200
     intruders = {
-        "another member": service.auth("TH"),
-        "a participant": service.auth("IOM"),
-        "a co-chair": service.co_chair("AU"),
-        "operations": service.ops(),
+        "another member": service.tokens("TH"),
+        "a participant": service.tokens("IOM"),
+        "a co-chair": service.tokens.co_chair("AU"),
+        "operations": service.tokens.ops(),
     }
     for who, headers in intruders.items():
         url = f"/v1/activities/{activity['id']}"
@@ -405,19 +405,24 @@ async def test_every_write_route_refuses_another_members_token(service: Service)
 
 async def test_a_deleted_activity_of_another_member_looks_missing(service: Service) -> None:
     activity = await service.create("MY")
-    await service.client.delete(f"/v1/activities/{activity['id']}", headers=service.auth("MY"))
-    hidden = await service.get(activity["id"], headers=service.auth("TH"))
-    missing = await service.get(str(uuid4()), headers=service.auth("TH"))
+    await service.client.delete(f"/v1/activities/{activity['id']}", headers=service.tokens("MY"))
+    hidden = await service.get(activity["id"], headers=service.tokens("TH"))
+    missing = await service.get(str(uuid4()), headers=service.tokens("TH"))
     assert hidden.status_code == missing.status_code == 404
     strip = {"instance"}
     assert {k: v for k, v in hidden.json().items() if k not in strip} == {
         k: v for k, v in missing.json().items() if k not in strip
     }
     hidden_history = await service.client.get(
-        f"/v1/activities/{activity['id']}/history", headers=service.auth("TH")
+        f"/v1/activities/{activity['id']}/history", headers=service.tokens("TH")
     )
     assert hidden_history.status_code == 404
-    for staff in (service.auth("MY"), service.co_chair(), service.ops(), service.admin()):
+    for staff in (
+        service.tokens("MY"),
+        service.tokens.co_chair(),
+        service.tokens.ops(),
+        service.tokens.admin(),
+    ):
         seen = await service.get(activity["id"], headers=staff)
         assert seen.status_code == 200
         assert seen.json()["deleted"] is True
@@ -429,7 +434,7 @@ async def test_a_deleted_activity_of_another_member_looks_missing(service: Servi
 async def test_soft_delete_and_restore(service: Service) -> None:
     activity = await service.create("MY", tags=["soft delete probe"])
     url = f"/v1/activities/{activity['id']}"
-    mine = service.auth("MY")
+    mine = service.tokens("MY")
 
     async def listed(headers: dict[str, str], **params: Any) -> list[str]:
         response = await service.client.get(
@@ -446,8 +451,8 @@ async def test_soft_delete_and_restore(service: Service) -> None:
     assert (await service.client.delete(url, headers=mine)).status_code == 409
     assert await listed(mine) == []
     assert await listed(mine, include_deleted="true") == [activity["id"]]
-    assert await listed(service.auth("TH"), include_deleted="true") == []
-    assert await listed(service.ops(), include_deleted="true") == [activity["id"]]
+    assert await listed(service.tokens("TH"), include_deleted="true") == []
+    assert await listed(service.tokens.ops(), include_deleted="true") == [activity["id"]]
     edit = await service.patch(activity["id"], {"title": "Edited while deleted"}, version=2)
     assert edit.status_code == 409
 
@@ -456,7 +461,7 @@ async def test_soft_delete_and_restore(service: Service) -> None:
     assert restored.json()["deleted"] is False
     assert restored.headers["ETag"] == '"v3"'
     assert (await service.client.post(f"{url}/restore", headers=mine)).status_code == 409
-    assert await listed(service.auth("TH")) == [activity["id"]]
+    assert await listed(service.tokens("TH")) == [activity["id"]]
 
 
 async def test_history_keeps_every_version_with_who_when_and_what(service: Service) -> None:
@@ -466,18 +471,20 @@ async def test_history_keeps_every_version_with_who_when_and_what(service: Servi
         activity_id, {"status": "completed", "actual_end": PAST.isoformat()}, version=1
     )
     await service.patch(activity_id, {"tags": ["biometrics"]}, version=2)
-    await service.client.delete(f"/v1/activities/{activity_id}", headers=service.admin())
-    await service.client.post(f"/v1/activities/{activity_id}/restore", headers=service.auth("MY"))
+    await service.client.delete(f"/v1/activities/{activity_id}", headers=service.tokens.admin())
+    await service.client.post(f"/v1/activities/{activity_id}/restore", headers=service.tokens("MY"))
 
     response = await service.client.get(
-        f"/v1/activities/{activity_id}/history", params={"page_size": 3}, headers=service.auth("TH")
+        f"/v1/activities/{activity_id}/history",
+        params={"page_size": 3},
+        headers=service.tokens("TH"),
     )
     assert response.status_code == 200
     first_page = response.json()
     rest = await service.client.get(
         f"/v1/activities/{activity_id}/history",
         params={"page_size": 3, "cursor": first_page["next_cursor"]},
-        headers=service.auth("TH"),
+        headers=service.tokens("TH"),
     )
     versions = first_page["items"] + rest.json()["items"]
     assert rest.json()["next_cursor"] is None
@@ -552,7 +559,7 @@ async def test_list_filters_and_pagination(service: Service) -> None:
         ),
     ]
     training, campaign, meeting = (a["id"] for a in created)
-    headers = service.co_chair()
+    headers = service.tokens.co_chair()
 
     async def ids(**params: Any) -> list[str]:
         response = await service.client.get(
@@ -592,7 +599,7 @@ async def test_list_filters_and_pagination(service: Service) -> None:
 
 
 async def test_member_role_tokens_of_co_chairs_write_what_they_lead(service: Service) -> None:
-    as_co_chair = service.auth("ID", roles=[Role.co_chair], subject="indonesian-co-chair")
+    as_co_chair = service.tokens("ID", roles=[Role.co_chair], subject="indonesian-co-chair")
     created = await service.client.post("/v1/activities", json=activity_body(), headers=as_co_chair)
     assert created.status_code == 201
     assert created.json()["lead_member"] == "ID"
@@ -605,13 +612,15 @@ async def test_codes_are_accepted_in_any_letter_case(service: Service) -> None:
     assert activity["participants"][1] == {"member_id": "TH", "role": "co_lead"}
     assert activity["countries"] == ["KH"]
     listed = await service.client.get(
-        "/v1/activities", params={"member": "th", "q": activity["title"]}, headers=service.ops()
+        "/v1/activities",
+        params={"member": "th", "q": activity["title"]},
+        headers=service.tokens.ops(),
     )
     assert [a["id"] for a in listed.json()["items"]] == [activity["id"]]
 
 
 async def test_an_oversized_body_is_refused_before_it_is_read(service: Service) -> None:
     huge = activity_body(description="x" * (service.settings.max_request_bytes + 1))
-    response = await service.client.post("/v1/activities", json=huge, headers=service.auth("MY"))
+    response = await service.client.post("/v1/activities", json=huge, headers=service.tokens("MY"))
     assert response.status_code == 413
     assert response.headers["content-type"] == PROBLEM

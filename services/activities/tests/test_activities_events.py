@@ -21,7 +21,7 @@ async def test_each_change_publishes_one_event_of_its_kind(service: Service) -> 
     )
     activity_id = activity["id"]
     url = f"/v1/activities/{activity_id}"
-    mine = service.auth("MY")
+    mine = service.tokens("MY")
 
     status_only = await service.patch(activity_id, {"status": "ongoing"}, version=1)
     assert status_only.status_code == 200
@@ -102,7 +102,7 @@ async def test_refused_and_invalid_requests_publish_nothing(service: Service) ->
     await service.patch(activity["id"], {"title": "Not yours"}, version=1, member="TH")
     await service.patch(activity["id"], {"items": [26]}, version=1)
     await service.client.post(
-        f"/v1/activities/{activity['id']}/restore", headers=service.auth("MY")
+        f"/v1/activities/{activity['id']}/restore", headers=service.tokens("MY")
     )
     events = await service.events(Stream.activities, subject=activity["id"], expected=1)
     assert [e.type for e in events] == ["activity.created"]

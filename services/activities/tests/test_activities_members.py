@@ -30,7 +30,7 @@ async def _all_members(service: Service, headers: dict[str, str]) -> list[dict[s
 
 
 async def test_first_start_loads_the_bali_process_membership(service: Service) -> None:
-    members = {m["member_id"]: m for m in await _all_members(service, service.ops())}
+    members = {m["member_id"]: m for m in await _all_members(service, service.tokens.ops())}
     states = {k for k, m in members.items() if m["kind"] == "member_state"}
     assert len(states) == 45
     assert {"AU", "ID", "TH", "MY", "NZ", "US", "VN", "TR", "HK", "MO"} <= states
@@ -67,7 +67,9 @@ async def test_every_seeded_member_is_announced_once_with_member_registered(
 
 async def test_a_restart_does_not_seed_again(service: Service) -> None:
     async with started(service.settings) as second_life:
-        response = await second_life.client.get("/v1/members/AU", headers=second_life.admin())
+        response = await second_life.client.get(
+            "/v1/members/AU", headers=second_life.tokens.admin()
+        )
         assert response.json()["version"] == 1
     events = await service.events(Stream.members, subject="NZ", expected=1)
     assert len(events) == 1
@@ -75,9 +77,9 @@ async def test_a_restart_does_not_seed_again(service: Service) -> None:
 
 
 async def test_contacts_are_shown_only_to_staff_and_the_member_itself(service: Service) -> None:
-    own = await service.client.get("/v1/members/MY", headers=service.auth("MY"))
-    other = await service.client.get("/v1/members/TH", headers=service.auth("MY"))
-    co_chair = await service.client.get("/v1/members/TH", headers=service.co_chair())
+    own = await service.client.get("/v1/members/MY", headers=service.tokens("MY"))
+    other = await service.client.get("/v1/members/TH", headers=service.tokens("MY"))
+    co_chair = await service.client.get("/v1/members/TH", headers=service.tokens.co_chair())
     assert own.json()["focal_points"]
     assert other.json()["focal_points"] is None
     assert co_chair.json()["focal_points"]
@@ -85,7 +87,7 @@ async def test_contacts_are_shown_only_to_staff_and_the_member_itself(service: S
 
 
 async def test_directory_filters(service: Service) -> None:
-    headers = service.ops()
+    headers = service.tokens.ops()
     co_chairs = await service.client.get(
         "/v1/members", params={"is_co_chair": "true"}, headers=headers
     )
@@ -105,14 +107,14 @@ async def test_admin_registers_a_member_and_it_is_announced(service: Service) ->
         "kind": "working_group",
         "focal_points": [{"name": "Example Focal Point", "email": "focal.point@wg-bm.example"}],
     }
-    headers = {**service.admin(), "Idempotency-Key": "register-wg-bm"}
+    headers = {**service.tokens.admin(), "Idempotency-Key": "register-wg-bm"}
     created = await service.client.post("/v1/members", json=body, headers=headers)
     replayed = await service.client.post("/v1/members", json=body, headers=headers)
     assert created.status_code == 201, created.text
     assert replayed.status_code == 201
     assert replayed.json() == created.json()
     assert created.headers["Location"] == "/v1/members/WG-BM"
-    again = await service.client.post("/v1/members", json=body, headers=service.admin())
+    again = await service.client.post("/v1/members", json=body, headers=service.tokens.admin())
     assert again.status_code == 409
     events = await service.events(Stream.members, subject="WG-BM", expected=1)
     assert [e.type for e in events] == ["member.registered"]
@@ -121,7 +123,7 @@ async def test_admin_registers_a_member_and_it_is_announced(service: Service) ->
 async def test_admin_changes_a_member_and_its_focal_points_with_if_match(
     service: Service,
 ) -> None:
-    admin = service.admin()
+    admin = service.tokens.admin()
     renamed = await service.client.patch(
         "/v1/members/FJ", json={"name": "Republic of Fiji"}, headers={**admin, "If-Match": '"v1"'}
     )
@@ -171,11 +173,11 @@ async def test_admin_changes_a_member_and_its_focal_points_with_if_match(
 
 
 async def test_a_change_that_changes_nothing_publishes_nothing(service: Service) -> None:
-    current = await service.client.get("/v1/members/NR", headers=service.admin())
+    current = await service.client.get("/v1/members/NR", headers=service.tokens.admin())
     same = await service.client.patch(
         "/v1/members/NR",
         json={"name": current.json()["name"]},
-        headers={**service.admin(), "If-Match": current.headers["ETag"]},
+        headers={**service.tokens.admin(), "If-Match": current.headers["ETag"]},
     )
     assert same.status_code == 200
     assert same.json()["version"] == 1
@@ -183,7 +185,7 @@ async def test_a_change_that_changes_nothing_publishes_nothing(service: Service)
 
 
 async def test_only_admins_change_the_directory(service: Service) -> None:
-    for headers in (service.auth("AU"), service.co_chair("AU"), service.ops()):
+    for headers in (service.tokens("AU"), service.tokens.co_chair("AU"), service.tokens.ops()):
         attempts = [
             await service.client.post(
                 "/v1/members",
@@ -214,7 +216,7 @@ async def test_only_admins_change_the_directory(service: Service) -> None:
 
 
 async def test_invalid_member_input_names_the_field(service: Service) -> None:
-    admin = service.admin()
+    admin = service.tokens.admin()
     cases = [
         ({"member_id": "x", "name": "N", "kind": "member_state"}, "body.member_id"),
         ({"member_id": "XY", "name": "", "kind": "member_state"}, "body.name"),
@@ -254,9 +256,11 @@ async def test_invalid_member_input_names_the_field(service: Service) -> None:
 async def test_reading_the_directory_needs_a_role(service: Service) -> None:
     anonymous = await service.client.get("/v1/members")
     assert anonymous.status_code == 401
-    roleless = await service.client.get("/v1/members", headers=service.auth("AU", roles=()))
+    roleless = await service.client.get("/v1/members", headers=service.tokens("AU", roles=()))
     assert roleless.status_code == 403
-    missing = await service.client.get("/v1/members/ZZ", headers=service.auth("AU"))
+    missing = await service.client.get("/v1/members/ZZ", headers=service.tokens("AU"))
     assert missing.status_code == 404
-    allowed = await service.client.get("/v1/members/AU", headers=service.auth("AU", [Role.member]))
+    allowed = await service.client.get(
+        "/v1/members/AU", headers=service.tokens("AU", [Role.member])
+    )
     assert allowed.status_code == 200

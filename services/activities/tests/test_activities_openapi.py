@@ -68,6 +68,6 @@ async def test_every_route_has_an_explicit_auth_dependency(service: Service) -> 
 
 
 async def test_undeclared_methods_are_refused(service: Service) -> None:
-    put = await service.client.put("/v1/activities", headers=service.admin())
+    put = await service.client.put("/v1/activities", headers=service.tokens.admin())
     assert put.status_code == 405
     assert put.headers["content-type"] == "application/problem+json"

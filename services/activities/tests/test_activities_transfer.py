@@ -72,7 +72,7 @@ async def upload(
         "/v1/activities/import",
         params={"dry_run": str(dry_run).lower()},
         files={"file": (name, content)},
-        headers=headers or service.auth(member),
+        headers=headers or service.tokens(member),
     )
 
 
@@ -83,7 +83,7 @@ async def outbox_size(service: Service) -> int:
 
 async def titles_of(service: Service, marker: str) -> list[str]:
     response = await service.client.get(
-        "/v1/activities", params={"q": marker, "page_size": 200}, headers=service.admin()
+        "/v1/activities", params={"q": marker, "page_size": 200}, headers=service.tokens.admin()
     )
     return sorted(a["title"] for a in response.json()["items"])
 
@@ -179,7 +179,7 @@ async def test_an_export_edited_and_imported_again_updates_in_place(service: Ser
     )
     second = await service.create("PH", title=f"{marker} second", tags=[marker], status="ongoing")
     exported = await service.client.get(
-        "/v1/activities/export", params={"tag": marker}, headers=service.auth("PH")
+        "/v1/activities/export", params={"tag": marker}, headers=service.tokens("PH")
     )
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("text/csv")
@@ -226,7 +226,7 @@ async def test_xlsx_export_and_import(service: Service) -> None:
     exported = await service.client.get(
         "/v1/activities/export",
         params={"tag": marker, "format": "xlsx"},
-        headers=service.auth("PH"),
+        headers=service.tokens("PH"),
     )
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith(
@@ -255,7 +255,7 @@ async def test_unreadable_files_are_refused_naming_the_problem(service: Service)
     assert unknown_column.json()["errors"][0]["field"] == "body.file.columns.titel"
     empty = await upload(service, b"")
     assert empty.status_code == 422
-    missing = await service.client.post("/v1/activities/import", headers=service.auth("PH"))
+    missing = await service.client.post("/v1/activities/import", headers=service.tokens("PH"))
     assert missing.status_code == 422
     assert missing.json()["errors"][0]["field"] == "body.file"
     too_many = csv_file([new_row(f"row {n}") for n in range(service.settings.import_max_rows + 1)])
@@ -267,7 +267,7 @@ async def test_unreadable_files_are_refused_naming_the_problem(service: Service)
 async def test_an_import_honours_idempotency_key(service: Service) -> None:
     marker = f"idem-import-{uuid4().hex[:6]}"
     content = csv_file([new_row(f"{marker} one")])
-    headers = {**service.auth("PH"), "Idempotency-Key": f"import-{uuid4()}"}
+    headers = {**service.tokens("PH"), "Idempotency-Key": f"import-{uuid4()}"}
     first = await upload(service, content, headers=headers)
     second = await upload(service, content, headers=headers)
     assert first.status_code == second.status_code == 200
@@ -281,7 +281,7 @@ async def test_exports_follow_the_list_rules(service: Service) -> None:
     marker = f"export-rules-{uuid4().hex[:6]}"
     kept = await service.create("PH", tags=[marker])
     dropped = await service.create("PH", tags=[marker])
-    await service.client.delete(f"/v1/activities/{dropped['id']}", headers=service.auth("PH"))
+    await service.client.delete(f"/v1/activities/{dropped['id']}", headers=service.tokens("PH"))
 
     async def exported_ids(headers: dict[str, str], **params: Any) -> list[str]:
         response = await service.client.get(
@@ -290,11 +290,14 @@ async def test_exports_follow_the_list_rules(service: Service) -> None:
         assert response.status_code == 200
         return [r["id"] for r in csv.DictReader(io.StringIO(response.content.decode("utf-8-sig")))]
 
-    assert await exported_ids(service.auth("TH")) == [kept["id"]]
-    assert await exported_ids(service.auth("TH"), include_deleted="true") == [kept["id"]]
-    assert await exported_ids(service.ops(), include_deleted="true") == [dropped["id"], kept["id"]]
+    assert await exported_ids(service.tokens("TH")) == [kept["id"]]
+    assert await exported_ids(service.tokens("TH"), include_deleted="true") == [kept["id"]]
+    assert await exported_ids(service.tokens.ops(), include_deleted="true") == [
+        dropped["id"],
+        kept["id"],
+    ]
     bad_filter = await service.client.get(
-        "/v1/activities/export", params={"item": 26}, headers=service.ops()
+        "/v1/activities/export", params={"item": 26}, headers=service.tokens.ops()
     )
     assert bad_filter.status_code == 422
     assert bad_filter.json()["errors"][0]["field"] == "query.item"
@@ -305,7 +308,7 @@ async def test_exports_follow_the_list_rules(service: Service) -> None:
         too_many = await small.client.get(
             "/v1/activities/export",
             params={"tag": marker, "include_deleted": "true"},
-            headers=small.ops(),
+            headers=small.tokens.ops(),
         )
         assert too_many.status_code == 422
         assert too_many.headers["content-type"] == PROBLEM

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -14,6 +15,7 @@ from bali_common.http.pagination import PageRequestDep
 from bali_common.problems import field_error, problem_responses
 from fastapi import APIRouter, Depends, File, Path, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_activities.activities import service, tabular
 from bali_activities.activities.models import (
@@ -28,6 +30,7 @@ from bali_activities.activities.models import (
     ActivityUpdate,
     ImportReport,
 )
+from bali_activities.creation import Creation
 from bali_activities.deps import (
     Reader,
     RuntimeDep,
@@ -154,28 +157,15 @@ def _activity_response(activity: ActivityPublic, status: int = 200) -> JSONRespo
     "another body is refused (422). Publishes `activity.created`.",
 )
 async def create_activity(
-    body: ActivityCreate,
-    request: Request,
-    runtime: RuntimeDep,
-    principal: Writer,
-    source: SourceDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    body: ActivityCreate, principal: Writer, source: SourceDep, creation: Creation
 ) -> JSONResponse:
-    async def operation() -> tuple[int, Any, dict[str, str]]:
-        async with runtime.sessions() as session:
-            activity = await service.create_activity(
-                session=session, activity_in=body, principal=principal, source=source
-            )
-        headers = {"ETag": etag_of(activity.version), "Location": f"/v1/activities/{activity.id}"}
-        return 201, activity.model_dump(mode="json"), headers
+    async def create(session: AsyncSession) -> tuple[ActivityPublic, str]:
+        activity = await service.create_activity(
+            session=session, activity_in=body, principal=principal, source=source
+        )
+        return activity, f"/v1/activities/{activity.id}"
 
-    return await run_idempotent(
-        sessions=runtime.sessions,
-        principal=principal,
-        key=idempotency_key,
-        fingerprint=fingerprint_of("POST", request.url.path, body.model_dump(mode="json")),
-        operation=operation,
-    )
+    return await creation.run(body, principal, create)
 
 
 @router.get(
@@ -356,55 +346,49 @@ async def update_activity(
     return _activity_response(activity)
 
 
-@router.delete(
+def _deletion_route(*, deleted: bool) -> Callable[..., Awaitable[JSONResponse]]:
+    """Delete and restore are one use case, `service.set_deleted`, in opposite directions."""
+
+    async def set_deleted(
+        activity_id: ActivityIdPath,
+        session: SessionDep,
+        principal: Writer,
+        source: SourceDep,
+        if_match: IfMatchHeader = None,
+    ) -> JSONResponse:
+        activity = await service.set_deleted(
+            session=session,
+            activity_id=activity_id,
+            deleted=deleted,
+            if_match=if_match,
+            principal=principal,
+            source=source,
+        )
+        return _activity_response(activity)
+
+    return set_deleted
+
+
+delete_activity = router.delete(
     "/{activity_id}",
+    name="delete_activity",
     response_model=ActivityPublic,
     responses=problem_responses(401, 403, 404, 409, 412, 422),
     summary="Soft-delete an activity",
     description="The activity leaves lists and exports but keeps its history; restore brings it "
     "back. `If-Match` is optional (checked when sent). A second delete is refused with 409. "
     "Publishes `activity.deleted`.",
-)
-async def delete_activity(
-    activity_id: ActivityIdPath,
-    session: SessionDep,
-    principal: Writer,
-    source: SourceDep,
-    if_match: IfMatchHeader = None,
-) -> JSONResponse:
-    activity = await service.delete_activity(
-        session=session,
-        activity_id=activity_id,
-        if_match=if_match,
-        principal=principal,
-        source=source,
-    )
-    return _activity_response(activity)
+)(_deletion_route(deleted=True))
 
-
-@router.post(
+restore_activity = router.post(
     "/{activity_id}/restore",
+    name="restore_activity",
     response_model=ActivityPublic,
     responses=problem_responses(401, 403, 404, 409, 412, 422),
     summary="Restore a soft-deleted activity",
     description="`If-Match` is optional (checked when sent). Restoring an activity that is not "
     "deleted is refused with 409. Publishes `activity.restored`.",
-)
-async def restore_activity(
-    activity_id: ActivityIdPath,
-    session: SessionDep,
-    principal: Writer,
-    source: SourceDep,
-    if_match: IfMatchHeader = None,
-) -> JSONResponse:
-    activity = await service.restore_activity(
-        session=session,
-        activity_id=activity_id,
-        if_match=if_match,
-        principal=principal,
-        source=source,
-    )
-    return _activity_response(activity)
+)(_deletion_route(deleted=False))
 
 
 @router.get(

@@ -258,49 +258,56 @@ async def update_activity(
     return public
 
 
-async def delete_activity(
+async def set_deleted(
     *,
     session: AsyncSession,
     activity_id: str,
+    deleted: bool,
     if_match: str | None,
     principal: Principal,
     source: str | None,
     now: datetime | None = None,
 ) -> ActivityPublic:
-    """Soft delete: the activity leaves lists and reports but keeps its history and can return.
+    """Soft-delete (`deleted=True`) or restore: the activity leaves lists and reports, or returns.
 
-    `If-Match` is optional: deleting overwrites no field, but a client that sends it
-    is protected from deleting a version it has not seen.
+    Deleted, it keeps its history. `If-Match` is optional: deleting overwrites no
+    field, but a client that sends it is protected from deleting a version it has not seen.
     """
-    return await _set_deleted(
-        session=session,
-        activity_id=activity_id,
-        if_match=if_match,
+    moment = now or utcnow()
+    verb = "delete" if deleted else "restore"
+    async with refusals_audited(
+        session,
         principal=principal,
+        action=f"activity.{verb}",
+        resource_type="activity",
+        resource_id=activity_id,
         source=source,
-        now=now or utcnow(),
-        deleted=True,
-    )
-
-
-async def restore_activity(
-    *,
-    session: AsyncSession,
-    activity_id: str,
-    if_match: str | None,
-    principal: Principal,
-    source: str | None,
-    now: datetime | None = None,
-) -> ActivityPublic:
-    return await _set_deleted(
-        session=session,
-        activity_id=activity_id,
-        if_match=if_match,
-        principal=principal,
-        source=source,
-        now=now or utcnow(),
-        deleted=False,
-    )
+    ):
+        activity = await _writable(session, activity_id, principal)
+        if if_match is not None:
+            check_version(activity.version, if_match)
+        if activity.deleted == deleted:
+            raise conflict(
+                "The activity is already deleted." if deleted else "The activity is not deleted.",
+                slug="activity-already-deleted" if deleted else "activity-not-deleted",
+            )
+        activity.deleted = deleted
+        activity.deleted_at = moment if deleted else None
+        activity.version += 1
+        activity.updated_at = moment
+        session.add(activity)
+        _record(
+            session,
+            activity,
+            action="deleted" if deleted else "restored",
+            changes={"deleted": {"from": not deleted, "to": deleted}},
+            principal=principal,
+            source=source,
+            now=moment,
+        )
+        public = activity_public(activity)
+        await session.commit()
+    return public
 
 
 async def import_activities(
@@ -525,52 +532,6 @@ async def _change(
         previous_status=previous_status,
     )
     return changed
-
-
-async def _set_deleted(
-    *,
-    session: AsyncSession,
-    activity_id: str,
-    if_match: str | None,
-    principal: Principal,
-    source: str | None,
-    now: datetime,
-    deleted: bool,
-) -> ActivityPublic:
-    verb = "delete" if deleted else "restore"
-    async with refusals_audited(
-        session,
-        principal=principal,
-        action=f"activity.{verb}",
-        resource_type="activity",
-        resource_id=activity_id,
-        source=source,
-    ):
-        activity = await _writable(session, activity_id, principal)
-        if if_match is not None:
-            check_version(activity.version, if_match)
-        if activity.deleted == deleted:
-            raise conflict(
-                "The activity is already deleted." if deleted else "The activity is not deleted.",
-                slug="activity-already-deleted" if deleted else "activity-not-deleted",
-            )
-        activity.deleted = deleted
-        activity.deleted_at = now if deleted else None
-        activity.version += 1
-        activity.updated_at = now
-        session.add(activity)
-        _record(
-            session,
-            activity,
-            action="deleted" if deleted else "restored",
-            changes={"deleted": {"from": not deleted, "to": deleted}},
-            principal=principal,
-            source=source,
-            now=now,
-        )
-        public = activity_public(activity)
-        await session.commit()
-    return public
 
 
 def _record(

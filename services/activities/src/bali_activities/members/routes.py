@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from bali_common.events.members import MemberKind
-from bali_common.http.concurrency import IfMatchHeader, etag_of, set_etag
-from bali_common.http.idempotency import IdempotencyKeyHeader, fingerprint_of, run_idempotent
+from bali_common.http.concurrency import IfMatchHeader, set_etag
 from bali_common.http.pagination import PageRequestDep
 from bali_common.problems import problem_responses
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_activities.deps import Admin, Reader, RuntimeDep, SessionDep, SourceDep
+from bali_activities.creation import Creation
+from bali_activities.deps import Admin, Reader, SessionDep, SourceDep
 from bali_activities.members import service
 from bali_activities.members.models import (
     MEMBER_ID_PATTERN,
@@ -85,28 +86,15 @@ async def list_members(
     description="Publishes `member.registered`. Honours `Idempotency-Key`.",
 )
 async def register_member(
-    body: MemberCreate,
-    request: Request,
-    runtime: RuntimeDep,
-    principal: Admin,
-    source: SourceDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    body: MemberCreate, principal: Admin, source: SourceDep, creation: Creation
 ) -> JSONResponse:
-    async def operation() -> tuple[int, object, dict[str, str]]:
-        async with runtime.sessions() as session:
-            member = await service.register_member(
-                session=session, member_in=body, principal=principal, source=source
-            )
-        headers = {"ETag": etag_of(member.version), "Location": f"/v1/members/{member.member_id}"}
-        return 201, member.model_dump(mode="json"), headers
+    async def create(session: AsyncSession) -> tuple[MemberPublic, str]:
+        member = await service.register_member(
+            session=session, member_in=body, principal=principal, source=source
+        )
+        return member, f"/v1/members/{member.member_id}"
 
-    return await run_idempotent(
-        sessions=runtime.sessions,
-        principal=principal,
-        key=idempotency_key,
-        fingerprint=fingerprint_of("POST", request.url.path, body.model_dump(mode="json")),
-        operation=operation,
-    )
+    return await creation.run(body, principal, create)
 
 
 @router.get(
@@ -164,34 +152,23 @@ async def update_member(
 async def add_focal_point(
     member_id: MemberIdPath,
     body: FocalPointCreate,
-    request: Request,
-    runtime: RuntimeDep,
     principal: Admin,
     source: SourceDep,
+    creation: Creation,
     if_match: IfMatchHeader = None,
-    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
-    async def operation() -> tuple[int, object, dict[str, str]]:
-        async with runtime.sessions() as session:
-            member, focal_point_id = await service.add_focal_point(
-                session=session,
-                member_id=member_id,
-                focal_point_in=body,
-                if_match=if_match,
-                principal=principal,
-                source=source,
-            )
-        location = f"/v1/members/{member_id}/focal-points/{focal_point_id}"
-        headers = {"ETag": etag_of(member.version), "Location": location}
-        return 201, member.model_dump(mode="json"), headers
+    async def create(session: AsyncSession) -> tuple[MemberPublic, str]:
+        member, focal_point_id = await service.add_focal_point(
+            session=session,
+            member_id=member_id,
+            focal_point_in=body,
+            if_match=if_match,
+            principal=principal,
+            source=source,
+        )
+        return member, f"/v1/members/{member_id}/focal-points/{focal_point_id}"
 
-    return await run_idempotent(
-        sessions=runtime.sessions,
-        principal=principal,
-        key=idempotency_key,
-        fingerprint=fingerprint_of("POST", request.url.path, body.model_dump(mode="json")),
-        operation=operation,
-    )
+    return await creation.run(body, principal, create)
 
 
 @router.patch(

@@ -6,7 +6,9 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from importlib.resources import files
+from typing import Any
 
 from bali_common.auth import Principal, Role
 from bali_common.db import SessionFactory, as_utc, transaction, utcnow
@@ -227,14 +229,7 @@ async def register_member(
     principal: Principal,
     source: str | None,
 ) -> MemberPublic:
-    async with refusals_audited(
-        session,
-        principal=principal,
-        action="member.register",
-        resource_type="member",
-        resource_id=member_in.member_id,
-        source=source,
-    ):
+    async with _refusals(session, "member.register", member_in.member_id, principal, source):
         if await session.get(Member, member_in.member_id) is not None:
             raise conflict(f"Member {member_in.member_id} already exists.", slug="member-exists")
         now = utcnow()
@@ -278,24 +273,10 @@ async def update_member(
     principal: Principal,
     source: str | None,
 ) -> MemberPublic:
-    async with refusals_audited(
-        session,
-        principal=principal,
-        action="member.update",
-        resource_type="member",
-        resource_id=member_id,
-        source=source,
-    ):
-        member = await _locked_member(session, member_id)
+    async with _refusals(session, "member.update", member_id, principal, source):
+        member, contacts = await _locked_member(session, member_id)
         check_version(member.version, if_match)
-        contacts = (await _focal_points_of(session, [member_id])).get(member_id, [])
-        changed = [
-            name
-            for name, value in changes.model_dump(exclude_unset=True).items()
-            if _stored(value) != getattr(member, name)
-        ]
-        for name in changed:
-            setattr(member, name, _stored(getattr(changes, name)))
+        changed = _apply(changes, to=member)
         if changed:
             await _announce_change(
                 session, member, contacts, principal=principal, source=source, what=changed
@@ -313,18 +294,10 @@ async def add_focal_point(
     source: str | None,
 ) -> tuple[MemberPublic, str]:
     """Add a contact; `If-Match` is optional here, since adding cannot overwrite anything."""
-    async with refusals_audited(
-        session,
-        principal=principal,
-        action="member.focal_point.add",
-        resource_type="member",
-        resource_id=member_id,
-        source=source,
-    ):
-        member = await _locked_member(session, member_id)
+    async with _refusals(session, "member.focal_point.add", member_id, principal, source):
+        member, contacts = await _locked_member(session, member_id)
         if if_match is not None:
             check_version(member.version, if_match)
-        contacts = (await _focal_points_of(session, [member_id])).get(member_id, [])
         if len(contacts) >= MAX_FOCAL_POINTS:
             raise conflict(
                 f"A member has at most {MAX_FOCAL_POINTS} focal points; remove one first.",
@@ -355,27 +328,11 @@ async def update_focal_point(
     principal: Principal,
     source: str | None,
 ) -> MemberPublic:
-    async with refusals_audited(
-        session,
-        principal=principal,
-        action="member.focal_point.update",
-        resource_type="member",
-        resource_id=member_id,
-        source=source,
-    ):
-        member = await _locked_member(session, member_id)
-        contacts = (await _focal_points_of(session, [member_id])).get(member_id, [])
-        contact = next((c for c in contacts if c.focal_point_id == focal_point_id), None)
-        if contact is None:
-            raise not_found("focal point")
+    async with _refusals(session, "member.focal_point.update", member_id, principal, source):
+        member, contacts = await _locked_member(session, member_id)
+        contact = _contact(contacts, focal_point_id)
         check_version(member.version, if_match)
-        changed = [
-            name
-            for name, value in changes.model_dump(exclude_unset=True).items()
-            if _stored(value) != getattr(contact, name)
-        ]
-        for name in changed:
-            setattr(contact, name, _stored(getattr(changes, name)))
+        changed = _apply(changes, to=contact)
         if changed:
             session.add(contact)
             await _announce_change(
@@ -399,19 +356,9 @@ async def remove_focal_point(
     source: str | None,
 ) -> MemberPublic:
     """Delete a contact outright: it is personal data, kept only in the audit of who removed it."""
-    async with refusals_audited(
-        session,
-        principal=principal,
-        action="member.focal_point.remove",
-        resource_type="member",
-        resource_id=member_id,
-        source=source,
-    ):
-        member = await _locked_member(session, member_id)
-        contacts = (await _focal_points_of(session, [member_id])).get(member_id, [])
-        contact = next((c for c in contacts if c.focal_point_id == focal_point_id), None)
-        if contact is None:
-            raise not_found("focal point")
+    async with _refusals(session, "member.focal_point.remove", member_id, principal, source):
+        member, contacts = await _locked_member(session, member_id)
+        contact = _contact(contacts, focal_point_id)
         if if_match is not None:
             check_version(member.version, if_match)
         await session.delete(contact)
@@ -430,12 +377,50 @@ async def remove_focal_point(
 # --- helpers ----------------------------------------------------------------------------------
 
 
-async def _locked_member(session: AsyncSession, member_id: str) -> Member:
+def _refusals(
+    session: AsyncSession,
+    action: str,
+    member_id: str,
+    principal: Principal,
+    source: str | None,
+) -> AbstractAsyncContextManager[None]:
+    """A refused change of a member is audited against that member."""
+    return refusals_audited(
+        session,
+        principal=principal,
+        action=action,
+        resource_type="member",
+        resource_id=member_id,
+        source=source,
+    )
+
+
+async def _locked_member(session: AsyncSession, member_id: str) -> tuple[Member, list[FocalPoint]]:
+    """The member, locked for a change, with its contacts."""
     # The row lock makes concurrent changes queue on PostgreSQL, so If-Match has one winner.
     member = await session.get(Member, member_id, with_for_update=True, populate_existing=True)
     if member is None:
         raise not_found("member")
-    return member
+    return member, (await _focal_points_of(session, [member_id])).get(member_id, [])
+
+
+def _contact(contacts: Sequence[FocalPoint], focal_point_id: str) -> FocalPoint:
+    contact = next((c for c in contacts if c.focal_point_id == focal_point_id), None)
+    if contact is None:
+        raise not_found("focal point")
+    return contact
+
+
+def _apply(changes: BaseModel, *, to: Member | FocalPoint) -> list[str]:
+    """Set the fields sent that differ from what is stored; the names of those changed."""
+    changed = [
+        name
+        for name, value in changes.model_dump(exclude_unset=True).items()
+        if _stored(value) != getattr(to, name)
+    ]
+    for name in changed:
+        setattr(to, name, _stored(getattr(changes, name)))
+    return changed
 
 
 async def _announce_change(
@@ -497,7 +482,8 @@ def _stored(value: object) -> object:
     return getattr(value, "value", value)
 
 
-def _snapshot(member: Member, contacts: Sequence[FocalPoint]) -> dict[str, object]:
+def _member_fields(member: Member) -> dict[str, Any]:
+    """What the public representation and the `member.*` events both say of a member."""
     return {
         "member_id": member.member_id,
         "name": member.name,
@@ -505,17 +491,24 @@ def _snapshot(member: Member, contacts: Sequence[FocalPoint]) -> dict[str, objec
         "is_co_chair": member.is_co_chair,
         "active": member.active,
         "version": member.version,
-        "focal_points": [
-            FocalPointData(
-                focal_point_id=c.focal_point_id,
-                name=c.name,
-                email=c.email,
-                role=FocalPointRole(c.role),
-                webhook_url=c.webhook_url,
-                active=c.active,
-            )
-            for c in contacts
-        ],
+    }
+
+
+def _contact_fields(contact: FocalPoint) -> dict[str, Any]:
+    return {
+        "focal_point_id": contact.focal_point_id,
+        "name": contact.name,
+        "email": contact.email,
+        "role": FocalPointRole(contact.role),
+        "webhook_url": contact.webhook_url,
+        "active": contact.active,
+    }
+
+
+def _snapshot(member: Member, contacts: Sequence[FocalPoint]) -> dict[str, Any]:
+    return {
+        **_member_fields(member),
+        "focal_points": [FocalPointData(**_contact_fields(c)) for c in contacts],
     }
 
 
@@ -523,23 +516,8 @@ def member_public(
     member: Member, contacts: Sequence[FocalPoint], *, principal: Principal
 ) -> MemberPublic:
     return MemberPublic(
-        member_id=member.member_id,
-        name=member.name,
-        kind=MemberKind(member.kind),
-        is_co_chair=member.is_co_chair,
-        active=member.active,
-        version=member.version,
-        focal_points=[
-            FocalPointPublic(
-                focal_point_id=c.focal_point_id,
-                name=c.name,
-                email=c.email,
-                role=FocalPointRole(c.role),
-                webhook_url=c.webhook_url,
-                active=c.active,
-            )
-            for c in contacts
-        ]
+        **_member_fields(member),
+        focal_points=[FocalPointPublic(**_contact_fields(c)) for c in contacts]
         if may_see_contacts(principal, member.member_id)
         else None,
         created_at=as_utc(member.created_at),
