@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,12 +22,10 @@ from uuid import uuid4
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from aiokafka import AIOKafkaProducer
 from aiosmtpd.controller import Controller
-from bali_common.auth import Role
 from bali_common.db import utcnow
-from bali_common.events import REGISTRY, STREAM_TOPICS, CloudEvent, EventPayload
+from bali_common.events import REGISTRY, STREAM_TOPICS, CloudEvent, EventPayload, Stream
 from bali_common.events.activities import ActivityCreated, ActivitySummary, ActivityType
 from bali_common.events.alerts import (
     AlertRaised,
@@ -42,7 +39,15 @@ from bali_common.events.alerts import (
 )
 from bali_common.events.members import FocalPointData, FocalPointRole, MemberKind, MemberRegistered
 from bali_common.events.shared import Actor
-from bali_common.testing.plugin import FAST_KAFKA, DatabaseFactory, bearer, eventually, running
+from bali_common.messaging.outbox import OutboxMessage
+from bali_common.testing.plugin import (
+    TokenBook,
+    eventually,
+    read_topic,
+    running,
+    serving,
+    settings_factory_for,
+)
 from bali_notifications.app import create_app
 from bali_notifications.deps import Notifications
 from bali_notifications.models import Delivery, MemberEntry
@@ -237,33 +242,6 @@ async def _respond(send: Any, reply: Reply) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """Runs inside the test loop; the test runner keeps its own signal handling."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Any, port: int, **config: Any) -> AsyncIterator[None]:
-    server = _EmbeddedServer(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **config
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        yield
-    finally:
-        server.should_exit = True
-        await task
-
-
 @pytest_asyncio.fixture(loop_scope="session", scope="session")
 async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
     receiver = WebhookReceiver()
@@ -383,20 +361,13 @@ class Harness:
     client: httpx.AsyncClient
     settings: NotificationsSettings
     producer: AIOKafkaProducer
+    tokens: TokenBook
 
     @property
     def parts(self) -> Notifications:
         parts = self.app.state.notifications
         assert isinstance(parts, Notifications)
         return parts
-
-    def auth(
-        self,
-        member: str | None = None,
-        roles: Sequence[Role] = (Role.member,),
-        subject: str | None = None,
-    ) -> dict[str, str]:
-        return bearer(self.settings, member=member, roles=roles, subject=subject)
 
     async def publish(
         self, payload: EventPayload, *, subject: str, event: CloudEvent | None = None
@@ -442,6 +413,22 @@ class Harness:
 
         await eventually(projected)
 
+    async def relayed_notifications(self) -> tuple[int, list[CloudEvent]]:
+        """How many notification.* events were staged, and those on the topic once all relayed."""
+
+        async def relayed() -> bool:
+            async with self.app.state.runtime.sessions() as session:
+                pending = await session.exec(
+                    select(OutboxMessage.id).where(col(OutboxMessage.sent_at).is_(None))
+                )
+                return pending.first() is None
+
+        await eventually(relayed)
+        async with self.app.state.runtime.sessions() as session:
+            staged = len((await session.exec(select(OutboxMessage.id))).all())
+        topic = STREAM_TOPICS[Stream.notifications]
+        return staged, await read_topic(self.settings, topic, expected=staged)
+
     async def metric(self, name: str) -> float:
         text = (await self.client.get("/metrics")).text
         return sum(
@@ -451,36 +438,53 @@ class Harness:
         )
 
 
-@contextlib.asynccontextmanager
-async def started(
-    directory: Path,
+@dataclass(frozen=True)
+class ServiceStarter:
+    """Starts the app against the session's broker, SMTP server and webhook receiver."""
+
+    tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap: str
+    smtp_server: MailSink
+    webhook_receiver: WebhookReceiver
+
+    @contextlib.asynccontextmanager
+    async def started(
+        self,
+        name: str,
+        *,
+        also_allow: Sequence[str] = (),
+        resolver: Resolver | None = None,
+        **overrides: Any,
+    ) -> AsyncIterator[Harness]:
+        """One app per test module, the member directory registered: consumers join once."""
+        values: dict[str, Any] = {
+            "smtp_port": self.smtp_server.port,
+            "webhook_allow_list": [self.webhook_receiver.origin, *also_allow],
+            "dispatch_in_background": False,
+        }
+        data_dir = self.tmp_path_factory.mktemp(name)
+        async with settings_factory_for(self.kafka_bootstrap, data_dir) as make_settings:
+            settings = await make_settings(NotificationsSettings, **(values | overrides))
+            app = create_app(settings, resolver=resolver)
+            producer = AIOKafkaProducer(bootstrap_servers=self.kafka_bootstrap, acks="all")
+            await producer.start()
+            try:
+                async with running(app) as client:
+                    harness = Harness(app, client, settings, producer, TokenBook(settings))
+                    await harness.register_members(directory())
+                    yield harness
+            finally:
+                await producer.stop()
+
+
+@pytest.fixture(scope="session")
+def notifications(
+    tmp_path_factory: pytest.TempPathFactory,
     kafka_bootstrap: str,
-    *,
-    resolver: Resolver | None = None,
-    wait_for_messaging: bool = True,
-    **overrides: Any,
-) -> AsyncIterator[Harness]:
-    """One app per test module: consumers join the group once, tests share it."""
-    databases = DatabaseFactory(directory)
-    values: dict[str, Any] = {
-        "data_dir": directory,
-        "kafka_bootstrap_servers": kafka_bootstrap,
-        "kafka_topic_prefix": f"t{uuid4().hex[:10]}.",
-        **FAST_KAFKA,
-        "dispatch_in_background": False,
-        **overrides,
-    }
-    values["database_url"] = await databases.create("notifications")
-    settings = NotificationsSettings(**values)
-    app = create_app(settings, resolver=resolver)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        async with running(app, wait_for_messaging=wait_for_messaging) as client:
-            yield Harness(app=app, client=client, settings=settings, producer=producer)
-    finally:
-        await producer.stop()
-        await databases.drop_all()
+    smtp_server: MailSink,
+    webhook_receiver: WebhookReceiver,
+) -> ServiceStarter:
+    return ServiceStarter(tmp_path_factory, kafka_bootstrap, smtp_server, webhook_receiver)
 
 
 # --- event factories ------------------------------------------------------------------------
@@ -498,51 +502,50 @@ def focal_point(
     )
 
 
+def member(
+    member_id: str,
+    name: str,
+    *focal_points: FocalPointData,
+    kind: MemberKind = MemberKind.member_state,
+    co_chair: bool = False,
+) -> MemberRegistered:
+    return MemberRegistered(
+        member_id=member_id,
+        name=name,
+        kind=kind,
+        is_co_chair=co_chair,
+        focal_points=list(focal_points),
+        version=1,
+    )
+
+
 def directory() -> list[MemberRegistered]:
     """Two co-chairs (AU with two focal points, ID with one) and three other members."""
     senior = FocalPointRole.senior_official
     return [
-        MemberRegistered(
-            member_id="AU",
-            name="Australia",
-            kind=MemberKind.member_state,
-            is_co_chair=True,
-            focal_points=[
-                focal_point("AU", "ana"),
-                focal_point("AU", "ben"),
-                focal_point("AU", "senior", senior),
-                focal_point("AU", "retired", active=False),
-            ],
-            version=1,
+        member(
+            "AU",
+            "Australia",
+            focal_point("AU", "ana"),
+            focal_point("AU", "ben"),
+            focal_point("AU", "senior", senior),
+            focal_point("AU", "retired", active=False),
+            co_chair=True,
         ),
-        MemberRegistered(
-            member_id="ID",
-            name="Indonesia",
-            kind=MemberKind.member_state,
-            is_co_chair=True,
-            focal_points=[focal_point("ID", "dewi"), focal_point("ID", "senior", senior)],
-            version=1,
+        member(
+            "ID",
+            "Indonesia",
+            focal_point("ID", "dewi"),
+            focal_point("ID", "senior", senior),
+            co_chair=True,
         ),
-        MemberRegistered(
-            member_id="PH",
-            name="Philippines",
-            kind=MemberKind.member_state,
-            focal_points=[focal_point("PH", "paolo")],
-            version=1,
-        ),
-        MemberRegistered(
-            member_id="MY",
-            name="Malaysia",
-            kind=MemberKind.member_state,
-            focal_points=[focal_point("MY", "mei")],
-            version=1,
-        ),
-        MemberRegistered(
-            member_id="IOM",
-            name="International Organization for Migration",
+        member("PH", "Philippines", focal_point("PH", "paolo")),
+        member("MY", "Malaysia", focal_point("MY", "mei")),
+        member(
+            "IOM",
+            "International Organization for Migration",
+            focal_point("IOM", "ines"),
             kind=MemberKind.international_organisation,
-            focal_points=[focal_point("IOM", "ines")],
-            version=1,
         ),
     ]
 
@@ -599,11 +602,3 @@ def activity_created(
         actor=Actor(subject=f"user-of-{lead}", member_id=lead),
         occurred_at=datetime.now(UTC),
     )
-
-
-async def wait_until(check: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met")
-        await asyncio.sleep(0.02)

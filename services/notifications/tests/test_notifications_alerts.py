@@ -14,7 +14,6 @@ import pytest
 import pytest_asyncio
 from bali_common.auth import Role
 from bali_common.db import transaction, utcnow
-from bali_common.events import STREAM_TOPICS, Stream
 from bali_common.events.alerts import (
     AlertAcknowledged,
     AlertEscalated,
@@ -24,20 +23,18 @@ from bali_common.events.alerts import (
 )
 from bali_common.links import verify_link_token
 from bali_common.messaging.outbox import OutboxMessage
-from bali_common.testing.plugin import eventually, read_topic
+from bali_common.testing.plugin import eventually, serving
 from bali_notifications import service
 from bali_notifications.models import Delivery
 from notification_harness import (
     Endpoint,
     Harness,
     MailSink,
+    ServiceStarter,
     WebhookReceiver,
     activity_created,
     alert_raised,
-    directory,
     free_port,
-    serving,
-    started,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -48,19 +45,8 @@ LINK = re.compile(r"http://127\.0\.0\.1:8002/v1/alerts/(?P<alert>[^/]+)/acknowle
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def harness(
-    tmp_path_factory: pytest.TempPathFactory,
-    kafka_bootstrap: str,
-    smtp_server: MailSink,
-    webhook_receiver: WebhookReceiver,
-) -> AsyncIterator[Harness]:
-    async with started(
-        tmp_path_factory.mktemp("alerts"),
-        kafka_bootstrap,
-        smtp_port=smtp_server.port,
-        webhook_allow_list=[webhook_receiver.origin],
-    ) as harness:
-        await harness.register_members(directory())
+async def harness(notifications: ServiceStarter) -> AsyncIterator[Harness]:
+    async with notifications.started("alerts") as harness:
         yield harness
 
 
@@ -76,7 +62,7 @@ async def subscribe(
     if endpoint is not None:
         document["url"] = endpoint.url
     response = await harness.client.post(
-        "/v1/subscriptions", json=document, headers=harness.auth(member)
+        "/v1/subscriptions", json=document, headers=harness.tokens(member)
     )
     assert response.status_code == 201, response.text
     created = response.json()
@@ -88,7 +74,7 @@ async def subscribe(
 async def unsubscribe(harness: Harness, member: str, *subscription_ids: str) -> None:
     for subscription_id in subscription_ids:
         response = await harness.client.delete(
-            f"/v1/subscriptions/{subscription_id}", headers=harness.auth(member)
+            f"/v1/subscriptions/{subscription_id}", headers=harness.tokens(member)
         )
         assert response.status_code == 204
 
@@ -228,7 +214,7 @@ async def test_restricted_alert_reaches_only_co_chairs_raiser_and_affected_subsc
     platform = await harness.client.post(
         "/v1/subscriptions",
         json={"name": "platform-wide", "channel": "inbox"},
-        headers=harness.auth(roles=[Role.admin], subject="admin-1"),
+        headers=harness.tokens.admin(),
     )
     assert platform.status_code == 201
     assert platform.json()["member_id"] is None
@@ -242,7 +228,7 @@ async def test_restricted_alert_reaches_only_co_chairs_raiser_and_affected_subsc
     assert len(affected_hook.requests) == 1  # type: ignore[union-attr]
     assert len(co_chair_hook.requests) == 1  # type: ignore[union-attr]
     assert outsider_hook.requests == []  # type: ignore[union-attr]
-    assert "user:admin-1" not in {d.recipient for d in deliveries}
+    assert "user:platform-admin" not in {d.recipient for d in deliveries}
     assert "IOM" not in {d.member_id for d in deliveries}
     assert len(smtp_server.for_alert(payload.alert.alert_id)) == 4
     await unsubscribe(harness, "PH", raiser)
@@ -251,7 +237,7 @@ async def test_restricted_alert_reaches_only_co_chairs_raiser_and_affected_subsc
     await unsubscribe(harness, "IOM", outsider)
     await harness.client.delete(
         f"/v1/subscriptions/{platform.json()['id']}",
-        headers=harness.auth(roles=[Role.admin], subject="admin-1"),
+        headers=harness.tokens.admin(),
     )
 
 
@@ -340,7 +326,7 @@ async def test_activity_events_go_one_by_one_or_as_a_daily_digest(
             "item_numbers": [5],
             "digest": "daily",
         },
-        headers=harness.auth("IOM"),
+        headers=harness.tokens("IOM"),
     )
     assert digest_response.status_code == 201
     assert digest_response.json()["secret"] is None
@@ -380,7 +366,7 @@ async def test_deliveries_are_listed_filtered_and_scoped_to_their_member(
     event = await harness.publish(payload, subject=alert_id)
     await harness.planned(event, 7)
     await harness.dispatch()
-    ops = harness.auth(roles=[Role.ops], subject="ops-1")
+    ops = harness.tokens.ops()
 
     everything = await harness.client.get(f"/v1/deliveries?alert_id={alert_id}", headers=ops)
     assert everything.status_code == 200
@@ -402,22 +388,24 @@ async def test_deliveries_are_listed_filtered_and_scoped_to_their_member(
     assert second_page.json()["next_cursor"] is None
 
     own = await harness.client.get(
-        f"/v1/deliveries?alert_id={alert_id}", headers=harness.auth("IOM")
+        f"/v1/deliveries?alert_id={alert_id}", headers=harness.tokens("IOM")
     )
     assert {d["member_id"] for d in own.json()["items"]} == {"IOM"}
     assert len(own.json()["items"]) == 2
     co_chair = await harness.client.get(
-        f"/v1/deliveries?alert_id={alert_id}", headers=harness.auth("AU", [Role.co_chair])
+        f"/v1/deliveries?alert_id={alert_id}", headers=harness.tokens.co_chair("AU")
     )
     assert len(co_chair.json()["items"]) == 3
     iom_delivery = own.json()["items"][0]["id"]
-    detail = await harness.client.get(f"/v1/deliveries/{iom_delivery}", headers=harness.auth("IOM"))
+    detail = await harness.client.get(
+        f"/v1/deliveries/{iom_delivery}", headers=harness.tokens("IOM")
+    )
     assert detail.status_code == 200
     [attempt] = detail.json()["attempts"]
     assert attempt["succeeded"] is True
     assert attempt["latency_ms"] is not None
     for missing in (iom_delivery, "no-such-delivery"):
-        hidden = await harness.client.get(f"/v1/deliveries/{missing}", headers=harness.auth("PH"))
+        hidden = await harness.client.get(f"/v1/deliveries/{missing}", headers=harness.tokens("PH"))
         assert hidden.status_code == 404
     replay = await harness.client.post(f"/v1/deliveries/{iom_delivery}/replay", headers=ops)
     assert replay.status_code == 409, "a delivered notification is not replayed"
@@ -429,7 +417,7 @@ async def test_deliveries_are_listed_filtered_and_scoped_to_their_member(
 
 async def test_inbox_lists_marks_read_and_streams_new_items_live(harness: Harness) -> None:
     port = free_port()
-    member = harness.auth("MY", subject="mei")
+    member = harness.tokens("MY", subject="mei")
     payload = alert_raised(raised_by="PH", affected=["MY"])
     async with (
         serving(harness.app, port),
@@ -467,7 +455,7 @@ async def test_inbox_lists_marks_read_and_streams_new_items_live(harness: Harnes
     after = await harness.client.get("/v1/inbox", headers=member)
     assert after.json()["unread_count"] == unread_before - 1
     other = await harness.client.patch(
-        f"/v1/inbox/{item['id']}", json={"read": True}, headers=harness.auth("IOM")
+        f"/v1/inbox/{item['id']}", json={"read": True}, headers=harness.tokens("IOM")
     )
     assert other.status_code == 404
     bad = await harness.client.patch(
@@ -509,7 +497,7 @@ async def test_rotated_secret_signs_beside_the_old_one_during_the_overlap(
     assert endpoint is not None
     old_secret = endpoint.secrets[0]
     rotated = await harness.client.post(
-        f"/v1/subscriptions/{sub_id}/rotate-secret", headers=harness.auth("PH")
+        f"/v1/subscriptions/{sub_id}/rotate-secret", headers=harness.tokens("PH")
     )
     assert rotated.status_code == 200
     new_secret = rotated.json()["secret"]
@@ -523,7 +511,7 @@ async def test_rotated_secret_signs_beside_the_old_one_during_the_overlap(
     assert len(hook.headers["webhook-signature"].split(" ")) == 2
     assert Webhook(old_secret).verify(hook.body, hook.headers)
     assert Webhook(new_secret).verify(hook.body, hook.headers)
-    shown = await harness.client.get(f"/v1/subscriptions/{sub_id}", headers=harness.auth("PH"))
+    shown = await harness.client.get(f"/v1/subscriptions/{sub_id}", headers=harness.tokens("PH"))
     assert "secret" not in shown.json()
     assert "secrets" not in shown.json()
     await unsubscribe(harness, "PH", sub_id)
@@ -533,7 +521,7 @@ async def test_subscription_api_validates_authorizes_and_versions(
     harness: Harness, webhook_receiver: WebhookReceiver
 ) -> None:
     url = webhook_receiver.endpoint().url
-    ph = harness.auth("PH")
+    ph = harness.tokens("PH")
     invalid = [
         ({"name": "x", "channel": "webhook"}, "body.url"),
         ({"name": "x", "channel": "email"}, "body.email"),
@@ -569,7 +557,7 @@ async def test_subscription_api_validates_authorizes_and_versions(
     no_member = await harness.client.post(
         "/v1/subscriptions",
         json={"name": "x", "channel": "inbox"},
-        headers=harness.auth(roles=[Role.ops], subject="ops-2"),
+        headers=harness.tokens(None, [Role.ops], subject="ops-2"),
     )
     assert no_member.status_code == 403
 
@@ -585,7 +573,7 @@ async def test_subscription_api_validates_authorizes_and_versions(
     assert again.headers["Idempotent-Replayed"] == "true"
     sub_id = first.json()["id"]
 
-    for other in (harness.auth("IOM"), harness.auth("AU", [Role.co_chair])):
+    for other in (harness.tokens("IOM"), harness.tokens.co_chair("AU")):
         assert (
             await harness.client.get(f"/v1/subscriptions/{sub_id}", headers=other)
         ).status_code == 404
@@ -596,9 +584,7 @@ async def test_subscription_api_validates_authorizes_and_versions(
                 headers={**other, "If-Match": '"v1"'},
             )
         ).status_code == 404
-    admin = await harness.client.get(
-        f"/v1/subscriptions/{sub_id}", headers=harness.auth(roles=[Role.admin], subject="admin")
-    )
+    admin = await harness.client.get(f"/v1/subscriptions/{sub_id}", headers=harness.tokens.admin())
     assert admin.status_code == 200
     assert admin.headers["ETag"] == '"v1"'
 
@@ -635,19 +621,7 @@ async def test_subscription_api_validates_authorizes_and_versions(
 
 
 async def test_notification_events_reach_the_notifications_topic(harness: Harness) -> None:
-    async def relayed() -> bool:
-        async with harness.app.state.runtime.sessions() as session:
-            pending = await session.exec(
-                select(OutboxMessage.id).where(col(OutboxMessage.sent_at).is_(None))
-            )
-            return pending.first() is None
-
-    await eventually(relayed)
-    async with harness.app.state.runtime.sessions() as session:
-        staged = len((await session.exec(select(OutboxMessage.id))).all())
-    events = await read_topic(
-        harness.settings, STREAM_TOPICS[Stream.notifications], expected=staged
-    )
+    staged, events = await harness.relayed_notifications()
     assert len(events) == staged
     assert {e.type for e in events} == {"notification.sent", "notification.delivered"}
     assert all(e.source == "/bali/notifications" for e in events)

@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import pytest
 from bali_common.testing.plugin import eventually
-from notification_harness import MailSink, WebhookReceiver, alert_raised, directory, started
+from notification_harness import MailSink, ServiceStarter, WebhookReceiver, alert_raised
 
 
 async def test_raised_alert_is_emailed_and_stored_in_inboxes_without_manual_dispatch(
-    tmp_path_factory: pytest.TempPathFactory,
-    kafka_bootstrap: str,
-    smtp_server: MailSink,
-    webhook_receiver: WebhookReceiver,
+    notifications: ServiceStarter, smtp_server: MailSink, webhook_receiver: WebhookReceiver
 ) -> None:
-    async with started(
-        tmp_path_factory.mktemp("background"),
-        kafka_bootstrap,
-        smtp_port=smtp_server.port,
-        webhook_allow_list=[webhook_receiver.origin],
+    async with notifications.started(
+        "background",
         dispatch_in_background=True,
         # Long enough that only the after-commit wake-up can explain a prompt delivery.
         dispatch_poll_interval_s=60.0,
     ) as harness:
-        await harness.register_members(directory())
         endpoint = webhook_receiver.endpoint()
         created = await harness.client.post(
             "/v1/subscriptions",
             json={"name": "live", "channel": "webhook", "url": endpoint.url},
-            headers=harness.auth("IOM"),
+            headers=harness.tokens("IOM"),
         )
         endpoint.secrets.append(created.json()["secret"])
         payload = alert_raised(raised_by="PH", affected=["IOM"])
@@ -41,6 +33,6 @@ async def test_raised_alert_is_emailed_and_stored_in_inboxes_without_manual_disp
         assert len(smtp_server.for_alert(payload.alert.alert_id)) == 4
         assert len(endpoint.requests) == 1
         assert endpoint.requests[0].verified
-        inbox = await harness.client.get("/v1/inbox", headers=harness.auth("IOM"))
+        inbox = await harness.client.get("/v1/inbox", headers=harness.tokens("IOM"))
         assert payload.alert.alert_id in [i["alert_id"] for i in inbox.json()["items"]]
         assert await harness.metric('bali_notification_attempts_total{channel="email"') == 4

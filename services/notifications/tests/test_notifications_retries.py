@@ -6,14 +6,10 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 import pytest_asyncio
-from bali_common.auth import Role
 from bali_common.db import as_utc, utcnow
-from bali_common.events import STREAM_TOPICS, Stream
 from bali_common.events.alerts import Severity
 from bali_common.messaging.outbox import OutboxMessage
-from bali_common.testing.plugin import eventually, read_topic
 from bali_notifications.models import Delivery
 from notification_harness import (
     Canary,
@@ -21,11 +17,10 @@ from notification_harness import (
     Harness,
     MailSink,
     Reply,
+    ServiceStarter,
     WebhookReceiver,
     alert_raised,
-    directory,
     free_port,
-    started,
 )
 from sqlmodel import col, select
 
@@ -35,22 +30,14 @@ DEAD_PORT = free_port()
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def harness(
-    tmp_path_factory: pytest.TempPathFactory,
-    kafka_bootstrap: str,
-    smtp_server: MailSink,
-    webhook_receiver: WebhookReceiver,
-) -> AsyncIterator[Harness]:
-    async with started(
-        tmp_path_factory.mktemp("retries"),
-        kafka_bootstrap,
-        smtp_port=smtp_server.port,
-        webhook_allow_list=[webhook_receiver.origin, f"127.0.0.1:{DEAD_PORT}"],
+async def harness(notifications: ServiceStarter) -> AsyncIterator[Harness]:
+    async with notifications.started(
+        "retries",
+        also_allow=[f"127.0.0.1:{DEAD_PORT}"],
         delivery_retry_schedule_s=SCHEDULE,
         delivery_retry_jitter=JITTER,
         webhook_timeout_s=1.0,
     ) as harness:
-        await harness.register_members(directory())
         yield harness
 
 
@@ -58,7 +45,7 @@ async def harness(
 async def fresh_subscriptions(harness: Harness) -> AsyncIterator[None]:
     """Each test starts with no subscriptions: leftovers would match the next test's alerts."""
     yield
-    admin = harness.auth(roles=[Role.admin], subject="cleanup")
+    admin = harness.tokens.admin()
     listed = await harness.client.get("/v1/subscriptions?page_size=200", headers=admin)
     for subscription in listed.json()["items"]:
         await harness.client.delete(f"/v1/subscriptions/{subscription['id']}", headers=admin)
@@ -75,7 +62,7 @@ async def hook_for(
             "url": url or (endpoint.url if endpoint else ""),
             "member_ids": [member],
         },
-        headers=harness.auth(member),
+        headers=harness.tokens(member),
     )
     assert response.status_code == 201, response.text
     if endpoint is not None:
@@ -148,7 +135,7 @@ async def test_receiver_down_then_up_is_delivered_once_after_recovery_on_schedul
     assert len(endpoint.requests) == 5
     assert {hook.webhook_id for hook in endpoint.requests} == {delivery.id}
     assert endpoint.accepted_ids == {delivery.id}, "the receiver acted exactly once"
-    detail = await harness.client.get(f"/v1/deliveries/{delivery.id}", headers=harness.auth("PH"))
+    detail = await harness.client.get(f"/v1/deliveries/{delivery.id}", headers=harness.tokens("PH"))
     attempts = detail.json()["attempts"]
     assert [a["status_code"] for a in attempts] == [503, 503, 503, 503, 200]
     assert [a["succeeded"] for a in attempts] == [False] * 4 + [True]
@@ -175,7 +162,7 @@ async def test_gone_410_disables_the_endpoint_until_re_enabled_and_replayed(
     assert delivery.next_attempt_at is None
     assert delivery.last_status_code == 410
     shown = await harness.client.get(
-        f"/v1/subscriptions/{subscription_id}", headers=harness.auth("MY")
+        f"/v1/subscriptions/{subscription_id}", headers=harness.tokens("MY")
     )
     assert shown.json()["enabled"] is False
     assert "410" in shown.json()["disabled_reason"]
@@ -196,19 +183,19 @@ async def test_gone_410_disables_the_endpoint_until_re_enabled_and_replayed(
     assert len(endpoint.requests) == 1
 
     refused = await harness.client.post(
-        f"/v1/deliveries/{delivery.id}/replay", headers=harness.auth("MY")
+        f"/v1/deliveries/{delivery.id}/replay", headers=harness.tokens("MY")
     )
     assert refused.status_code == 409
     version = shown.headers["ETag"]
     enabled = await harness.client.patch(
         f"/v1/subscriptions/{subscription_id}",
         json={"enabled": True},
-        headers={**harness.auth("MY"), "If-Match": version},
+        headers={**harness.tokens("MY"), "If-Match": version},
     )
     assert enabled.status_code == 200
     endpoint.default = Reply(204)
     replayed = await harness.client.post(
-        f"/v1/deliveries/{delivery.id}/replay", headers=harness.auth("MY")
+        f"/v1/deliveries/{delivery.id}/replay", headers=harness.tokens("MY")
     )
     assert replayed.status_code == 202
     assert replayed.json()["status"] == "pending"
@@ -304,23 +291,11 @@ async def test_extreme_alert_that_keeps_failing_warns_operators_then_is_dead_let
 
     flagged = await harness.client.get(
         "/v1/deliveries?status=exhausted&operator_warning=true",
-        headers=harness.auth(roles=[Role.ops], subject="ops"),
+        headers=harness.tokens.ops(),
     )
     assert delivery.id in [d["id"] for d in flagged.json()["items"]]
 
-    async def relayed() -> bool:
-        async with harness.app.state.runtime.sessions() as session:
-            pending = await session.exec(
-                select(OutboxMessage.id).where(col(OutboxMessage.sent_at).is_(None))
-            )
-            return pending.first() is None
-
-    await eventually(relayed)
-    async with harness.app.state.runtime.sessions() as session:
-        staged = len((await session.exec(select(OutboxMessage.id))).all())
-    published = await read_topic(
-        harness.settings, STREAM_TOPICS[Stream.notifications], expected=staged
-    )
+    _, published = await harness.relayed_notifications()
     dashboard = [
         e
         for e in published
@@ -332,7 +307,7 @@ async def test_extreme_alert_that_keeps_failing_warns_operators_then_is_dead_let
     endpoint.default = Reply(200)
     replayed = await harness.client.post(
         f"/v1/deliveries/{delivery.id}/replay",
-        headers=harness.auth(roles=[Role.ops], subject="ops"),
+        headers=harness.tokens.ops(),
     )
     assert replayed.status_code == 202
     await harness.dispatch(clock + timedelta(minutes=1))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
-from bali_common.auth import Role
+from bali_common.testing.plugin import serving
 from bali_notifications.channels import WebhookChannel
 from bali_notifications.ssrf import (
     BlockedDestination,
@@ -20,15 +20,12 @@ from bali_notifications.ssrf import (
 from notification_harness import (
     Canary,
     Harness,
-    MailSink,
     Reply,
+    ServiceStarter,
     TlsFiles,
     WebhookReceiver,
     alert_raised,
-    directory,
     issue_tls,
-    serving,
-    started,
 )
 
 PUBLIC_ADDRESS = "93.184.216.34"
@@ -71,27 +68,15 @@ async def tls_receiver(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def harness(
-    tmp_path_factory: pytest.TempPathFactory,
-    kafka_bootstrap: str,
-    smtp_server: MailSink,
-    webhook_receiver: WebhookReceiver,
-    tls_receiver: TlsReceiver,
-    dns: FakeDns,
+    notifications: ServiceStarter, tls_receiver: TlsReceiver, dns: FakeDns
 ) -> AsyncIterator[Harness]:
     tls_port = tls_receiver.receiver.port
-    async with started(
-        tmp_path_factory.mktemp("ssrf"),
-        kafka_bootstrap,
+    async with notifications.started(
+        "ssrf",
+        also_allow=[f"localhost:{tls_port}", f"127.0.0.1:{tls_port}"],
         resolver=dns,
-        smtp_port=smtp_server.port,
-        webhook_allow_list=[
-            webhook_receiver.origin,
-            f"localhost:{tls_port}",
-            f"127.0.0.1:{tls_port}",
-        ],
         webhook_ca_file=str(tls_receiver.files.ca),
     ) as harness:
-        await harness.register_members(directory())
         yield harness
 
 
@@ -125,7 +110,7 @@ async def test_every_ssrf_vector_is_refused_at_registration(
         response = await harness.client.post(
             "/v1/subscriptions",
             json={"name": "probe", "channel": "webhook", "url": url},
-            headers=harness.auth("PH"),
+            headers=harness.tokens("PH"),
         )
         assert response.status_code == 422, (url, response.text)
         assert response.json()["errors"][0]["field"] == "body.url", url
@@ -164,7 +149,7 @@ async def test_dns_rebinding_after_registration_is_blocked_at_connect_time(
             "url": f"https://rebind.test:{canary.port}/hook",
             "member_ids": ["IOM"],
         },
-        headers=harness.auth("IOM"),
+        headers=harness.tokens("IOM"),
     )
     assert created.status_code == 201, created.text
     subscription_id = created.json()["id"]
@@ -176,12 +161,12 @@ async def test_dns_rebinding_after_registration_is_blocked_at_connect_time(
     assert webhook.status == "retrying"
     assert webhook.last_error is not None
     assert "loopback" in webhook.last_error
-    detail = await harness.client.get(
-        f"/v1/deliveries/{webhook.id}", headers=harness.auth(roles=[Role.ops])
-    )
+    detail = await harness.client.get(f"/v1/deliveries/{webhook.id}", headers=harness.tokens.ops())
     assert detail.json()["attempts"][0]["error"].startswith("blocked")
     assert canary.connections == 0
-    await harness.client.delete(f"/v1/subscriptions/{subscription_id}", headers=harness.auth("IOM"))
+    await harness.client.delete(
+        f"/v1/subscriptions/{subscription_id}", headers=harness.tokens("IOM")
+    )
 
 
 async def test_redirect_from_allow_listed_receiver_to_loopback_is_not_followed(
@@ -193,7 +178,7 @@ async def test_redirect_from_allow_listed_receiver_to_loopback_is_not_followed(
     created = await harness.client.post(
         "/v1/subscriptions",
         json={"name": "redirects", "channel": "webhook", "url": endpoint.url, "member_ids": ["MY"]},
-        headers=harness.auth("MY"),
+        headers=harness.tokens("MY"),
     )
     assert created.status_code == 201, created.text
     endpoint.secrets.append(created.json()["secret"])
@@ -208,7 +193,7 @@ async def test_redirect_from_allow_listed_receiver_to_loopback_is_not_followed(
     assert "redirect not followed" in webhook.last_error
     assert canary.connections == 0
     await harness.client.delete(
-        f"/v1/subscriptions/{created.json()['id']}", headers=harness.auth("MY")
+        f"/v1/subscriptions/{created.json()['id']}", headers=harness.tokens("MY")
     )
 
 
@@ -228,7 +213,7 @@ async def test_https_goes_to_the_checked_address_yet_keeps_the_name_for_tls_and_
                 "url": f"https://{host}:{port}{endpoint.path}",
                 "member_ids": ["IOM"],
             },
-            headers=harness.auth("IOM"),
+            headers=harness.tokens("IOM"),
         )
         assert created.status_code == 201, created.text
         endpoint.secrets.append(created.json()["secret"])
@@ -248,7 +233,7 @@ async def test_https_goes_to_the_checked_address_yet_keeps_the_name_for_tls_and_
     assert by_address.requests == []
     for subscription_id in ids:
         await harness.client.delete(
-            f"/v1/subscriptions/{subscription_id}", headers=harness.auth("IOM")
+            f"/v1/subscriptions/{subscription_id}", headers=harness.tokens("IOM")
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from bali_common.events import REGISTRY, CloudEvent, EventPayload, Stream
 from bali_common.events.activities import ActivityEvent
 from bali_common.events.alerts import AlertEvent
@@ -28,29 +30,36 @@ def members_subscription() -> Subscription:
 
 
 def alerts_subscription(hub: NotificationHub) -> Subscription:
-    async def plan(session: AsyncSession, event: CloudEvent, payload: EventPayload) -> None:
-        assert isinstance(payload, AlertEvent)
-        if await service.plan_alert_notifications(session=session, event=event, payload=payload):
-            hub.wake_after_commit(session)
-
-    return Subscription(
-        group="notifications.alerts",
-        streams=[Stream.alerts],
-        handlers=_every_type(Stream.alerts, AlertEvent, plan),
+    return _planning(
+        hub, "notifications.alerts", Stream.alerts, AlertEvent, service.plan_alert_notifications
     )
 
 
 def activities_subscription(hub: NotificationHub) -> Subscription:
-    async def plan(session: AsyncSession, event: CloudEvent, payload: EventPayload) -> None:
-        assert isinstance(payload, ActivityEvent)
-        if await service.plan_activity_notifications(session=session, event=event, payload=payload):
+    return _planning(
+        hub,
+        "notifications.activities",
+        Stream.activities,
+        ActivityEvent,
+        service.plan_activity_notifications,
+    )
+
+
+def _planning(
+    hub: NotificationHub,
+    group: str,
+    stream: Stream,
+    family: type[EventPayload],
+    plan: Callable[..., Awaitable[int]],
+) -> Subscription:
+    """Plans deliveries for the family's events; the dispatcher wakes once the plan commits."""
+
+    async def handle(session: AsyncSession, event: CloudEvent, payload: EventPayload) -> None:
+        assert isinstance(payload, family)
+        if await plan(session=session, event=event, payload=payload):
             hub.wake_after_commit(session)
 
-    return Subscription(
-        group="notifications.activities",
-        streams=[Stream.activities],
-        handlers=_every_type(Stream.activities, ActivityEvent, plan),
-    )
+    return Subscription(group=group, streams=[stream], handlers=_every_type(stream, family, handle))
 
 
 def _every_type(stream: Stream, base: type[EventPayload], handler: Handler) -> dict[str, Handler]:

@@ -361,18 +361,14 @@ class Dispatcher:
             elif result.permanent:
                 await self._fail_for_good(session, job, delivery, result, now)
             elif delivery.attempts_in_round > len(self._settings.delivery_retry_schedule_s):
-                delivery.status = DeliveryStatus.exhausted.value
-                delivery.next_attempt_at = None
-                warn = self._warn_if_extreme(delivery, "extreme_undeliverable")
-                self._stage(
+                self._give_up(
                     session,
-                    NotificationExhausted,
                     delivery,
+                    result,
                     now,
-                    error=result.error or "failed",
+                    status=DeliveryStatus.exhausted,
                     reason="retries_exhausted",
-                    status_code=result.status_code,
-                    operator_warning=warn,
+                    error=result.error or "failed",
                 )
             else:
                 delivery.status = DeliveryStatus.retrying.value
@@ -409,8 +405,6 @@ class Dispatcher:
         result: SendOutcome,
         now: datetime,
     ) -> None:
-        delivery.status = DeliveryStatus.failed.value
-        delivery.next_attempt_at = None
         reason = "permanent_failure"
         if result.disable_endpoint and job.subscription is not None:
             reason = "endpoint_disabled"
@@ -425,13 +419,37 @@ class Dispatcher:
                 subscription.updated_at = now
                 session.add(subscription)
                 self._metrics.endpoints_disabled.inc()
+        self._give_up(
+            session,
+            delivery,
+            result,
+            now,
+            status=DeliveryStatus.failed,
+            reason=reason,
+            error=result.error or "refused",
+        )
+
+    def _give_up(
+        self,
+        session: AsyncSession,
+        delivery: Delivery,
+        result: SendOutcome,
+        now: datetime,
+        *,
+        status: DeliveryStatus,
+        reason: str,
+        error: str,
+    ) -> None:
+        """No more attempts: the final status, and operators warned if an Extreme alert is lost."""
+        delivery.status = status.value
+        delivery.next_attempt_at = None
         warn = self._warn_if_extreme(delivery, "extreme_undeliverable")
         self._stage(
             session,
             NotificationExhausted,
             delivery,
             now,
-            error=result.error or "refused",
+            error=error,
             reason=reason,
             status_code=result.status_code,
             operator_warning=warn,

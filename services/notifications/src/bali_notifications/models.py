@@ -27,6 +27,20 @@ def new_id() -> str:
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
+def _timestamp_now() -> Any:
+    """A required timezone-aware column, now unless set (a fresh Column per table field)."""
+    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+def _timestamp_unset() -> Any:
+    """A timezone-aware column that stays NULL until the moment it records happens."""
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
 # --- members projection -------------------------------------------------------------------
 
 
@@ -41,12 +55,8 @@ class MemberEntry(SQLModel, table=True):
     is_co_chair: bool = False
     active: bool = True
     version: int
-    focal_points: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
+    focal_points: list[dict[str, Any]] = _json_list()
+    updated_at: datetime = _timestamp_now()
 
 
 # --- source events ------------------------------------------------------------------------
@@ -243,11 +253,11 @@ class Subscription(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=320)
     url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     digest: str = Field(default=DigestMode.immediate.value, max_length=20)
-    event_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    severities: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    area_numbers: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    item_numbers: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    member_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    event_types: list[str] = _json_list()
+    severities: list[str] = _json_list()
+    area_numbers: list[int] = _json_list()
+    item_numbers: list[int] = _json_list()
+    member_ids: list[str] = _json_list()
     secrets: list[dict[str, Any]] = Field(
         default_factory=list,
         sa_column=Column(JSON, nullable=False),
@@ -255,19 +265,11 @@ class Subscription(SQLModel, table=True):
     )
     enabled: bool = True
     disabled_reason: str | None = Field(default=None, max_length=500)
-    disabled_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
+    disabled_at: datetime | None = _timestamp_unset()
     version: int = 1
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
-    deleted_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
+    created_at: datetime = _timestamp_now()
+    updated_at: datetime = _timestamp_now()
+    deleted_at: datetime | None = _timestamp_unset()
 
 
 class SubscriptionPublic(SubscriptionFilters):
@@ -357,26 +359,16 @@ class Delivery(SQLModel, table=True):
     status: str = Field(default=DeliveryStatus.pending.value, max_length=30)
     attempt_count: int = 0
     attempts_in_round: int = Field(default=0, description="Attempts since creation or replay")
-    next_attempt_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
+    next_attempt_at: datetime | None = _timestamp_unset()
     claimed_by: str | None = Field(default=None, max_length=200)
-    claimed_until: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
+    claimed_until: datetime | None = _timestamp_unset()
     last_status_code: int | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     operator_warning: bool = False
     digest_delivery_id: str | None = Field(default=None, max_length=64)
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
-    delivered_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
+    created_at: datetime = _timestamp_now()
+    updated_at: datetime = _timestamp_now()
+    delivered_at: datetime | None = _timestamp_unset()
 
 
 class DeliveryAttempt(SQLModel, table=True):
@@ -419,6 +411,18 @@ class DeliveryPublic(BaseModel):
     delivered_at: UtcDatetime | None
 
 
+class DeliveryFilters(BaseModel):
+    """Query filters of the delivery listing, each an exact match; absent ones match all."""
+
+    status: DeliveryStatus | None = None
+    channel: Channel | None = None
+    alert_id: str | None = PydanticField(default=None, max_length=100)
+    event_type: str | None = PydanticField(default=None, max_length=100)
+    member_id: str | None = PydanticField(default=None, max_length=100)
+    subscription_id: str | None = PydanticField(default=None, max_length=64)
+    operator_warning: bool | None = None
+
+
 class DeliveryAttemptPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -451,12 +455,8 @@ class InboxItem(SQLModel, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))
     severity: str | None = Field(default=None, max_length=20)
     alert_id: str | None = Field(default=None, max_length=100)
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
-    read_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
+    created_at: datetime = _timestamp_now()
+    read_at: datetime | None = _timestamp_unset()
 
 
 class InboxItemPublic(BaseModel):

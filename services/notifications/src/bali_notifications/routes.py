@@ -8,8 +8,12 @@ from datetime import timedelta
 from typing import Annotated
 
 from bali_common.events.notifications import Channel
-from bali_common.http.concurrency import IfMatchHeader, set_etag
-from bali_common.http.idempotency import IdempotencyKeyHeader, fingerprint_of, run_idempotent
+from bali_common.http.concurrency import IfMatchHeader, etag_of, set_etag
+from bali_common.http.idempotency import (
+    IdempotencyKeyHeader,
+    request_fingerprint,
+    run_idempotent,
+)
 from bali_common.http.pagination import Page, PageRequestDep
 from bali_common.problems import problem_responses
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -26,8 +30,8 @@ from bali_notifications.deps import (
 )
 from bali_notifications.models import (
     DeliveryDetail,
+    DeliveryFilters,
     DeliveryPublic,
-    DeliveryStatus,
     InboxItemPublic,
     InboxItemUpdate,
     InboxPage,
@@ -72,14 +76,14 @@ async def create_subscription(
         return (
             201,
             created.model_dump(mode="json"),
-            {"Location": f"/v1/subscriptions/{created.id}", "ETag": f'"v{created.version}"'},
+            {"Location": f"/v1/subscriptions/{created.id}", "ETag": etag_of(created.version)},
         )
 
     return await run_idempotent(
         sessions=runtime.sessions,
         principal=principal,
         key=idempotency_key,
-        fingerprint=fingerprint_of("POST", request.url.path, body.model_dump(mode="json")),
+        fingerprint=request_fingerprint(request, body),
         operation=operation,
     )
 
@@ -193,23 +197,8 @@ async def list_deliveries(
     session: SessionDep,
     principal: DeliveryViewer,
     page: PageRequestDep,
-    status: DeliveryStatus | None = None,
-    channel: Channel | None = None,
-    alert_id: Annotated[str | None, Query(max_length=100)] = None,
-    event_type: Annotated[str | None, Query(max_length=100)] = None,
-    member_id: Annotated[str | None, Query(max_length=100)] = None,
-    subscription_id: Annotated[str | None, Query(max_length=64)] = None,
-    operator_warning: bool | None = None,
+    filters: Annotated[DeliveryFilters, Query()],
 ) -> Page[DeliveryPublic]:
-    filters = service.DeliveryFilters(
-        status=status,
-        channel=channel,
-        alert_id=alert_id,
-        event_type=event_type,
-        member_id=member_id,
-        subscription_id=subscription_id,
-        operator_warning=operator_warning,
-    )
     return await service.list_deliveries(
         session=session, principal=principal, page=page, filters=filters
     )

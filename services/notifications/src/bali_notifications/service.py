@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from bali_common.auth import Principal, Role
 from bali_common.db import as_utc, utcnow
@@ -17,9 +18,11 @@ from bali_common.http.audit import record_audit
 from bali_common.http.concurrency import check_version
 from bali_common.http.pagination import Page, PageRequest, next_cursor
 from bali_common.problems import ProblemError, field_error
+from pydantic import BaseModel
 from sqlalchemy import and_, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bali_notifications import routing
 from bali_notifications.models import (
@@ -28,6 +31,7 @@ from bali_notifications.models import (
     DeliveryAttempt,
     DeliveryAttemptPublic,
     DeliveryDetail,
+    DeliveryFilters,
     DeliveryPublic,
     DeliveryStatus,
     InboxItem,
@@ -247,16 +251,13 @@ async def create_subscription(
         created_at=now,
         updated_at=now,
     )
-    session.add(subscription)
-    record_audit(
+    await _commit_audited(
         session,
+        subscription,
         principal=principal,
         action="subscription.create",
-        resource_type="subscription",
-        resource_id=subscription.id,
         details={"channel": subscription.channel, "member_id": owner},
     )
-    await session.commit()
     public = subscription_public(subscription)
     return SubscriptionCreated(**public.model_dump(), secret=secret)
 
@@ -283,23 +284,8 @@ async def list_subscriptions(
         query = query.where(Subscription.channel == channel.value)
     if member_id is not None:
         query = query.where(Subscription.member_id == member_id)
-    if page.cursor:
-        after_time, after_id = _cursor_pair(page.cursor)
-        query = query.where(
-            or_(
-                col(Subscription.created_at) > after_time,
-                and_(col(Subscription.created_at) == after_time, col(Subscription.id) > after_id),
-            )
-        )
-    query = query.order_by(col(Subscription.created_at), col(Subscription.id)).limit(
-        page.page_size + 1
-    )
-    rows = list((await session.exec(query)).all())
-    return Page(
-        items=[subscription_public(row) for row in rows[: page.page_size]],
-        next_cursor=next_cursor(
-            rows, page.page_size, lambda r: [as_utc(r.created_at).isoformat(), r.id]
-        ),
+    return await _page_by_creation(
+        session, query, Subscription, page, subscription_public, newest_first=False
     )
 
 
@@ -365,16 +351,13 @@ async def update_subscription(
         )
     subscription.version += 1
     subscription.updated_at = utcnow()
-    session.add(subscription)
-    record_audit(
+    await _commit_audited(
         session,
+        subscription,
         principal=principal,
         action="subscription.update",
-        resource_type="subscription",
-        resource_id=subscription.id,
         details={"fields": sorted(given)},
     )
-    await session.commit()
     return subscription
 
 
@@ -391,15 +374,7 @@ async def delete_subscription(
     subscription.secrets = []
     subscription.version += 1
     subscription.updated_at = now
-    session.add(subscription)
-    record_audit(
-        session,
-        principal=principal,
-        action="subscription.delete",
-        resource_type="subscription",
-        resource_id=subscription.id,
-    )
-    await session.commit()
+    await _commit_audited(session, subscription, principal=principal, action="subscription.delete")
 
 
 def active_secrets(subscription: Subscription, now: datetime) -> list[str]:
@@ -434,30 +409,13 @@ async def rotate_secret(
     subscription.secrets = [*kept[-1:], {"secret": secret, "expires_at": None}]
     subscription.version += 1
     subscription.updated_at = now
-    session.add(subscription)
-    record_audit(
-        session,
-        principal=principal,
-        action="subscription.rotate_secret",
-        resource_type="subscription",
-        resource_id=subscription.id,
+    await _commit_audited(
+        session, subscription, principal=principal, action="subscription.rotate_secret"
     )
-    await session.commit()
     return SecretRotated(secret=secret, previous_secret_expires_at=expires_at if kept else None)
 
 
 # --- deliveries ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeliveryFilters:
-    status: DeliveryStatus | None = None
-    channel: Channel | None = None
-    alert_id: str | None = None
-    event_type: str | None = None
-    member_id: str | None = None
-    subscription_id: str | None = None
-    operator_warning: bool | None = None
 
 
 def _sees_all_deliveries(principal: Principal) -> bool:
@@ -485,35 +443,10 @@ async def list_deliveries(
     query = select(Delivery)
     if not _sees_all_deliveries(principal):
         query = query.where(_visible_deliveries(principal))
-    exact = {
-        "status": filters.status.value if filters.status else None,
-        "channel": filters.channel.value if filters.channel else None,
-        "alert_id": filters.alert_id,
-        "event_type": filters.event_type,
-        "member_id": filters.member_id,
-        "subscription_id": filters.subscription_id,
-        "operator_warning": filters.operator_warning,
-    }
-    for name, value in exact.items():
-        if value is not None:
-            query = query.where(getattr(Delivery, name) == value)
-    if page.cursor:
-        before_time, before_id = _cursor_pair(page.cursor)
-        query = query.where(
-            or_(
-                col(Delivery.created_at) < before_time,
-                and_(col(Delivery.created_at) == before_time, col(Delivery.id) < before_id),
-            )
-        )
-    query = query.order_by(col(Delivery.created_at).desc(), col(Delivery.id).desc()).limit(
-        page.page_size + 1
-    )
-    rows = list((await session.exec(query)).all())
-    return Page(
-        items=[delivery_public(row) for row in rows[: page.page_size]],
-        next_cursor=next_cursor(
-            rows, page.page_size, lambda r: [as_utc(r.created_at).isoformat(), r.id]
-        ),
+    for name, value in filters.model_dump(mode="json", exclude_none=True).items():
+        query = query.where(getattr(Delivery, name) == value)
+    return await _page_by_creation(
+        session, query, Delivery, page, delivery_public, newest_first=True
     )
 
 
@@ -576,15 +509,7 @@ async def replay_delivery(
     delivery.attempts_in_round = 0
     delivery.next_attempt_at = now
     delivery.updated_at = now
-    session.add(delivery)
-    record_audit(
-        session,
-        principal=principal,
-        action="delivery.replay",
-        resource_type="delivery",
-        resource_id=delivery.id,
-    )
-    await session.commit()
+    await _commit_audited(session, delivery, principal=principal, action="delivery.replay")
     return delivery_public(delivery)
 
 
@@ -657,6 +582,63 @@ async def latest_inbox_id(*, session: AsyncSession, owners: list[str]) -> int:
         select(func.max(InboxItem.id)).where(col(InboxItem.owner).in_(owners))
     )
     return int(latest.one() or 0)
+
+
+# --- shared -------------------------------------------------------------------------------
+
+RowT = TypeVar("RowT", Subscription, Delivery)
+PublicT = TypeVar("PublicT", bound=BaseModel)
+
+
+async def _commit_audited(
+    session: AsyncSession,
+    row: Subscription | Delivery,
+    *,
+    principal: Principal,
+    action: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Commit the change with its audit row (action `<resource type>.<verb>`): both or neither."""
+    session.add(row)
+    record_audit(
+        session,
+        principal=principal,
+        action=action,
+        resource_type=action.partition(".")[0],
+        resource_id=row.id,
+        details=details,
+    )
+    await session.commit()
+
+
+async def _page_by_creation(
+    session: AsyncSession,
+    query: SelectOfScalar[RowT],
+    model: type[RowT],
+    page: PageRequest,
+    public: Callable[[RowT], PublicT],
+    *,
+    newest_first: bool,
+) -> Page[PublicT]:
+    """A keyset page on (created_at, id), the unique sort key; it resumes after the cursor's row."""
+    created_at, row_id = col(model.created_at), col(model.id)
+    beyond = operator.lt if newest_first else operator.gt
+    if page.cursor:
+        after_time, after_id = _cursor_pair(page.cursor)
+        query = query.where(
+            or_(
+                beyond(created_at, after_time),
+                and_(created_at == after_time, beyond(row_id, after_id)),
+            )
+        )
+    order = (created_at.desc(), row_id.desc()) if newest_first else (created_at, row_id)
+    rows = list((await session.exec(query.order_by(*order).limit(page.page_size + 1))).all())
+    return Page(
+        items=[public(row) for row in rows[: page.page_size]],
+        next_cursor=next_cursor(
+            rows, page.page_size, lambda r: [as_utc(r.created_at).isoformat(), r.id]
+        ),
+    )
 
 
 def _cursor_pair(cursor: list[Any]) -> tuple[datetime, str]:
