@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from bali_common.testing.plugin import DatabaseFactory
 from consultation_testkit import Service, module_service
 
 
@@ -19,9 +18,3 @@ async def service(
         kafka_bootstrap, tmp_path_factory, escalation_loop_enabled=False
     ) as running_service:
         yield running_service
-
-
-@pytest.fixture(autouse=True)
-def _runs_in_the_database_pass(databases: DatabaseFactory) -> DatabaseFactory:
-    """CI's PostgreSQL pass selects the tests that use `databases`: every test here uses one."""
-    return databases

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from bali_common.events import STREAM_TOPICS, CloudEvent, Stream
@@ -24,7 +22,7 @@ from bali_common.messaging.inbox import InboxEntry
 from bali_common.testing.plugin import eventually
 from bali_consultation.models import DirectoryMember
 from bali_consultation.service import ACK_LINK_PURPOSE
-from consultation_testkit import Service, alert_body, module_service
+from consultation_testkit import Service, alert_body
 from pydantic import SecretStr
 from sqlmodel import col, select
 
@@ -81,29 +79,24 @@ async def directory(service: Service) -> dict[str, DirectoryMember]:
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def service(
-    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Service]:
-    """A service whose member directory knows the co-chairs ID and AU, and MY, TH, PH."""
-    async with module_service(
-        kafka_bootstrap, tmp_path_factory, escalation_loop_enabled=False
-    ) as running_service:
-        await publish_members(
-            running_service,
-            [
-                member("ID", co_chair=True, email=ID_FOCAL_POINT),
-                member("AU", co_chair=True),
-                member("MY"),
-                member("TH"),
-                member("PH", email=PH_FOCAL_POINT),
-            ],
-        )
+async def service(service: Service) -> Service:
+    """The module's service, with co-chairs ID and AU and members MY, TH, PH in its directory."""
+    await publish_members(
+        service,
+        [
+            member("ID", co_chair=True, email=ID_FOCAL_POINT),
+            member("AU", co_chair=True),
+            member("MY"),
+            member("TH"),
+            member("PH", email=PH_FOCAL_POINT),
+        ],
+    )
 
-        async def known() -> bool:
-            return len(await directory(running_service)) == 5
+    async def known() -> bool:
+        return len(await directory(service)) == 5
 
-        await eventually(known)
-        yield running_service
+    await eventually(known)
+    return service
 
 
 def link(
@@ -267,7 +260,7 @@ async def test_link_for_an_already_acknowledged_alert_says_who_and_stays_unused(
 ) -> None:
     alert = await service.raise_alert()
     token = link(service, alert["id"])
-    await service.step(alert["id"], "acknowledge", headers=service.co_chair("AU"))
+    await service.step(alert["id"], "acknowledge", headers=service.auth.co_chair("AU"))
     page = await open_link(service, alert["id"], token)
     assert page.status_code == 200
     assert "Already acknowledged by" in page.text

@@ -8,10 +8,8 @@ from typing import Any
 import pytest
 from bali_common.auth import Role
 from bali_common.events import STREAM_TOPICS, Stream
-from bali_common.messaging.outbox import OutboxMessage
 from bali_common.testing.plugin import eventually, read_topic
 from consultation_testkit import Service, alert_body
-from sqlmodel import col, func, select
 
 CONSULTATION = {
     "convened_for": "2026-11-28T20:00:00+07:00",
@@ -68,7 +66,7 @@ async def alert_in_status(service: Service, status: str) -> dict[str, Any]:
     alert = await service.raise_alert()
     for action in PATHS[status]:
         path, body = ACTIONS[action]
-        headers = service.auth("MY") if action == "withdraw" else service.co_chair()
+        headers = service.auth("MY") if action == "withdraw" else service.auth.co_chair()
         response = await service.step(alert["id"], path, body, headers=headers)
         assert response.status_code == 200, response.text
         alert = response.json()
@@ -104,11 +102,13 @@ async def test_each_step_is_on_the_timeline_with_who_and_when_and_response_times
     alert = await service.raise_alert()
     alert_id = alert["id"]
     service.clock.advance(minutes=5)
-    assert (await service.step(alert_id, "acknowledge", headers=service.co_chair("ID"))).is_success
+    assert (
+        await service.step(alert_id, "acknowledge", headers=service.auth.co_chair("ID"))
+    ).is_success
     service.clock.advance(minutes=15)
     convened = await service.step(alert_id, "consultations", CONSULTATION)
     assert convened.status_code == 200
-    await service.step(alert_id, "outreach", OUTREACH, headers=service.co_chair("AU"))
+    await service.step(alert_id, "outreach", OUTREACH, headers=service.auth.co_chair("AU"))
     service.clock.advance(minutes=100)
     resolved = await service.step(alert_id, "resolve", {"summary": "All safe in Kupang"})
     assert resolved.status_code == 200
@@ -149,11 +149,10 @@ async def test_events_of_every_step_reach_the_alerts_topic_in_order(service: Ser
     await service.step(alert["id"], "updates", {"text": "Still adrift"})
     await service.step(alert["id"], "escalate", {"notify_senior_officials": True})
     await service.step(alert["id"], "acknowledge")
-    await eventually(lambda: _outbox_drained(service))
-    async with service.sessions() as session:
-        total = (await session.exec(select(func.count()).select_from(OutboxMessage))).one()
-    events = await read_topic(service.settings, STREAM_TOPICS[Stream.alerts], expected=total)
-    mine = [e for e in events if e.subject == alert["id"]]
+    await eventually(service.outbox_drained)
+    mine = await read_topic(
+        service.settings, STREAM_TOPICS[Stream.alerts], expected=6, subject=alert["id"]
+    )
     assert [e.type for e in mine] == [
         "alert.raised",
         "alert.withdrawn",
@@ -166,16 +165,6 @@ async def test_events_of_every_step_reach_the_alerts_topic_in_order(service: Ser
     escalated = mine[4].payload()
     assert escalated.model_dump()["notify_senior_officials"] is True
     assert escalated.model_dump()["reason"] == "manual"
-
-
-async def _outbox_drained(service: Service) -> bool:
-    async with service.sessions() as session:
-        pending = await session.exec(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(col(OutboxMessage.sent_at).is_(None))
-        )
-        return pending.one() == 0
 
 
 async def test_raising_the_same_situation_again_adds_an_update_to_the_open_alert(
@@ -292,7 +281,7 @@ async def test_who_may_post_updates_and_change_fields(service: Service) -> None:
     co_chair = await service.client.post(
         url,
         json={"text": "Co-chairs reassess", "urgency": "Expected"},
-        headers={**service.co_chair(), "If-Match": '"v2"'},
+        headers={**service.auth.co_chair(), "If-Match": '"v2"'},
     )
     assert co_chair.status_code == 200
 
@@ -358,10 +347,12 @@ async def test_reopen_is_possible_only_within_the_reopen_period(service: Service
 async def test_lifecycle_steps_honour_if_match_when_sent(service: Service) -> None:
     alert = await service.raise_alert()
     stale = await service.client.post(
-        f"/v1/alerts/{alert['id']}/acknowledge", headers={**service.co_chair(), "If-Match": '"v7"'}
+        f"/v1/alerts/{alert['id']}/acknowledge",
+        headers={**service.auth.co_chair(), "If-Match": '"v7"'},
     )
     assert stale.status_code == 412
     fresh = await service.client.post(
-        f"/v1/alerts/{alert['id']}/acknowledge", headers={**service.co_chair(), "If-Match": '"v1"'}
+        f"/v1/alerts/{alert['id']}/acknowledge",
+        headers={**service.auth.co_chair(), "If-Match": '"v1"'},
     )
     assert fresh.status_code == 200

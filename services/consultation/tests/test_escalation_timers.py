@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
-from typing import Any
 
 import pytest
 from bali_common.events import STREAM_TOPICS, Stream
 from bali_common.events.alerts import Severity
-from bali_common.messaging.outbox import OutboxMessage, outbox_backlog
-from bali_common.testing.plugin import DatabaseFactory, eventually, read_topic
+from bali_common.messaging.outbox import OutboxMessage
+from bali_common.testing.plugin import SettingsFactory, eventually, read_topic
 from bali_consultation.models import AlertTimelineEntry, EscalationTimer
 from bali_consultation.service import fire_due_escalations
 from bali_consultation.settings import ConsultationSettings, EscalationStep
@@ -148,14 +146,6 @@ def test_escalation_policy_is_configurable_from_the_environment(
 # --- restarts and replicas: several service instances on one database -------------------------
 
 
-async def _instance_settings(
-    tmp_path: Path, kafka_bootstrap: str, databases: DatabaseFactory, **overrides: Any
-) -> ConsultationSettings:
-    return await consultation_settings(
-        data_dir=tmp_path, kafka_bootstrap=kafka_bootstrap, databases=databases, **overrides
-    )
-
-
 async def _escalation_count(service: Service, alert_id: str) -> int:
     async with service.sessions() as session:
         rows = await session.exec(
@@ -167,9 +157,9 @@ async def _escalation_count(service: Service, alert_id: str) -> int:
 
 
 async def test_timer_due_while_the_service_was_down_fires_once_after_restart(
-    tmp_path: Path, kafka_bootstrap: str, databases: DatabaseFactory
+    make_settings: SettingsFactory,
 ) -> None:
-    settings = await _instance_settings(tmp_path, kafka_bootstrap, databases)
+    settings = await consultation_settings(make_settings)
     clock = FakeClock()
     async with started(settings, clock, wait_for_messaging=False) as first_life:
         alert = await first_life.raise_alert(severity="Extreme")
@@ -177,7 +167,7 @@ async def test_timer_due_while_the_service_was_down_fires_once_after_restart(
     async with started(settings, clock) as second_life:
         await eventually(lambda: _has_escalations(second_life, alert["id"], 1))
         assert await fire(second_life) == []
-        await eventually(lambda: _drained(second_life))
+        await eventually(second_life.outbox_drained)
     async with started(settings, clock, wait_for_messaging=False) as third_life:
         assert await fire(third_life) == [], "nothing fires twice across restarts"
         assert await _escalation_count(third_life, alert["id"]) == 1
@@ -193,16 +183,10 @@ async def _has_escalations(service: Service, alert_id: str, count: int) -> bool:
     return await _escalation_count(service, alert_id) >= count
 
 
-async def _drained(service: Service) -> bool:
-    return await outbox_backlog(service.sessions) == 0
-
-
 async def test_two_replicas_polling_one_database_fire_each_timer_exactly_once(
-    tmp_path: Path, kafka_bootstrap: str, databases: DatabaseFactory
+    make_settings: SettingsFactory,
 ) -> None:
-    settings = await _instance_settings(
-        tmp_path, kafka_bootstrap, databases, escalation_poll_interval_s=0.01
-    )
+    settings = await consultation_settings(make_settings, escalation_poll_interval_s=0.01)
     clock = FakeClock()
     async with (
         started(settings, clock, wait_for_messaging=False) as replica_a,
@@ -228,11 +212,9 @@ async def test_two_replicas_polling_one_database_fire_each_timer_exactly_once(
 
 
 async def test_concurrent_firing_calls_on_two_instances_split_the_timers_without_overlap(
-    tmp_path: Path, kafka_bootstrap: str, databases: DatabaseFactory
+    make_settings: SettingsFactory,
 ) -> None:
-    settings = await _instance_settings(
-        tmp_path, kafka_bootstrap, databases, escalation_loop_enabled=False
-    )
+    settings = await consultation_settings(make_settings, escalation_loop_enabled=False)
     clock = FakeClock()
     async with (
         started(settings, clock, wait_for_messaging=False) as replica_a,

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Annotated, Any, Protocol
 
 from bali_common.auth import AuthenticationError, Principal
 from bali_common.deps import RuntimeDep
 from bali_common.events.alerts import AlertStatus, Sensitivity, Severity, SituationType
 from bali_common.http.concurrency import IfMatchHeader, etag_of, set_etag
-from bali_common.http.idempotency import IdempotencyKeyHeader, fingerprint_of, run_idempotent
+from bali_common.http.idempotency import (
+    IdempotencyKeyHeader,
+    fingerprint_of,
+    request_fingerprint,
+    run_idempotent,
+)
 from bali_common.http.pagination import Page, PageRequestDep
 from bali_common.problems import ProblemError, problem_responses
-from fastapi import APIRouter, Body, Form, Path, Query, Request, Response
+from bali_common.runtime import ServiceRuntime
+from fastapi import APIRouter, Body, Depends, Form, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_consultation import pages, service
@@ -58,7 +68,10 @@ LinkToken = Annotated[
         description="Signed one-click acknowledge token from the notification email",
     ),
 ]
-Step = Callable[[AsyncSession], Awaitable[Alert]]
+#: Withdraw, reopen and escalate may be posted without a body.
+_OPTIONAL_BODY = "May be omitted: every field has a default"
+OptionalReason = Annotated[ReasonCreate | None, Body(description=_OPTIONAL_BODY)]
+OptionalEscalation = Annotated[EscalationCreate | None, Body(description=_OPTIONAL_BODY)]
 
 
 def present(alert: Alert, settings: ConsultationSettings) -> AlertPublic:
@@ -69,41 +82,77 @@ def _base_url(request: Request, settings: ConsultationSettings) -> str:
     return (settings.public_base_url or str(request.base_url)).rstrip("/")
 
 
-async def _run_step(
-    *,
-    request: Request,
-    runtime: RuntimeDep,
-    settings: ConsultationSettings,
-    metrics: ResponseMetrics,
-    principal: Principal,
-    key: str | None,
-    body: Any,
-    kind: str,
-    step: Step,
-    status: int = 200,
-) -> Response:
-    """Run a lifecycle step once per Idempotency-Key, answering with the alert and its ETag."""
-
-    async def operation() -> tuple[int, Any, dict[str, str]]:
-        async with runtime.sessions() as session:
-            alert = await step(session)
-        metrics.observe_step(kind, alert)
-        return status, present(alert, settings).model_dump(mode="json"), _etag(alert)
-
-    return await run_idempotent(
-        sessions=runtime.sessions,
-        principal=principal,
-        key=key,
-        fingerprint=fingerprint_of("POST", request.url.path, body),
-        operation=operation,
-    )
-
-
 def _etag(alert: Alert) -> dict[str, str]:
     return {"ETag": etag_of(alert.version)}
 
 
 _STEP_RESPONSES = problem_responses(401, 403, 404, 409, 412, 422)
+
+
+class StepCall(Protocol):
+    """A `service` use case with its request body bound: it takes the step and commits."""
+
+    def __call__(self, *, session: AsyncSession, step: service.Step) -> Awaitable[Alert]: ...
+
+
+@dataclass(frozen=True)
+class StepRunner:
+    """What every lifecycle step route shares: clock, caller's address, If-Match and
+    Idempotency-Key, and the answer (the alert with its ETag, replayed for a repeated key)."""
+
+    request: Request
+    runtime: ServiceRuntime
+    settings: ConsultationSettings
+    metrics: ResponseMetrics
+    now: datetime
+    source: str | None
+    if_match: str | None
+    key: str | None
+
+    async def run(
+        self,
+        kind: str,
+        alert_id: str,
+        principal: Principal,
+        body: BaseModel | None,
+        call: StepCall,
+    ) -> Response:
+        """Run the step once per Idempotency-Key; `kind` is its timeline kind, for metrics."""
+        step = service.Step(alert_id, principal, self.now, self.if_match, self.source)
+
+        async def operation() -> tuple[int, Any, dict[str, str]]:
+            async with self.runtime.sessions() as session:
+                alert = await call(session=session, step=step)
+            self.metrics.observe_step(kind, alert)
+            return 200, present(alert, self.settings).model_dump(mode="json"), _etag(alert)
+
+        if body is None:
+            fingerprint = fingerprint_of(self.request.method, self.request.url.path, None)
+        else:
+            fingerprint = request_fingerprint(self.request, body)
+        return await run_idempotent(
+            sessions=self.runtime.sessions,
+            principal=principal,
+            key=self.key,
+            fingerprint=fingerprint,
+            operation=operation,
+        )
+
+
+def step_runner(
+    request: Request,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    now: Now,
+    source: ClientSource,
+    if_match: IfMatchHeader = None,
+    key: IdempotencyKeyHeader = None,
+) -> StepRunner:
+    return StepRunner(request, runtime, settings, metrics, now, source, if_match, key)
+
+
+Steps = Annotated[StepRunner, Depends(step_runner)]
 
 
 @router.post(
@@ -147,7 +196,7 @@ async def raise_alert(
         sessions=runtime.sessions,
         principal=principal,
         key=key,
-        fingerprint=fingerprint_of("POST", "/v1/alerts", alert_in.model_dump(mode="json")),
+        fingerprint=request_fingerprint(request, alert_in),
         operation=operation,
     )
 
@@ -262,7 +311,7 @@ async def get_cap(
     )
     web = f"{_base_url(request, settings)}/v1/alerts/{alert.id}"
     context = await service.cap_context(session=session, alert=alert, settings=settings, web=web)
-    headers = {"ETag": etag_of(alert.version)}
+    headers = _etag(alert)
     if alert.sensitivity != Sensitivity.public:
         headers["Cache-Control"] = "private, no-store"
     return Response(cap_document(alert, context), media_type=CAP_MEDIA_TYPE, headers=headers)
@@ -277,37 +326,14 @@ async def get_cap(
     responses=_STEP_RESPONSES | problem_responses(428),
 )
 async def add_update(
-    alert_id: AlertId,
-    update_in: SituationUpdateCreate,
-    request: Request,
-    principal: CurrentPrincipal,
-    runtime: RuntimeDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    now: Now,
-    source: ClientSource,
-    if_match: IfMatchHeader = None,
-    key: IdempotencyKeyHeader = None,
+    alert_id: AlertId, update_in: SituationUpdateCreate, principal: CurrentPrincipal, steps: Steps
 ) -> Response:
-    return await _run_step(
-        request=request,
-        runtime=runtime,
-        settings=settings,
-        metrics=metrics,
-        principal=principal,
-        key=key,
-        body=update_in.model_dump(mode="json"),
-        kind="updated",
-        step=lambda session: service.add_situation_update(
-            session=session,
-            alert_id=alert_id,
-            update_in=update_in,
-            principal=principal,
-            settings=settings,
-            now=now,
-            if_match=if_match,
-            source=source,
-        ),
+    return await steps.run(
+        "updated",
+        alert_id,
+        principal,
+        update_in,
+        partial(service.add_situation_update, update_in=update_in, settings=steps.settings),
     )
 
 
@@ -363,89 +389,47 @@ async def acknowledge_page(
 )
 async def acknowledge(
     alert_id: AlertId,
-    request: Request,
     principal: OptionalPrincipal,
-    runtime: RuntimeDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    now: Now,
-    source: ClientSource,
+    steps: Steps,
     token: LinkToken = None,
     form_token: Annotated[str | None, Form(alias="token", max_length=4096)] = None,
-    if_match: IfMatchHeader = None,
-    key: IdempotencyKeyHeader = None,
 ) -> Response:
     link_token = form_token or token
     if link_token is not None:
-        return await _acknowledge_by_link(
-            alert_id=alert_id,
-            token=link_token,
-            request=request,
-            runtime=runtime,
-            settings=settings,
-            metrics=metrics,
-            now=now,
-            source=source,
-        )
+        return await _acknowledge_by_link(alert_id=alert_id, token=link_token, steps=steps)
     if principal is None:
         raise AuthenticationError("Bearer token or acknowledge link token required", missing=True)
     if not service.is_co_chair(principal):
         # Visibility first: a member who cannot see the alert learns nothing about it.
-        async with runtime.sessions() as session:
+        async with steps.runtime.sessions() as session:
             await service.get_visible_alert(session=session, alert_id=alert_id, principal=principal)
-    return await _run_step(
-        request=request,
-        runtime=runtime,
-        settings=settings,
-        metrics=metrics,
-        principal=principal,
-        key=key,
-        body=None,
-        kind="acknowledged",
-        step=lambda session: service.acknowledge_alert(
-            session=session,
-            alert_id=alert_id,
-            principal=principal,
-            now=now,
-            if_match=if_match,
-            source=source,
-        ),
-    )
+    return await steps.run("acknowledged", alert_id, principal, None, service.acknowledge_alert)
 
 
-async def _acknowledge_by_link(
-    *,
-    alert_id: str,
-    token: str,
-    request: Request,
-    runtime: RuntimeDep,
-    settings: ConsultationSettings,
-    metrics: ResponseMetrics,
-    now: Now,
-    source: str | None,
-) -> Response:
+async def _acknowledge_by_link(*, alert_id: str, token: str, steps: StepRunner) -> Response:
     try:
-        async with runtime.sessions() as session:
+        async with steps.runtime.sessions() as session:
             alert = await service.acknowledge_by_link(
                 session=session,
                 alert_id=alert_id,
                 token=token,
-                settings=settings,
-                now=now,
-                source=source,
+                settings=steps.settings,
+                now=steps.now,
+                source=steps.source,
             )
     except ProblemError as problem:
-        if _wants_json(request):
+        if _wants_json(steps.request):
             raise
         if problem.slug == "illegal-transition":
-            async with runtime.sessions() as session:
+            async with steps.runtime.sessions() as session:
                 current = await session.get(Alert, alert_id)
             if current is not None:
                 return pages.already_acknowledged_page(current, status=409)
         return pages.error_page(status=problem.status, title=problem.title, detail=problem.detail)
-    metrics.observe_step("acknowledged", alert)
-    if _wants_json(request):
-        return JSONResponse(present(alert, settings).model_dump(mode="json"), headers=_etag(alert))
+    steps.metrics.observe_step("acknowledged", alert)
+    if _wants_json(steps.request):
+        body = present(alert, steps.settings).model_dump(mode="json")
+        return JSONResponse(body, headers=_etag(alert))
     return pages.acknowledged_page(alert)
 
 
@@ -457,38 +441,17 @@ async def _acknowledge_by_link(
 )
 async def escalate(
     alert_id: AlertId,
-    request: Request,
     principal: CoChair,
-    runtime: RuntimeDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    now: Now,
-    source: ClientSource,
-    if_match: IfMatchHeader = None,
-    key: IdempotencyKeyHeader = None,
-    escalation_in: Annotated[
-        EscalationCreate | None, Body(description="May be omitted: every field has a default")
-    ] = None,
+    steps: Steps,
+    escalation_in: OptionalEscalation = None,
 ) -> Response:
     escalation = escalation_in or EscalationCreate()
-    return await _run_step(
-        request=request,
-        runtime=runtime,
-        settings=settings,
-        metrics=metrics,
-        principal=principal,
-        key=key,
-        body=escalation.model_dump(mode="json"),
-        kind="escalated",
-        step=lambda session: service.escalate_alert(
-            session=session,
-            alert_id=alert_id,
-            escalation_in=escalation,
-            principal=principal,
-            now=now,
-            if_match=if_match,
-            source=source,
-        ),
+    return await steps.run(
+        "escalated",
+        alert_id,
+        principal,
+        escalation,
+        partial(service.escalate_alert, escalation_in=escalation),
     )
 
 
@@ -499,36 +462,14 @@ async def escalate(
     responses=_STEP_RESPONSES,
 )
 async def convene(
-    alert_id: AlertId,
-    consultation_in: ConsultationCreate,
-    request: Request,
-    principal: CoChair,
-    runtime: RuntimeDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    now: Now,
-    source: ClientSource,
-    if_match: IfMatchHeader = None,
-    key: IdempotencyKeyHeader = None,
+    alert_id: AlertId, consultation_in: ConsultationCreate, principal: CoChair, steps: Steps
 ) -> Response:
-    return await _run_step(
-        request=request,
-        runtime=runtime,
-        settings=settings,
-        metrics=metrics,
-        principal=principal,
-        key=key,
-        body=consultation_in.model_dump(mode="json"),
-        kind="consultation_convened",
-        step=lambda session: service.convene_consultation(
-            session=session,
-            alert_id=alert_id,
-            consultation_in=consultation_in,
-            principal=principal,
-            now=now,
-            if_match=if_match,
-            source=source,
-        ),
+    return await steps.run(
+        "consultation_convened",
+        alert_id,
+        principal,
+        consultation_in,
+        partial(service.convene_consultation, consultation_in=consultation_in),
     )
 
 
@@ -539,36 +480,14 @@ async def convene(
     responses=_STEP_RESPONSES,
 )
 async def outreach(
-    alert_id: AlertId,
-    outreach_in: OutreachCreate,
-    request: Request,
-    principal: CoChair,
-    runtime: RuntimeDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    now: Now,
-    source: ClientSource,
-    if_match: IfMatchHeader = None,
-    key: IdempotencyKeyHeader = None,
+    alert_id: AlertId, outreach_in: OutreachCreate, principal: CoChair, steps: Steps
 ) -> Response:
-    return await _run_step(
-        request=request,
-        runtime=runtime,
-        settings=settings,
-        metrics=metrics,
-        principal=principal,
-        key=key,
-        body=outreach_in.model_dump(mode="json"),
-        kind="outreach_logged",
-        step=lambda session: service.log_outreach(
-            session=session,
-            alert_id=alert_id,
-            outreach_in=outreach_in,
-            principal=principal,
-            now=now,
-            if_match=if_match,
-            source=source,
-        ),
+    return await steps.run(
+        "outreach_logged",
+        alert_id,
+        principal,
+        outreach_in,
+        partial(service.log_outreach, outreach_in=outreach_in),
     )
 
 
@@ -579,36 +498,14 @@ async def outreach(
     responses=_STEP_RESPONSES,
 )
 async def resolve(
-    alert_id: AlertId,
-    resolution_in: ResolutionCreate,
-    request: Request,
-    principal: CoChair,
-    runtime: RuntimeDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    now: Now,
-    source: ClientSource,
-    if_match: IfMatchHeader = None,
-    key: IdempotencyKeyHeader = None,
+    alert_id: AlertId, resolution_in: ResolutionCreate, principal: CoChair, steps: Steps
 ) -> Response:
-    return await _run_step(
-        request=request,
-        runtime=runtime,
-        settings=settings,
-        metrics=metrics,
-        principal=principal,
-        key=key,
-        body=resolution_in.model_dump(mode="json"),
-        kind="resolved",
-        step=lambda session: service.resolve_alert(
-            session=session,
-            alert_id=alert_id,
-            resolution_in=resolution_in,
-            principal=principal,
-            now=now,
-            if_match=if_match,
-            source=source,
-        ),
+    return await steps.run(
+        "resolved",
+        alert_id,
+        principal,
+        resolution_in,
+        partial(service.resolve_alert, resolution_in=resolution_in),
     )
 
 
@@ -619,39 +516,11 @@ async def resolve(
     responses=_STEP_RESPONSES,
 )
 async def withdraw(
-    alert_id: AlertId,
-    request: Request,
-    principal: CurrentPrincipal,
-    runtime: RuntimeDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    now: Now,
-    source: ClientSource,
-    if_match: IfMatchHeader = None,
-    key: IdempotencyKeyHeader = None,
-    reason_in: Annotated[
-        ReasonCreate | None, Body(description="May be omitted: every field has a default")
-    ] = None,
+    alert_id: AlertId, principal: CurrentPrincipal, steps: Steps, reason_in: OptionalReason = None
 ) -> Response:
     reason = reason_in or ReasonCreate()
-    return await _run_step(
-        request=request,
-        runtime=runtime,
-        settings=settings,
-        metrics=metrics,
-        principal=principal,
-        key=key,
-        body=reason.model_dump(mode="json"),
-        kind="withdrawn",
-        step=lambda session: service.withdraw_alert(
-            session=session,
-            alert_id=alert_id,
-            reason_in=reason,
-            principal=principal,
-            now=now,
-            if_match=if_match,
-            source=source,
-        ),
+    return await steps.run(
+        "withdrawn", alert_id, principal, reason, partial(service.withdraw_alert, reason_in=reason)
     )
 
 
@@ -664,38 +533,13 @@ async def withdraw(
     responses=_STEP_RESPONSES,
 )
 async def reopen(
-    alert_id: AlertId,
-    request: Request,
-    principal: CurrentPrincipal,
-    runtime: RuntimeDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    now: Now,
-    source: ClientSource,
-    if_match: IfMatchHeader = None,
-    key: IdempotencyKeyHeader = None,
-    reason_in: Annotated[
-        ReasonCreate | None, Body(description="May be omitted: every field has a default")
-    ] = None,
+    alert_id: AlertId, principal: CurrentPrincipal, steps: Steps, reason_in: OptionalReason = None
 ) -> Response:
     reason = reason_in or ReasonCreate()
-    return await _run_step(
-        request=request,
-        runtime=runtime,
-        settings=settings,
-        metrics=metrics,
-        principal=principal,
-        key=key,
-        body=reason.model_dump(mode="json"),
-        kind="reopened",
-        step=lambda session: service.reopen_alert(
-            session=session,
-            alert_id=alert_id,
-            reason_in=reason,
-            principal=principal,
-            settings=settings,
-            now=now,
-            if_match=if_match,
-            source=source,
-        ),
+    return await steps.run(
+        "reopened",
+        alert_id,
+        principal,
+        reason,
+        partial(service.reopen_alert, reason_in=reason, settings=steps.settings),
     )

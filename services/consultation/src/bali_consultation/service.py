@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 from uuid import uuid4
 
 from bali_common.auth import Principal, Role
@@ -72,7 +73,6 @@ from bali_consultation.models import (
 from bali_consultation.settings import ConsultationSettings
 
 Clock = Callable[[], datetime]
-EventFactory = Callable[[AlertSummary, Actor], AlertEvent]
 
 #: `purpose` of the one-click acknowledge tokens minted by the notifications service.
 ACK_LINK_PURPOSE = "alert.acknowledge"
@@ -81,16 +81,6 @@ ACK_LINK_PURPOSE = "alert.acknowledge"
 ESCALATION_POLICY_PRINCIPAL = Principal(
     subject="system:escalation-policy", name="Escalation policy"
 )
-
-_CAN_CONVENE = frozenset(
-    {
-        AlertStatus.acknowledged,
-        AlertStatus.consultation_convened,
-        AlertStatus.outreach_under_way,
-    }
-)
-_CAN_LOG_OUTREACH = frozenset({AlertStatus.consultation_convened, AlertStatus.outreach_under_way})
-_CAN_RESOLVE = _CAN_CONVENE
 
 
 # --- who may see and do what --------------------------------------------------------------------
@@ -333,6 +323,33 @@ async def _check_members_known(
 # --- recording a step ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Step:
+    """Who takes a step on which alert, when, from where, and against which ETag."""
+
+    alert_id: str
+    principal: Principal
+    now: datetime
+    if_match: str | None = None
+    source: str | None = None
+
+
+class EventFactory(Protocol):
+    """An `alert.*` event with its own fields bound; recording the step adds the rest."""
+
+    def __call__(
+        self, *, alert: AlertSummary, actor: Actor, occurred_at: datetime
+    ) -> AlertEvent: ...
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a step records besides the alert: the timeline row's details and the event."""
+
+    details: dict[str, Any]
+    event: EventFactory
+
+
 def summary_of(alert: Alert) -> AlertSummary:
     people = alert.people_affected or {}
     return AlertSummary(
@@ -360,78 +377,43 @@ def summary_of(alert: Alert) -> AlertSummary:
 async def _commit_step(
     session: AsyncSession,
     alert: Alert,
+    step: Step,
     *,
-    principal: Principal,
     kind: str,
-    now: datetime,
-    details: dict[str, Any],
-    event: EventFactory,
-    source: str | None,
+    change: Change,
     first: bool = False,
 ) -> Alert:
     """Bump the version, append the timeline row, stage event and audit, commit."""
-    actor = actor_of(principal)
+    actor = actor_of(step.principal)
     if not first:
         alert.version += 1
-    alert.updated_at = now
+    alert.updated_at = step.now
     session.add(alert)
     session.add(
         AlertTimelineEntry(
             alert_id=alert.id,
             version=alert.version,
             kind=kind,
-            at=now,
+            at=step.now,
             actor_subject=actor.subject,
             actor_member=actor.member_id,
             actor_name=actor.name,
-            details=details,
+            details=change.details,
         )
     )
-    stage_event(session, event(summary_of(alert), actor), subject=alert.id)
+    event = change.event(alert=summary_of(alert), actor=actor, occurred_at=step.now)
+    stage_event(session, event, subject=alert.id)
     record_audit(
         session,
-        principal=principal,
+        principal=step.principal,
         action=f"alert.{kind}",
         resource_type="alert",
         resource_id=alert.id,
-        source=source,
-        details={"version": alert.version, **details},
+        source=step.source,
+        details={"version": alert.version, **change.details},
     )
     await session.commit()
     return alert
-
-
-async def _begin_step(
-    session: AsyncSession,
-    *,
-    alert_id: str,
-    principal: Principal,
-    action: str,
-    allowed: frozenset[AlertStatus],
-    if_match: str | None,
-    may_act: Callable[[Alert], bool],
-    who: str,
-) -> Alert:
-    """Load and lock the alert, then check in order: visible (404), allowed (403), fresh (412),
-    legal from its current status (409)."""
-    alert = await get_visible_alert(
-        session=session, alert_id=alert_id, principal=principal, for_update=True
-    )
-    if not may_act(alert):
-        raise _forbidden(f"Only {who} can mark an alert {action}.")
-    if if_match is not None:
-        check_version(alert.version, if_match)
-    if AlertStatus(alert.status) not in allowed:
-        raise _illegal_transition(action, alert.status)
-    return alert
-
-
-def _co_chairs(principal: Principal) -> Callable[[Alert], bool]:
-    return lambda _alert: is_co_chair(principal)
-
-
-def _co_chairs_or_raiser(principal: Principal) -> Callable[[Alert], bool]:
-    return lambda alert: is_co_chair(principal) or _is_raiser(alert, principal)
 
 
 # --- escalation timers --------------------------------------------------------------------------
@@ -570,35 +552,17 @@ async def _fire_timer(
             session.add(timer)
             await session.commit()
             return None
-        alert.escalation_level += 1
-        alert.status = AlertStatus.escalated.value
-        level = alert.escalation_level
-        details = {
-            "level": level,
-            "reason": "unacknowledged_timeout",
-            "step": timer.step,
-            "notify_senior_officials": timer.notify_senior_officials,
-        }
-        await _commit_step(
-            session,
+        change = _escalate(
             alert,
-            principal=ESCALATION_POLICY_PRINCIPAL,
-            kind="escalated",
-            now=now,
-            details=details,
-            event=lambda summary, actor: AlertEscalated(
-                alert=summary,
-                actor=actor,
-                occurred_at=now,
-                level=level,
-                reason="unacknowledged_timeout",
-                notify_senior_officials=timer.notify_senior_officials,
-            ),
-            source=replica,
+            reason="unacknowledged_timeout",
+            notify=timer.notify_senior_officials,
+            step=timer.step,
         )
+        step = Step(alert_id, ESCALATION_POLICY_PRINCIPAL, now, source=replica)
+        await _commit_step(session, alert, step, kind="escalated", change=change)
         return FiredEscalation(
             alert_id=alert_id,
-            level=level,
+            level=alert.escalation_level,
             step=timer.step,
             notify_senior_officials=timer.notify_senior_officials,
         )
@@ -690,21 +654,17 @@ async def _open_new_alert(
     for member in alert.affected_members:
         session.add(AlertAffectedMember(alert_id=alert.id, member_id=member))
     _plan_escalations(session, alert, settings=settings, now=now)
+    event = partial(
+        AlertRaised,
+        description=alert_in.description,
+        requested_actions=list(alert_in.requested_actions),
+    )
     return await _commit_step(
         session,
         alert,
-        principal=principal,
+        Step(alert.id, principal, now, source=source),
         kind="raised",
-        now=now,
-        details={"dedup_key": alert.dedup_key},
-        event=lambda summary, actor: AlertRaised(
-            alert=summary,
-            actor=actor,
-            occurred_at=now,
-            description=alert_in.description,
-            requested_actions=list(alert_in.requested_actions),
-        ),
-        source=source,
+        change=Change({"dedup_key": alert.dedup_key}, event),
         first=True,
     )
 
@@ -720,38 +680,25 @@ async def _repeat_raise(
     """The same situation raised again: recorded on the open alert, whose fields stay as they
     are (the raiser changes them with a situation update, under If-Match)."""
     reported = alert_in.model_dump(mode="json", exclude={"dedup_key", "description"})
-    return await _commit_step(
-        session,
-        alert,
-        principal=principal,
-        kind="updated",
-        now=now,
-        details={"text": alert_in.description, "repeated_raise": True, "reported": reported},
-        event=lambda summary, actor: AlertUpdated(
-            alert=summary,
-            actor=actor,
-            occurred_at=now,
-            update_text=alert_in.description,
-            repeated_raise=True,
-        ),
-        source=source,
+    change = Change(
+        {"text": alert_in.description, "repeated_raise": True, "reported": reported},
+        partial(AlertUpdated, update_text=alert_in.description, repeated_raise=True),
     )
+    step = Step(alert.id, principal, now, source=source)
+    return await _commit_step(session, alert, step, kind="updated", change=change)
 
 
 async def add_situation_update(
     *,
     session: AsyncSession,
-    alert_id: str,
+    step: Step,
     update_in: SituationUpdateCreate,
-    principal: Principal,
     settings: ConsultationSettings,
-    now: datetime,
-    if_match: str | None,
-    source: str | None = None,
 ) -> Alert:
     """Anyone involved adds text; the raiser and the co-chairs may also change fields."""
+    principal = step.principal
     alert = await get_visible_alert(
-        session=session, alert_id=alert_id, principal=principal, for_update=True
+        session=session, alert_id=step.alert_id, principal=principal, for_update=True
     )
     member = principal.member_id
     involved = is_co_chair(principal) or (
@@ -765,8 +712,8 @@ async def add_situation_update(
     changes = update_in.changes()
     if changes and not (is_co_chair(principal) or _is_raiser(alert, principal)):
         raise _forbidden("Only the raising member and the co-chairs change an alert's fields.")
-    if changes or if_match is not None:
-        check_version(alert.version, if_match)
+    if changes or step.if_match is not None:
+        check_version(alert.version, step.if_match)
     if AlertStatus(alert.status) in CLOSED_STATUSES:
         raise _illegal_transition("updated", alert.status, "Reopen it first.")
     if "affected_members" in changes:
@@ -784,197 +731,153 @@ async def add_situation_update(
         for affected in alert.affected_members:
             session.add(AlertAffectedMember(alert_id=alert.id, member_id=affected))
     if "severity" in diffs and AlertStatus(alert.status) in UNACKNOWLEDGED_STATUSES:
-        await _replan_for_new_severity(session, alert, settings=settings, now=now)
-    return await _commit_step(
-        session,
-        alert,
-        principal=principal,
-        kind="updated",
-        now=now,
-        details={"text": update_in.text, "changes": diffs},
-        event=lambda summary, actor: AlertUpdated(
-            alert=summary,
-            actor=actor,
-            occurred_at=now,
-            update_text=update_in.text,
-            changed_fields=list(diffs),
-        ),
-        source=source,
+        await _replan_for_new_severity(session, alert, settings=settings, now=step.now)
+    change = Change(
+        {"text": update_in.text, "changes": diffs},
+        partial(AlertUpdated, update_text=update_in.text, changed_fields=list(diffs)),
     )
+    return await _commit_step(session, alert, step, kind="updated", change=change)
 
 
 # --- the lifecycle ------------------------------------------------------------------------------
 
 
-async def acknowledge_alert(
-    *,
+@dataclass(frozen=True)
+class Transition:
+    """A lifecycle step: its timeline kind, the statuses it leaves, and who may take it."""
+
+    kind: str
+    #: Past participle for the answers: "An alert that is raised cannot be <done>."
+    done: str
+    allowed: frozenset[AlertStatus]
+    #: The raising member may take it as well as the co-chairs.
+    raiser_too: bool = False
+    #: Pending escalation timers are cancelled in the same transaction.
+    stops_escalation: bool = False
+
+
+_ACKNOWLEDGED_AND_OPEN = frozenset(
+    {
+        AlertStatus.acknowledged,
+        AlertStatus.consultation_convened,
+        AlertStatus.outreach_under_way,
+    }
+)
+ACKNOWLEDGE = Transition(
+    "acknowledged", "acknowledged", UNACKNOWLEDGED_STATUSES, stops_escalation=True
+)
+ESCALATE = Transition("escalated", "escalated", OPEN_STATUSES)
+CONVENE = Transition("consultation_convened", "convened", _ACKNOWLEDGED_AND_OPEN)
+LOG_OUTREACH = Transition(
+    "outreach_logged",
+    "given outreach",
+    frozenset({AlertStatus.consultation_convened, AlertStatus.outreach_under_way}),
+)
+RESOLVE = Transition("resolved", "resolved", _ACKNOWLEDGED_AND_OPEN, stops_escalation=True)
+WITHDRAW = Transition(
+    "withdrawn", "withdrawn", OPEN_STATUSES, raiser_too=True, stops_escalation=True
+)
+REOPEN = Transition("reopened", "reopened", CLOSED_STATUSES, raiser_too=True)
+
+
+async def _take_step(
     session: AsyncSession,
-    alert_id: str,
-    principal: Principal,
-    now: datetime,
-    if_match: str | None = None,
-    via_link: bool = False,
-    source: str | None = None,
+    step: Step,
+    transition: Transition,
+    apply: Callable[[Alert], Awaitable[Change]],
 ) -> Alert:
-    alert = await _begin_step(
-        session,
-        alert_id=alert_id,
-        principal=principal,
-        action="acknowledged",
-        allowed=UNACKNOWLEDGED_STATUSES,
-        if_match=if_match,
-        may_act=_co_chairs(principal),
-        who="a co-chair",
+    """One lifecycle step, one transaction: load and lock the alert, then check in order:
+    visible (404), allowed (403), fresh (412), legal from its current status (409); apply the
+    step, and record it (timeline, event, audit) as it commits."""
+    principal = step.principal
+    alert = await get_visible_alert(
+        session=session, alert_id=step.alert_id, principal=principal, for_update=True
     )
-    await _cancel_pending_timers(session, alert.id, now)
-    alert.status = AlertStatus.acknowledged.value
-    alert.acknowledged_at = now
-    alert.acknowledged_by = actor_of(principal).model_dump(mode="json")
-    return await _commit_step(
-        session,
-        alert,
-        principal=principal,
-        kind="acknowledged",
-        now=now,
-        details={"via_link": via_link},
-        event=lambda summary, actor: AlertAcknowledged(
-            alert=summary, actor=actor, occurred_at=now, via_link=via_link
+    if not (is_co_chair(principal) or (transition.raiser_too and _is_raiser(alert, principal))):
+        who = "the raising member or a co-chair" if transition.raiser_too else "a co-chair"
+        raise _forbidden(f"Only {who} can mark an alert {transition.done}.")
+    if step.if_match is not None:
+        check_version(alert.version, step.if_match)
+    if AlertStatus(alert.status) not in transition.allowed:
+        raise _illegal_transition(transition.done, alert.status)
+    if transition.stops_escalation:
+        await _cancel_pending_timers(session, alert.id, step.now)
+    change = await apply(alert)
+    return await _commit_step(session, alert, step, kind=transition.kind, change=change)
+
+
+async def acknowledge_alert(*, session: AsyncSession, step: Step, via_link: bool = False) -> Alert:
+    async def apply(alert: Alert) -> Change:
+        alert.status = AlertStatus.acknowledged.value
+        alert.acknowledged_at = step.now
+        alert.acknowledged_by = actor_of(step.principal).model_dump(mode="json")
+        return Change({"via_link": via_link}, partial(AlertAcknowledged, via_link=via_link))
+
+    return await _take_step(session, step, ACKNOWLEDGE, apply)
+
+
+def _escalate(alert: Alert, *, reason: str, notify: bool, **details: Any) -> Change:
+    """The level rises; an unacknowledged alert becomes escalated. `details` go on the
+    timeline besides level and reason; a co-chair's `note` is in the event too."""
+    alert.escalation_level += 1
+    if AlertStatus(alert.status) in UNACKNOWLEDGED_STATUSES:
+        alert.status = AlertStatus.escalated.value
+    level = alert.escalation_level
+    return Change(
+        {"level": level, "reason": reason, **details, "notify_senior_officials": notify},
+        partial(
+            AlertEscalated,
+            level=level,
+            reason=reason,
+            notify_senior_officials=notify,
+            note=details.get("note"),
         ),
-        source=source,
     )
 
 
 async def escalate_alert(
-    *,
-    session: AsyncSession,
-    alert_id: str,
-    escalation_in: EscalationCreate,
-    principal: Principal,
-    now: datetime,
-    if_match: str | None = None,
-    source: str | None = None,
+    *, session: AsyncSession, step: Step, escalation_in: EscalationCreate
 ) -> Alert:
-    """A co-chair escalates by hand: the level rises; an unacknowledged alert becomes escalated."""
-    alert = await _begin_step(
-        session,
-        alert_id=alert_id,
-        principal=principal,
-        action="escalated",
-        allowed=OPEN_STATUSES,
-        if_match=if_match,
-        may_act=_co_chairs(principal),
-        who="a co-chair",
-    )
-    alert.escalation_level += 1
-    if alert.status == AlertStatus.raised:
-        alert.status = AlertStatus.escalated.value
-    level = alert.escalation_level
-    notify = escalation_in.notify_senior_officials
-    return await _commit_step(
-        session,
-        alert,
-        principal=principal,
-        kind="escalated",
-        now=now,
-        details={
-            "level": level,
-            "reason": "manual",
-            "note": escalation_in.reason,
-            "notify_senior_officials": notify,
-        },
-        event=lambda summary, actor: AlertEscalated(
-            alert=summary,
-            actor=actor,
-            occurred_at=now,
-            level=level,
-            reason="manual",
-            notify_senior_officials=notify,
-            note=escalation_in.reason,
-        ),
-        source=source,
-    )
+    """A co-chair escalates by hand, at any open status."""
+
+    async def apply(alert: Alert) -> Change:
+        notify = escalation_in.notify_senior_officials
+        return _escalate(alert, reason="manual", notify=notify, note=escalation_in.reason)
+
+    return await _take_step(session, step, ESCALATE, apply)
 
 
 async def convene_consultation(
-    *,
-    session: AsyncSession,
-    alert_id: str,
-    consultation_in: ConsultationCreate,
-    principal: Principal,
-    now: datetime,
-    if_match: str | None = None,
-    source: str | None = None,
+    *, session: AsyncSession, step: Step, consultation_in: ConsultationCreate
 ) -> Alert:
-    alert = await _begin_step(
-        session,
-        alert_id=alert_id,
-        principal=principal,
-        action="convened",
-        allowed=_CAN_CONVENE,
-        if_match=if_match,
-        may_act=_co_chairs(principal),
-        who="a co-chair",
-    )
-    alert.status = AlertStatus.consultation_convened.value
-    alert.convened_at = alert.convened_at or now
-    return await _commit_step(
-        session,
-        alert,
-        principal=principal,
-        kind="consultation_convened",
-        now=now,
-        details=consultation_in.model_dump(mode="json"),
-        event=lambda summary, actor: AlertConsultationConvened(
-            alert=summary,
-            actor=actor,
-            occurred_at=now,
+    async def apply(alert: Alert) -> Change:
+        alert.status = AlertStatus.consultation_convened.value
+        alert.convened_at = alert.convened_at or step.now
+        event = partial(
+            AlertConsultationConvened,
             convened_for=consultation_in.convened_for,
             participants=list(consultation_in.participants),
             agenda=consultation_in.agenda,
-        ),
-        source=source,
-    )
+        )
+        return Change(consultation_in.model_dump(mode="json"), event)
+
+    return await _take_step(session, step, CONVENE, apply)
 
 
-async def log_outreach(
-    *,
-    session: AsyncSession,
-    alert_id: str,
-    outreach_in: OutreachCreate,
-    principal: Principal,
-    now: datetime,
-    if_match: str | None = None,
-    source: str | None = None,
-) -> Alert:
+async def log_outreach(*, session: AsyncSession, step: Step, outreach_in: OutreachCreate) -> Alert:
     """Good Offices outreach follows a consultation: who reached whom, with what outcome."""
-    alert = await _begin_step(
-        session,
-        alert_id=alert_id,
-        principal=principal,
-        action="given outreach",
-        allowed=_CAN_LOG_OUTREACH,
-        if_match=if_match,
-        may_act=_co_chairs(principal),
-        who="a co-chair",
-    )
-    alert.status = AlertStatus.outreach_under_way.value
-    return await _commit_step(
-        session,
-        alert,
-        principal=principal,
-        kind="outreach_logged",
-        now=now,
-        details=outreach_in.model_dump(mode="json"),
-        event=lambda summary, actor: AlertOutreachLogged(
-            alert=summary,
-            actor=actor,
-            occurred_at=now,
+
+    async def apply(alert: Alert) -> Change:
+        alert.status = AlertStatus.outreach_under_way.value
+        event = partial(
+            AlertOutreachLogged,
             reached_by=outreach_in.reached_by,
             reached=outreach_in.reached,
             outcome=outreach_in.outcome,
-        ),
-        source=source,
-    )
+        )
+        return Change(outreach_in.model_dump(mode="json"), event)
+
+    return await _take_step(session, step, LOG_OUTREACH, apply)
 
 
 def _close(alert: Alert, status: AlertStatus, now: datetime) -> None:
@@ -985,78 +888,28 @@ def _close(alert: Alert, status: AlertStatus, now: datetime) -> None:
 
 
 async def resolve_alert(
-    *,
-    session: AsyncSession,
-    alert_id: str,
-    resolution_in: ResolutionCreate,
-    principal: Principal,
-    now: datetime,
-    if_match: str | None = None,
-    source: str | None = None,
+    *, session: AsyncSession, step: Step, resolution_in: ResolutionCreate
 ) -> Alert:
-    alert = await _begin_step(
-        session,
-        alert_id=alert_id,
-        principal=principal,
-        action="resolved",
-        allowed=_CAN_RESOLVE,
-        if_match=if_match,
-        may_act=_co_chairs(principal),
-        who="a co-chair",
-    )
-    await _cancel_pending_timers(session, alert.id, now)
-    _close(alert, AlertStatus.resolved, now)
-    alert.resolved_at = now
-    alert.resolution_summary = resolution_in.summary
-    return await _commit_step(
-        session,
-        alert,
-        principal=principal,
-        kind="resolved",
-        now=now,
-        details={"summary": resolution_in.summary},
-        event=lambda summary, actor: AlertResolved(
-            alert=summary, actor=actor, occurred_at=now, summary=resolution_in.summary
-        ),
-        source=source,
-    )
+    summary = resolution_in.summary
+
+    async def apply(alert: Alert) -> Change:
+        _close(alert, AlertStatus.resolved, step.now)
+        alert.resolved_at = step.now
+        alert.resolution_summary = summary
+        return Change({"summary": summary}, partial(AlertResolved, summary=summary))
+
+    return await _take_step(session, step, RESOLVE, apply)
 
 
-async def withdraw_alert(
-    *,
-    session: AsyncSession,
-    alert_id: str,
-    reason_in: ReasonCreate,
-    principal: Principal,
-    now: datetime,
-    if_match: str | None = None,
-    source: str | None = None,
-) -> Alert:
-    alert = await _begin_step(
-        session,
-        alert_id=alert_id,
-        principal=principal,
-        action="withdrawn",
-        allowed=OPEN_STATUSES,
-        if_match=if_match,
-        may_act=_co_chairs_or_raiser(principal),
-        who="the raising member or a co-chair",
-    )
-    await _cancel_pending_timers(session, alert.id, now)
-    _close(alert, AlertStatus.withdrawn, now)
-    alert.withdrawal_reason = reason_in.reason
-    return await _commit_step(
-        session,
-        alert,
-        principal=principal,
-        kind="withdrawn",
-        now=now,
-        details={"reason": reason_in.reason},
-        event=lambda summary, actor: AlertWithdrawn(
-            alert=summary, actor=actor, occurred_at=now, reason=reason_in.reason
-        ),
-        source=source,
-    )
+async def withdraw_alert(*, session: AsyncSession, step: Step, reason_in: ReasonCreate) -> Alert:
+    reason = reason_in.reason
+
+    async def apply(alert: Alert) -> Change:
+        _close(alert, AlertStatus.withdrawn, step.now)
+        alert.withdrawal_reason = reason
+        return Change({"reason": reason}, partial(AlertWithdrawn, reason=reason))
+
+    return await _take_step(session, step, WITHDRAW, apply)
 
 
 def reopen_deadline(alert: Alert, settings: ConsultationSettings) -> datetime | None:
@@ -1068,66 +921,48 @@ def reopen_deadline(alert: Alert, settings: ConsultationSettings) -> datetime | 
 async def reopen_alert(
     *,
     session: AsyncSession,
-    alert_id: str,
+    step: Step,
     reason_in: ReasonCreate,
-    principal: Principal,
     settings: ConsultationSettings,
-    now: datetime,
-    if_match: str | None = None,
-    source: str | None = None,
 ) -> Alert:
     """Back to the status it was closed from, within the reopen period."""
-    alert = await _begin_step(
-        session,
-        alert_id=alert_id,
-        principal=principal,
-        action="reopened",
-        allowed=CLOSED_STATUSES,
-        if_match=if_match,
-        may_act=_co_chairs_or_raiser(principal),
-        who="the raising member or a co-chair",
-    )
-    deadline = reopen_deadline(alert, settings)
-    if deadline is None or now > deadline:
-        raise _illegal_transition(
-            "reopened",
-            alert.status,
-            f"The reopen period of {settings.reopen_window_hours:g} hours is over; "
-            "raise a new alert instead.",
+
+    async def apply(alert: Alert) -> Change:
+        deadline = reopen_deadline(alert, settings)
+        if deadline is None or step.now > deadline:
+            raise _illegal_transition(
+                "reopened",
+                alert.status,
+                f"The reopen period of {settings.reopen_window_hours:g} hours is over; "
+                "raise a new alert instead.",
+            )
+        clash = await _open_alert_for(session, alert.raised_by_member, alert.dedup_key)
+        if clash is not None:
+            raise ProblemError(
+                409,
+                "Situation already open",
+                f"Alert {clash.id} is open with the same dedup key; update that one instead.",
+                slug="dedup-key-open",
+            )
+        target = AlertStatus(alert.status_before_close or AlertStatus.raised)
+        alert.status = target.value
+        alert.status_before_close = None
+        alert.closed_at = None
+        alert.resolved_at = None
+        alert.resolution_summary = None
+        alert.withdrawal_reason = None
+        alert.open_dedup_key = alert.dedup_key
+        if target in UNACKNOWLEDGED_STATUSES:
+            alert.escalation_plan += 1
+            alert.escalation_anchor_at = step.now
+            _plan_escalations(session, alert, settings=settings, now=step.now)
+        return Change(
+            {"reason": reason_in.reason, "status": target.value},
+            partial(AlertReopened, reason=reason_in.reason),
         )
-    clash = await _open_alert_for(session, alert.raised_by_member, alert.dedup_key)
-    if clash is not None:
-        raise ProblemError(
-            409,
-            "Situation already open",
-            f"Alert {clash.id} is open with the same dedup key; update that one instead.",
-            slug="dedup-key-open",
-        )
-    target = AlertStatus(alert.status_before_close or AlertStatus.raised)
-    alert.status = target.value
-    alert.status_before_close = None
-    alert.closed_at = None
-    alert.resolved_at = None
-    alert.resolution_summary = None
-    alert.withdrawal_reason = None
-    alert.open_dedup_key = alert.dedup_key
-    if target in UNACKNOWLEDGED_STATUSES:
-        alert.escalation_plan += 1
-        alert.escalation_anchor_at = now
-        _plan_escalations(session, alert, settings=settings, now=now)
+
     try:
-        return await _commit_step(
-            session,
-            alert,
-            principal=principal,
-            kind="reopened",
-            now=now,
-            details={"reason": reason_in.reason, "status": target.value},
-            event=lambda summary, actor: AlertReopened(
-                alert=summary, actor=actor, occurred_at=now, reason=reason_in.reason
-            ),
-            source=source,
-        )
+        return await _take_step(session, step, REOPEN, apply)
     except IntegrityError:
         await session.rollback()
         raise ProblemError(
@@ -1247,12 +1082,7 @@ async def acknowledge_by_link(
     )
     try:
         return await acknowledge_alert(
-            session=session,
-            alert_id=alert_id,
-            principal=principal,
-            now=now,
-            via_link=True,
-            source=source,
+            session=session, step=Step(alert_id, principal, now, source=source), via_link=True
         )
     except IntegrityError:
         await session.rollback()
