@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -24,20 +25,29 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from bali_common.db import utcnow
 from bali_common.events import REGISTRY, STREAM_TOPICS, CloudEvent, EventPayload, Stream
 from bali_common.events.activities import ActivityCreated, ActivitySummary, ActivityType
 from bali_common.events.alerts import (
     AlertRaised,
+    AlertResolved,
     AlertStatus,
     AlertSummary,
+    AlertWithdrawn,
     Certainty,
     Sensitivity,
     Severity,
     SituationType,
     Urgency,
 )
-from bali_common.events.members import FocalPointData, FocalPointRole, MemberKind, MemberRegistered
+from bali_common.events.members import (
+    FocalPointData,
+    FocalPointRole,
+    MemberKind,
+    MemberRegistered,
+    MemberUpdated,
+)
 from bali_common.events.shared import Actor
 from bali_common.messaging.outbox import OutboxMessage
 from bali_common.testing.plugin import (
@@ -50,7 +60,9 @@ from bali_common.testing.plugin import (
 )
 from bali_notifications.app import create_app
 from bali_notifications.deps import Notifications
-from bali_notifications.models import Delivery, MemberEntry
+from bali_notifications.dispatcher import Dispatcher
+from bali_notifications.metrics import NotificationMetrics
+from bali_notifications.models import AlertState, Delivery, MemberEntry
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import Resolver
 from cryptography import x509
@@ -58,6 +70,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from sqlmodel import col, func, select
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -77,6 +90,8 @@ class ReceivedMail:
     sender: str
     recipients: list[str]
     message: EmailMessage
+    tls_version: str | None = None  # the session's TLS protocol, None in clear text
+    login: str | None = None  # who the session authenticated as, None without AUTH
 
     @property
     def text(self) -> str:
@@ -112,9 +127,18 @@ class MailSink:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         message = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(message, EmailMessage)
+        # After STARTTLS, and from the first byte with implicit TLS, the transport is TLS.
+        tls = server.transport.get_extra_info("ssl_object")
+        login = session.login_data.decode() if session.authenticated else None
         with self._lock:
             self._messages.append(
-                ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message)
+                ReceivedMail(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    message,
+                    tls_version=tls.version() if tls is not None else None,
+                    login=login,
+                )
             )
         return "250 Message accepted for delivery"
 
@@ -137,6 +161,64 @@ def smtp_server() -> Iterator[MailSink]:
     sink = MailSink()
     sink.port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+class Accounts:
+    """aiosmtpd authenticator: the relay's users and their passwords."""
+
+    def __init__(self, passwords: Mapping[str, str]) -> None:
+        self._passwords = dict(passwords)
+
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        login, password = auth_data.login.decode(), auth_data.password.decode()
+        return AuthResult(
+            success=self._passwords.get(login) == password, handled=False, auth_data=auth_data
+        )
+
+
+def server_tls_context(files: TlsFiles) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(files.certificate, files.key)
+    return context
+
+
+@contextlib.contextmanager
+def smtp_relay(
+    files: TlsFiles, *, passwords: Mapping[str, str], implicit_tls: bool = False
+) -> Iterator[MailSink]:
+    """A real SMTP relay that takes mail only over TLS and only from a logged-in user.
+
+    STARTTLS (587 style): aiosmtpd refuses every command but EHLO/STARTTLS/QUIT
+    in clear text, offers AUTH only after STARTTLS, and refuses MAIL before AUTH.
+    Implicit TLS (465 style): the listening socket is wrapped, so the session is
+    TLS from the first byte; aiosmtpd's `auth_require_tls` only recognises a
+    STARTTLS upgrade, so it is off there and the sink records each session's TLS.
+    """
+    sink = MailSink()
+    sink.port = free_port()
+    context = server_tls_context(files)
+    tls: dict[str, Any] = (
+        {"ssl_context": context, "auth_require_tls": False}
+        if implicit_tls
+        else {"tls_context": context, "require_starttls": True, "auth_require_tls": True}
+    )
+    controller = Controller(
+        sink,
+        hostname="127.0.0.1",
+        port=sink.port,
+        auth_required=True,
+        authenticator=Accounts(passwords),
+        **tls,
+    )
     controller.start()
     try:
         yield sink
@@ -402,6 +484,75 @@ class Harness:
     async def dispatch(self, now: datetime | None = None) -> int:
         return await self.parts.dispatcher.dispatch_due(now=now or utcnow())
 
+    @contextlib.asynccontextmanager
+    async def dispatcher_with(self, **overrides: Any) -> AsyncIterator[Dispatcher]:
+        """The service's dispatcher on the same database, under other settings (say another
+        SMTP relay): settings are read when the channels are built, as at start-up."""
+        settings = NotificationsSettings.model_validate(self.settings.model_dump() | overrides)
+        dispatcher = Dispatcher(
+            settings=settings,
+            sessions=self.app.state.runtime.sessions,
+            hub=self.parts.hub,
+            # Its own registry: the running app's already holds these metric names.
+            metrics=NotificationMetrics(CollectorRegistry()),
+            guard=self.parts.guard,
+        )
+        try:
+            yield dispatcher
+        finally:
+            await dispatcher.aclose()
+
+    async def member(self, member_id: str) -> MemberEntry | None:
+        async with self.app.state.runtime.sessions() as session:
+            return await session.get(MemberEntry, member_id)
+
+    async def members_known(self, *member_ids: str, version: int = 1) -> None:
+        """Wait until the directory holds these members at `version` or later."""
+
+        async def known() -> bool:
+            for member_id in member_ids:
+                entry = await self.member(member_id)
+                if entry is None or entry.version < version:
+                    return False
+            return True
+
+        await eventually(known)
+
+    async def add_focal_points(self, member_id: str, *points: FocalPointData) -> CloudEvent:
+        """member.updated with the member's current state plus `points`, once applied."""
+        entry = await self.member(member_id)
+        assert entry is not None
+        current = [FocalPointData.model_validate(point) for point in entry.focal_points]
+        return await self._update_focal_points(entry, [*current, *points])
+
+    async def drop_focal_points(self, member_id: str, *focal_point_ids: str) -> CloudEvent:
+        """member.updated without the named focal points, once applied."""
+        entry = await self.member(member_id)
+        assert entry is not None
+        current = [FocalPointData.model_validate(point) for point in entry.focal_points]
+        kept = [point for point in current if point.focal_point_id not in focal_point_ids]
+        return await self._update_focal_points(entry, kept)
+
+    async def _update_focal_points(
+        self, entry: MemberEntry, focal_points: list[FocalPointData]
+    ) -> CloudEvent:
+        snapshot = MemberUpdated(
+            member_id=entry.member_id,
+            name=entry.name,
+            kind=MemberKind(entry.kind),
+            is_co_chair=entry.is_co_chair,
+            active=entry.active,
+            focal_points=focal_points,
+            version=entry.version + 1,
+        )
+        event = await self.publish(snapshot, subject=entry.member_id)
+        await self.members_known(entry.member_id, version=snapshot.version)
+        return event
+
+    async def alert_state(self, alert_id: str) -> AlertState | None:
+        async with self.app.state.runtime.sessions() as session:
+            return await session.get(AlertState, alert_id)
+
     async def register_members(self, members: Sequence[MemberRegistered]) -> None:
         for member in members:
             await self.publish(member, subject=member.member_id)
@@ -454,9 +605,13 @@ class ServiceStarter:
         *,
         also_allow: Sequence[str] = (),
         resolver: Resolver | None = None,
+        members: Sequence[MemberRegistered] | None = None,
         **overrides: Any,
     ) -> AsyncIterator[Harness]:
-        """One app per test module, the member directory registered: consumers join once."""
+        """One app per test module, the member directory registered: consumers join once.
+
+        `members` replaces the standard `directory()`; empty, the app starts as a fresh system.
+        """
         values: dict[str, Any] = {
             "smtp_port": self.smtp_server.port,
             "webhook_allow_list": [self.webhook_receiver.origin, *also_allow],
@@ -471,7 +626,7 @@ class ServiceStarter:
             try:
                 async with running(app) as client:
                     harness = Harness(app, client, settings, producer, TokenBook(settings))
-                    await harness.register_members(directory())
+                    await harness.register_members(directory() if members is None else members)
                     yield harness
             finally:
                 await producer.stop()
@@ -581,6 +736,27 @@ def alert_raised(
         occurred_at=now,
         description="An overloaded vessel is taking on water.",
         requested_actions=["Search and rescue coordination"],
+    )
+
+
+def alert_closed(
+    raised: AlertRaised, *, status: AlertStatus = AlertStatus.resolved, version: int = 2
+) -> AlertResolved | AlertWithdrawn:
+    """The raised alert's next step: resolved (by a co-chair) or withdrawn (by its raiser)."""
+    now = datetime.now(UTC)
+    alert = raised.alert.model_copy(
+        update={"version": version, "status": status, "resolved_at": now}
+    )
+    if status is AlertStatus.resolved:
+        return AlertResolved(
+            alert=alert,
+            actor=Actor(subject="co-chair-of-ID", member_id="ID"),
+            occurred_at=now,
+            summary="All passengers were brought ashore.",
+        )
+    assert status is AlertStatus.withdrawn
+    return AlertWithdrawn(
+        alert=alert, actor=raised.actor, occurred_at=now, reason="Raised in error."
     )
 
 

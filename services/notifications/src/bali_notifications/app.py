@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bali_common.events import Stream
 from bali_common.http.audit import AuditRecord
 from bali_common.http.idempotency import IdempotencyRecord
@@ -53,7 +55,9 @@ def create_app(
             routers=[subscriptions_router, deliveries_router, inbox_router],
             publishes=[Stream.notifications],
             subscriptions=[
-                members_subscription(),
+                members_subscription(
+                    hub, catch_up_window=timedelta(seconds=settings.alert_catch_up_window_s)
+                ),
                 alerts_subscription(hub),
                 activities_subscription(hub),
             ],

@@ -46,6 +46,13 @@ class EmailChannel:
         self._settings = settings
         domain = parseaddr(settings.smtp_from)[1].rpartition("@")[2]
         self._domain = domain or "bali-process.example"
+        # None: aiosmtplib's default context, which verifies against the system CAs. Either
+        # way the certificate chain and the host name are checked; nothing turns that off.
+        self._tls_context = (
+            ssl.create_default_context(cafile=str(settings.smtp_ca_file))
+            if settings.smtp_ca_file
+            else None
+        )
 
     def message(
         self,
@@ -84,6 +91,7 @@ class EmailChannel:
                 ),
                 use_tls=settings.smtp_implicit_tls,
                 start_tls=settings.smtp_starttls,
+                tls_context=self._tls_context,
                 timeout=settings.smtp_timeout_s,
             )
         except aiosmtplib.SMTPRecipientsRefused as error:
@@ -103,7 +111,7 @@ class EmailChannel:
                 latency_ms=_elapsed_ms(started),
                 status_code=error.code,
                 error=f"SMTP {error.code}: {error.message}",
-                permanent=500 <= error.code < 600,
+                permanent=_refuses_the_message(error),
             )
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             return SendOutcome(
@@ -112,6 +120,30 @@ class EmailChannel:
                 error=f"{type(error).__name__}: {error}",
             )
         return SendOutcome(succeeded=True, latency_ms=_elapsed_ms(started), status_code=250)
+
+
+#: RFC 4954 replies about our own session (login required, credentials invalid, mechanism
+#: too weak, encryption required), whatever the command that drew them.
+_SESSION_REPLIES = frozenset({530, 534, 535, 538})
+
+
+def _refuses_the_message(error: aiosmtplib.SMTPResponseException) -> bool:
+    """A 5yz reply (RFC 5321 section 4.2.1) to the message itself fails it for good.
+
+    A refused login, a missing STARTTLS or a greeting that turns us away is a
+    fault of the relay or of our configuration, the same for every message:
+    once an operator fixes it the delivery must go through, so it is retried.
+    """
+    message_replies = (
+        aiosmtplib.SMTPSenderRefused,
+        aiosmtplib.SMTPRecipientRefused,
+        aiosmtplib.SMTPDataError,
+    )
+    return (
+        isinstance(error, message_replies)
+        and 500 <= error.code < 600
+        and error.code not in _SESSION_REPLIES
+    )
 
 
 class _CheckedConnections(httpcore.AsyncNetworkBackend):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from bali_common.events import REGISTRY, CloudEvent, EventPayload, Stream
 from bali_common.events.activities import ActivityEvent
@@ -15,17 +16,28 @@ from bali_notifications import service
 from bali_notifications.hub import NotificationHub
 
 
-async def _apply_member(session: AsyncSession, _event: CloudEvent, payload: EventPayload) -> None:
-    assert isinstance(payload, MemberSnapshot)
-    await service.apply_member_snapshot(session=session, snapshot=payload)
+def members_subscription(hub: NotificationHub, *, catch_up_window: timedelta) -> Subscription:
+    """The member directory (co-chairs, focal points) that routing rules read.
 
+    A member's newer state may name people an open alert never reached (the alert
+    came first); their deliveries are planned in the same transaction.
+    """
 
-def members_subscription() -> Subscription:
-    """The member directory (co-chairs, focal points) that routing rules read."""
+    async def apply_member(
+        session: AsyncSession, _event: CloudEvent, payload: EventPayload
+    ) -> None:
+        assert isinstance(payload, MemberSnapshot)
+        if not await service.apply_member_snapshot(session=session, snapshot=payload):
+            return
+        if await service.plan_missed_alert_notifications(
+            session=session, member_id=payload.member_id, window=catch_up_window
+        ):
+            hub.wake_after_commit(session)
+
     return Subscription(
         group="notifications.members",
         streams=[Stream.members],
-        handlers=_every_type(Stream.members, MemberSnapshot, _apply_member),
+        handlers=_every_type(Stream.members, MemberSnapshot, apply_member),
     )
 
 

@@ -142,7 +142,11 @@ class Dispatcher:
             for task in in_flight:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
-            await self._webhooks.aclose()
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pooled webhook connections."""
+        await self._webhooks.aclose()
 
     async def run_digests(self) -> None:
         if not self._settings.dispatch_in_background:

@@ -11,7 +11,7 @@ from uuid import uuid4
 from bali_common.catalogue import load_strategy
 from bali_common.db import as_utc, utcnow
 from bali_common.events import REGISTRY, Stream
-from bali_common.events.alerts import Severity
+from bali_common.events.alerts import AlertStatus, Severity
 from bali_common.events.notifications import Channel
 from pydantic import AfterValidator, BaseModel, ConfigDict, computed_field, field_validator
 from pydantic import Field as PydanticField
@@ -73,6 +73,37 @@ class SourceEvent(SQLModel, table=True):
     subject: str = Field(max_length=200)
     occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+# --- alerts projection --------------------------------------------------------------------
+
+#: An alert in one of these states needs nobody told any more.
+CLOSED_ALERT_STATUSES = (AlertStatus.resolved.value, AlertStatus.withdrawn.value)
+
+
+class AlertState(SQLModel, table=True):
+    """Each alert's latest state, kept from alert.* events (upserted by version).
+
+    Routing reads the member directory when an alert event is planned; whoever
+    joins the directory later is planned from here (`plan_missed_alert_notifications`).
+    """
+
+    __tablename__ = "alert_states"
+
+    alert_id: str = Field(primary_key=True, max_length=100)
+    version: int
+    status: str = Field(max_length=40)
+    severity: str = Field(max_length=20)
+    raised_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+    affected_members: list[str] = _json_list()
+    senior_officials_notified: bool = Field(
+        default=False, description="An escalation asked for the co-chairs' senior officials"
+    )
+    event_id: str = Field(max_length=100, description="The latest event, kept in source_events")
+    event_type: str = Field(max_length=100)
+    updated_at: datetime = _timestamp_now()
 
 
 # --- subscriptions ------------------------------------------------------------------------
@@ -493,6 +524,7 @@ class InboxItemUpdate(BaseModel):
 TABLES = [
     MemberEntry.__table__,  # type: ignore[attr-defined]
     SourceEvent.__table__,  # type: ignore[attr-defined]
+    AlertState.__table__,  # type: ignore[attr-defined]
     Subscription.__table__,  # type: ignore[attr-defined]
     Delivery.__table__,  # type: ignore[attr-defined]
     DeliveryAttempt.__table__,  # type: ignore[attr-defined]

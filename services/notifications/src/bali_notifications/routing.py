@@ -166,9 +166,25 @@ def _focal_point_emails(member: MemberEntry, role: FocalPointRole) -> list[str]:
 def rule_recipients(event: AlertEvent, members: Sequence[MemberEntry]) -> list[Recipient]:
     """Co-chairs hear of every alert, affected members of theirs, senior officials on escalation."""
     alert = event.alert
+    return alert_rule_recipients(
+        status=alert.status,
+        affected_members=alert.affected_members,
+        members=members,
+        senior_officials=isinstance(event, AlertEscalated) and event.notify_senior_officials,
+    )
+
+
+def alert_rule_recipients(
+    *,
+    status: AlertStatus,
+    affected_members: Sequence[str],
+    members: Sequence[MemberEntry],
+    senior_officials: bool,
+) -> list[Recipient]:
+    """The rule recipients of an alert in `status`, as the member directory stands now."""
     by_id = {member.member_id: member for member in members if member.active}
     co_chairs = [member for member in by_id.values() if member.is_co_chair]
-    with_link = alert.status in _UNACKNOWLEDGED
+    with_link = status in _UNACKNOWLEDGED
     recipients: list[Recipient] = []
     for member in co_chairs:
         recipients += [
@@ -189,7 +205,7 @@ def rule_recipients(event: AlertEvent, members: Sequence[MemberEntry]) -> list[R
                 DeliveryReason.co_chair,
             )
         )
-    for member_id in alert.affected_members:
+    for member_id in affected_members:
         affected = by_id.get(member_id)
         if affected is None:
             continue
@@ -205,7 +221,7 @@ def rule_recipients(event: AlertEvent, members: Sequence[MemberEntry]) -> list[R
                 DeliveryReason.affected_member,
             )
         )
-    if isinstance(event, AlertEscalated) and event.notify_senior_officials:
+    if senior_officials:
         for member in co_chairs:
             recipients += [
                 Recipient(Channel.email, email, member.member_id, DeliveryReason.senior_official)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from bali_common.auth import Principal, Role
 from bali_common.db import as_utc, utcnow
 from bali_common.events import CloudEvent
 from bali_common.events.activities import ActivityEvent
-from bali_common.events.alerts import AlertEvent
+from bali_common.events.alerts import AlertEscalated, AlertEvent, AlertStatus
 from bali_common.events.members import MemberSnapshot
 from bali_common.events.notifications import Channel
 from bali_common.http.audit import record_audit
@@ -26,7 +26,9 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from bali_notifications import routing
 from bali_notifications.models import (
+    CLOSED_ALERT_STATUSES,
     REPLAYABLE_STATUSES,
+    AlertState,
     Delivery,
     DeliveryAttempt,
     DeliveryAttemptPublic,
@@ -73,11 +75,24 @@ async def apply_member_snapshot(*, session: AsyncSession, snapshot: MemberSnapsh
 
 # --- planning (consumers; never commits, never does network I/O) ---------------------------
 
+#: Alert planning reads the member directory, the catch-up reads the alerts: on PostgreSQL
+#: both take this transaction-scoped lock first, so that of an alert planned while its
+#: recipient joins the directory, one of the two always sees the other's committed rows.
+#: (SQLite has one connection: its transactions already take turns.)
+_ALERT_ROUTING_LOCK = 0x6E6F_7469
+
+
+async def _take_turns_routing_alerts(session: AsyncSession) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        await session.exec(select(func.pg_advisory_xact_lock(_ALERT_ROUTING_LOCK)))
+
 
 async def plan_alert_notifications(
     *, session: AsyncSession, event: CloudEvent, payload: AlertEvent
 ) -> int:
     """Rule recipients plus matching subscriptions, one delivery row each; returns rows added."""
+    await _take_turns_routing_alerts(session)
+    await _remember_alert(session, event, payload)
     members = list((await session.exec(select(MemberEntry))).all())
     co_chairs = [m.member_id for m in members if m.is_co_chair and m.active]
     facts = routing.alert_facts(event.type, payload, co_chairs)
@@ -89,6 +104,100 @@ async def plan_alert_notifications(
     return await _store_plan(
         session, event, plan, alert_id=alert.alert_id, severity=alert.severity.value
     )
+
+
+async def _remember_alert(session: AsyncSession, event: CloudEvent, payload: AlertEvent) -> None:
+    """Keep the alert's latest state and event; an older version (reordering) changes nothing."""
+    alert = payload.alert
+    asked_for_seniors = isinstance(payload, AlertEscalated) and payload.notify_senior_officials
+    state = await session.get(AlertState, alert.alert_id, with_for_update=True)
+    if state is not None and state.version >= alert.version:
+        if asked_for_seniors and not state.senior_officials_notified:
+            state.senior_officials_notified = True
+            session.add(state)
+        return
+    # Stored in UTC: SQLite keeps the wall-clock time only, and the window compares it.
+    raised_at = as_utc(alert.raised_at).astimezone(UTC)
+    state = state or AlertState(
+        alert_id=alert.alert_id,
+        version=0,
+        status=alert.status.value,
+        severity=alert.severity.value,
+        raised_at=raised_at,
+        event_id=str(event.id),
+        event_type=event.type,
+    )
+    state.version = alert.version
+    state.status = alert.status.value
+    state.severity = alert.severity.value
+    state.raised_at = raised_at
+    state.affected_members = list(alert.affected_members)
+    state.senior_officials_notified = state.senior_officials_notified or asked_for_seniors
+    state.event_id = str(event.id)
+    state.event_type = event.type
+    state.updated_at = utcnow()
+    session.add(state)
+    # Whoever is told of the alert later is sent this event: it carries the latest state.
+    await _store_source(session, event)
+
+
+async def plan_missed_alert_notifications(
+    *, session: AsyncSession, member_id: str, window: timedelta, now: datetime | None = None
+) -> int:
+    """Plan what a member missed of the alerts still open: it joined, or gained focal points
+    or the co-chair role, after they were planned. Returns the deliveries added.
+
+    Co-chairs catch up on every open alert, other members on those that name them
+    as affected; alerts raised longer than `window` ago are left alone. Whoever
+    already had a delivery of an alert (any of its events) gets nothing more; the
+    others get one, of the alert's latest event.
+    """
+    await _take_turns_routing_alerts(session)
+    members = list((await session.exec(select(MemberEntry))).all())
+    member = next((m for m in members if m.member_id == member_id), None)
+    if member is None or not member.active:
+        return 0
+    since = (now or utcnow()) - window
+    open_alerts = await session.exec(
+        select(AlertState).where(
+            col(AlertState.status).not_in(CLOSED_ALERT_STATUSES),
+            col(AlertState.raised_at) >= since,
+        )
+    )
+    states = [s for s in open_alerts if member.is_co_chair or member_id in s.affected_members]
+    if not states:
+        return 0
+    told = {
+        (alert_id, channel, recipient)
+        for alert_id, channel, recipient in (
+            await session.exec(
+                select(Delivery.alert_id, Delivery.channel, Delivery.recipient).where(
+                    col(Delivery.alert_id).in_([s.alert_id for s in states])
+                )
+            )
+        ).all()
+    }
+    added = 0
+    for state in states:
+        plan = routing.RecipientPlan()
+        for recipient in routing.alert_rule_recipients(
+            status=AlertStatus(state.status),
+            affected_members=state.affected_members,
+            members=members,
+            senior_officials=state.senior_officials_notified,
+        ):
+            if recipient.member_id == member_id:
+                plan.add(recipient)
+        missed = [r for r in plan.recipients() if (state.alert_id, *r.key) not in told]
+        added += await _add_deliveries(
+            session,
+            event_id=state.event_id,
+            event_type=state.event_type,
+            recipients=missed,
+            alert_id=state.alert_id,
+            severity=state.severity,
+        )
+    return added
 
 
 async def plan_activity_notifications(
@@ -113,17 +222,7 @@ async def _add_subscribers(
             plan.add(routing.subscription_recipient(subscription, facts))
 
 
-async def _store_plan(
-    session: AsyncSession,
-    event: CloudEvent,
-    plan: routing.RecipientPlan,
-    *,
-    alert_id: str | None,
-    severity: str | None,
-) -> int:
-    recipients = plan.recipients()
-    if not recipients:
-        return 0
+async def _store_source(session: AsyncSession, event: CloudEvent) -> None:
     event_id = str(event.id)
     if await session.get(SourceEvent, event_id) is None:
         session.add(
@@ -136,6 +235,43 @@ async def _store_plan(
                 data=event.data,
             )
         )
+        await session.flush()
+
+
+async def _store_plan(
+    session: AsyncSession,
+    event: CloudEvent,
+    plan: routing.RecipientPlan,
+    *,
+    alert_id: str | None,
+    severity: str | None,
+) -> int:
+    recipients = plan.recipients()
+    if not recipients:
+        return 0
+    await _store_source(session, event)
+    return await _add_deliveries(
+        session,
+        event_id=str(event.id),
+        event_type=event.type,
+        recipients=recipients,
+        alert_id=alert_id,
+        severity=severity,
+    )
+
+
+async def _add_deliveries(
+    session: AsyncSession,
+    *,
+    event_id: str,
+    event_type: str,
+    recipients: Sequence[routing.Recipient],
+    alert_id: str | None,
+    severity: str | None,
+) -> int:
+    """One row per recipient not yet planned for the stored source event."""
+    if not recipients:
+        return 0
     # The unique (event, recipient, channel) key backs this up should two planners race.
     existing = {
         (channel, recipient)
@@ -155,7 +291,7 @@ async def _store_plan(
         session.add(
             Delivery(
                 source_event_id=event_id,
-                event_type=event.type,
+                event_type=event_type,
                 channel=recipient.channel.value,
                 recipient=recipient.address,
                 member_id=recipient.member_id,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Self
+
 from bali_common.settings import CommonSettings
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 
 class NotificationsSettings(CommonSettings):
@@ -21,10 +24,21 @@ class NotificationsSettings(CommonSettings):
     # Email over SMTP
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
-    smtp_starttls: bool = Field(default=False, description="Require STARTTLS after connecting")
+    smtp_starttls: bool = Field(
+        default=False, description="Require STARTTLS after connecting (submission, 587)"
+    )
     smtp_implicit_tls: bool = Field(default=False, description="TLS from the first byte (465)")
-    smtp_username: str | None = None
+    smtp_username: str | None = Field(
+        default=None, description="Login at the relay; needs STARTTLS or implicit TLS"
+    )
     smtp_password: SecretStr | None = None
+    smtp_ca_file: Path | None = Field(
+        default=None,
+        description=(
+            "PEM bundle trusted for the SMTP server's certificate instead of the default CAs; "
+            "the certificate and the host name are always verified"
+        ),
+    )
     smtp_timeout_s: float = 15.0
     smtp_from: str = "Bali Process Notifications <notifications@bali-process.example>"
 
@@ -62,6 +76,16 @@ class NotificationsSettings(CommonSettings):
         default=3, ge=1, description="Failed attempts of an Extreme-alert delivery that warn ops"
     )
 
+    # Alerts that arrived before their recipients were in the member directory
+    alert_catch_up_window_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description=(
+            "Open alerts raised within this window are planned for co-chairs, affected members "
+            "and focal points that join the directory (or are added to it) after the alert"
+        ),
+    )
+
     # Dispatcher and digests
     dispatch_in_background: bool = Field(
         default=True,
@@ -86,3 +110,20 @@ class NotificationsSettings(CommonSettings):
         if any(delay <= 0 for delay in value):
             raise ValueError("retry delays must be positive")
         return value
+
+    @model_validator(mode="after")
+    def _smtp_security_is_coherent(self) -> Self:
+        """Refuse at start-up what would otherwise fail, or leak the password, on every send."""
+        if self.smtp_starttls and self.smtp_implicit_tls:
+            raise ValueError(
+                "smtp_starttls (upgrade a plain connection, 587) and smtp_implicit_tls "
+                "(TLS from the first byte, 465) exclude each other"
+            )
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("smtp_username and smtp_password are set together")
+        if self.smtp_username is not None and not (self.smtp_starttls or self.smtp_implicit_tls):
+            raise ValueError(
+                "an SMTP login needs smtp_starttls or smtp_implicit_tls: the password is never "
+                "sent in clear text"
+            )
+        return self
