@@ -24,8 +24,8 @@ def utcnow() -> datetime:
 
 
 def as_utc(value: datetime) -> datetime:
-    """SQLite returns naive datetimes for what we stored as UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """In UTC; SQLite returns naive datetimes for what we stored as UTC."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def is_sqlite(url: str) -> bool:
