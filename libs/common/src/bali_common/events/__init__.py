@@ -4,7 +4,7 @@
 from bali_common.events import activities, alerts, members, notifications
 from bali_common.events.envelope import CloudEvent, InvalidEvent
 from bali_common.events.registry import REGISTRY, EventPayload, event_type
-from bali_common.events.topics import DEAD_LETTER_TOPIC, STREAM_TOPICS, Stream, topic_for
+from bali_common.events.topics import DEAD_LETTER_TOPIC, STREAM_TOPICS, Stream
 
 __all__ = [
     "DEAD_LETTER_TOPIC",
@@ -19,5 +19,4 @@ __all__ = [
     "event_type",
     "members",
     "notifications",
-    "topic_for",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -68,12 +68,6 @@ class EventRegistry:
         except KeyError:
             raise UnknownEventType(f"unknown event type {event_type!r} v{version}") from None
 
-    def latest(self, event_type: str) -> EventDefinition:
-        versions = [d for (t, _), d in self._definitions.items() if t == event_type]
-        if not versions:
-            raise UnknownEventType(f"unknown event type {event_type!r}")
-        return max(versions, key=lambda d: d.version)
-
     def __iter__(self) -> Iterator[EventDefinition]:
         return iter(sorted(self._definitions.values(), key=lambda d: (d.stream, d.type, d.version)))
 
@@ -100,8 +94,3 @@ def event_type(
         return model
 
     return register
-
-
-def json_schema_of(definition: EventDefinition) -> dict[str, Any]:
-    schema: dict[str, Any] = definition.model.model_json_schema(mode="serialization")
-    return schema

@@ -58,14 +58,3 @@ DEAD_LETTER_TOPIC = TopicSpec(
 
 def all_topics() -> list[TopicSpec]:
     return [*STREAM_TOPICS.values(), DEAD_LETTER_TOPIC]
-
-
-def topic_for(stream: Stream, prefix: str = "") -> str:
-    return STREAM_TOPICS[stream].qualified(prefix)
-
-
-def stream_of_topic(topic: str, prefix: str = "") -> Stream | None:
-    for stream, spec in STREAM_TOPICS.items():
-        if spec.qualified(prefix) == topic:
-            return stream
-    return None
