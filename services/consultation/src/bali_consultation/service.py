@@ -6,6 +6,7 @@ stages the `alert.*` event in the outbox and the audit row, then commits.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,7 +44,7 @@ from bali_common.http.concurrency import check_version
 from bali_common.http.pagination import PageRequest, encode_cursor
 from bali_common.links import ExpiredLinkToken, InvalidLinkToken, LinkClaims, verify_link_token
 from bali_common.messaging.outbox import stage_event
-from bali_common.problems import FieldProblem, ProblemError, field_error
+from bali_common.problems import ProblemError, field_error
 from pydantic import BaseModel
 from sqlalchemy import and_, delete, or_, update
 from sqlalchemy.exc import IntegrityError
@@ -81,6 +82,8 @@ ACK_LINK_PURPOSE = "alert.acknowledge"
 ESCALATION_POLICY_PRINCIPAL = Principal(
     subject="system:escalation-policy", name="Escalation policy"
 )
+
+log = logging.getLogger(__name__)
 
 
 # --- who may see and do what --------------------------------------------------------------------
@@ -294,30 +297,19 @@ async def co_chair_member_ids(
     return sorted(rows.all()) or list(settings.co_chair_members)
 
 
-async def _check_members_known(
-    session: AsyncSession, member_ids: Sequence[str], field: str
-) -> None:
-    """Affected members must be in the directory, once the directory has been received at all."""
+async def _warn_of_unknown_members(session: AsyncSession, member_ids: Sequence[str]) -> None:
+    """An affected member the directory does not know (yet) is kept, never refused.
+
+    The directory here is a projection that can lag behind the activities service
+    (a member added minutes ago, or a service that has just started): refusing
+    would block an emergency alert. Co-chairs receive every alert and see the id.
+    """
     if not member_ids:
         return
     known = set((await session.exec(select(DirectoryMember.member_id))).all())
-    if not known:
-        return
-    problems = [
-        FieldProblem(
-            field=f"{field}.{index}", message=f"unknown member {member}", type="value_error"
-        )
-        for index, member in enumerate(member_ids)
-        if member not in known
-    ]
-    if problems:
-        raise ProblemError(
-            422,
-            "Request validation failed",
-            "Invalid field: " + ", ".join(p.field for p in problems),
-            slug="validation-error",
-            errors=problems,
-        )
+    unknown = [member for member in member_ids if member not in known]
+    if known and unknown:
+        log.warning("affected members not (yet) in the directory: %s", ", ".join(unknown))
 
 
 # --- recording a step ---------------------------------------------------------------------------
@@ -599,7 +591,7 @@ async def raise_alert(
     member = principal.member_id
     if member is None:
         raise _forbidden("Raising an alert needs a token that names your member.")
-    await _check_members_known(session, alert_in.affected_members, "body.affected_members")
+    await _warn_of_unknown_members(session, alert_in.affected_members)
     existing = await _open_alert_for(session, member, alert_in.dedup_key)
     if existing is None:
         try:
@@ -717,7 +709,7 @@ async def add_situation_update(
     if AlertStatus(alert.status) in CLOSED_STATUSES:
         raise _illegal_transition("updated", alert.status, "Reopen it first.")
     if "affected_members" in changes:
-        await _check_members_known(session, changes["affected_members"], "body.affected_members")
+        await _warn_of_unknown_members(session, changes["affected_members"])
     diffs: dict[str, Any] = {}
     for field, new in changes.items():
         old = getattr(alert, field)
