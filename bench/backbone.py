@@ -22,8 +22,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bali_common.broker import EmbeddedBroker
 from bali_common.db import create_engine, create_session_factory, create_tables, transaction
 from bali_common.events import STREAM_TOPICS, CloudEvent, EventPayload, Stream, event_type
-from bali_common.messaging.consumer import ConsumerRunner, Subscription
+from bali_common.messaging.consumer import ConsumerRunner
 from bali_common.messaging.deadletters import DeadLetter
+from bali_common.messaging.handlers import EventHandlers
 from bali_common.messaging.inbox import InboxEntry
 from bali_common.messaging.kafka import create_producer, ensure_topics
 from bali_common.messaging.outbox import (
@@ -86,17 +87,17 @@ async def run_backbone(bootstrap: str, count: int, workdir: Path) -> float:
             for sequence in range(start, min(count, start + 500)):
                 stage_event(session, payload(sequence), subject=f"agg-{sequence % 100}")
 
-    async def apply(session: AsyncSession, _event: CloudEvent, data: EventPayload) -> None:
-        assert isinstance(data, BenchMeasured)
+    handlers = EventHandlers()
+
+    @handlers.on(BenchMeasured)
+    async def apply(session: AsyncSession, _event: CloudEvent, data: BenchMeasured) -> None:
         session.add(BenchApplied(sequence=data.sequence))
 
     metrics = ServiceMetrics("bench")
     runner = ConsumerRunner(
         settings=settings,
         session_factory=sessions,
-        subscription=Subscription(
-            group="bench", streams=[Stream.activities], handlers={"bench.measured": apply}
-        ),
+        group=handlers.consumer_group("bench"),
         metrics=metrics,
     )
     await runner.start()

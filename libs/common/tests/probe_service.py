@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from bali_common.deps import SessionDep
 from bali_common.events import CloudEvent, EventPayload, Stream, event_type
-from bali_common.messaging.consumer import Subscription
+from bali_common.messaging.handlers import EventHandlers
 from bali_common.messaging.outbox import stage_event
 from bali_common.runtime import ServiceDefinition, build_app
 from bali_common.settings import CommonSettings
@@ -35,6 +35,13 @@ class ProbeApplied(SQLModel, table=True):
     __tablename__ = "probe_applied"
     probe_id: str = Field(primary_key=True)
     times: int = 0
+
+
+class ProbeNoted(SQLModel, table=True):
+    """Written by the second handler of each probe event, in the same transaction."""
+
+    __tablename__ = "probe_noted"
+    probe_id: str = Field(primary_key=True)
 
 
 class ProbeIn(BaseModel):
@@ -67,33 +74,42 @@ def create_probe_app(settings: CommonSettings, faults: ProbeFaults | None = None
         await session.commit()
         return {"probe_id": body.probe_id}
 
-    async def apply_probe(session: AsyncSession, _event: CloudEvent, payload: EventPayload) -> None:
-        assert isinstance(payload, ProbeRecorded)
-        if payload.poison or payload.probe_id in faults.poison_ids:
-            raise ProbeCrash(f"handler cannot apply {payload.probe_id}")
+    handlers = EventHandlers()
+
+    @handlers.on(ProbeRecorded)
+    async def apply_probe(
+        session: AsyncSession, _event: CloudEvent, payload: ProbeRecorded
+    ) -> None:
         row = await session.get(ProbeApplied, payload.probe_id)
         row = row or ProbeApplied(probe_id=payload.probe_id)
         row.times += 1
         session.add(row)
+
+    @handlers.on(EventPayload)
+    async def note_probe(session: AsyncSession, _event: CloudEvent, payload: EventPayload) -> None:
+        """A second handler of the same event: a crash here must undo the first one's effect."""
+        assert isinstance(payload, ProbeRecorded)
+        if payload.poison or payload.probe_id in faults.poison_ids:
+            raise ProbeCrash(f"handler cannot apply {payload.probe_id}")
+        session.add(ProbeNoted(probe_id=payload.probe_id))
 
     return build_app(
         ServiceDefinition(
             name=settings.service_name,
             title="Probe",
             description="Backbone probe",
-            tables=[ProbeWritten.__table__, ProbeApplied.__table__],  # type: ignore[attr-defined]
+            tables=[ProbeWritten.__table__, ProbeApplied.__table__, ProbeNoted.__table__],  # type: ignore[attr-defined]
             routers=[router],
             publishes=[Stream.activities],
-            subscriptions=[
-                Subscription(
-                    group="probe.applier",
-                    streams=[Stream.activities],
-                    handlers={"probe.recorded": apply_probe},
-                )
-            ],
+            consumer_groups=[handlers.consumer_group("probe.applier")],
         ),
         settings,
     )
+
+
+async def noted_ids(app: FastAPI) -> set[str]:
+    async with app.state.runtime.sessions() as session:
+        return set((await session.exec(select(ProbeNoted.probe_id))).all())
 
 
 async def applied_counts(app: FastAPI) -> dict[str, int]:

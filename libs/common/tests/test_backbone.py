@@ -18,7 +18,14 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from probe_service import ProbeCrash, ProbeFaults, ProbeRecorded, applied_counts, create_probe_app
+from probe_service import (
+    ProbeCrash,
+    ProbeFaults,
+    ProbeRecorded,
+    applied_counts,
+    create_probe_app,
+    noted_ids,
+)
 from sqlmodel import select
 
 ACTIVITIES = STREAM_TOPICS[Stream.activities]
@@ -133,6 +140,9 @@ async def test_poison_events_are_dead_lettered_once_and_the_rest_applied(
         await client.post("/v1/probes", json={"probe_id": "ok-2"})
         await eventually(lambda: _applied(app, {"ok-1": 1, "ok-2": 1}))
         await eventually(lambda: _dead_letter_count_is(app, 3))
+        # Both handlers ran for the good events; the first handler's effect on the poison
+        # event rolled back with the second handler's crash (absent from `applied` above).
+        assert await noted_ids(app) == {"ok-1", "ok-2"}
         async with app.state.runtime.sessions() as session:
             letters = list((await session.exec(select(DeadLetter))).all())
         assert len(letters) == 3

@@ -25,8 +25,9 @@ from bali_common.db import (
 )
 from bali_common.events.topics import Stream
 from bali_common.health import health_router
-from bali_common.messaging.consumer import ConsumerRunner, Subscription
+from bali_common.messaging.consumer import ConsumerRunner
 from bali_common.messaging.deadletters import DeadLetter
+from bali_common.messaging.handlers import ConsumerGroup
 from bali_common.messaging.inbox import InboxEntry
 from bali_common.messaging.kafka import create_producer, ensure_topics
 from bali_common.messaging.outbox import (
@@ -64,7 +65,7 @@ class ServiceDefinition:
     tables: Sequence[Table]
     routers: Sequence[APIRouter]
     publishes: Sequence[Stream] = ()
-    subscriptions: Sequence[Subscription] = ()
+    consumer_groups: Sequence[ConsumerGroup] = ()
     on_startup: Sequence[StartupHook] = ()
     background: Sequence[BackgroundTask] = ()
     version: str = "0.1.0"
@@ -145,11 +146,11 @@ class ServiceRuntime:
             metrics=self.metrics,
         )
         self._spawn(self.relay.run(), "outbox-relay")
-        for subscription in self.definition.subscriptions:
+        for group in self.definition.consumer_groups:
             runner = ConsumerRunner(
                 settings=self.settings,
                 session_factory=self.sessions,
-                subscription=subscription,
+                group=group,
                 metrics=self.metrics,
             )
             await runner.start()

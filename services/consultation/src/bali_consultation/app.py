@@ -13,7 +13,7 @@ from bali_common.http.idempotency import IdempotencyRecord
 from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app, runtime_of
 from fastapi import FastAPI
 
-from bali_consultation.consumers import MEMBERS_SUBSCRIPTION
+from bali_consultation import consumers
 from bali_consultation.metrics import ResponseMetrics
 from bali_consultation.models import (
     Alert,
@@ -73,7 +73,7 @@ def create_app(settings: ConsultationSettings | None = None, *, clock: Clock = u
             tables=TABLES,
             routers=[router],
             publishes=[Stream.alerts],
-            subscriptions=[MEMBERS_SUBSCRIPTION],
+            consumer_groups=[consumers.handlers.consumer_group("consultation.members")],
             background=[escalation_loop],
         ),
         settings,

@@ -10,11 +10,7 @@ from bali_common.http.idempotency import IdempotencyRecord
 from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app, runtime_of
 from fastapi import FastAPI
 
-from bali_notifications.consumers import (
-    activities_subscription,
-    alerts_subscription,
-    members_subscription,
-)
+from bali_notifications.consumers import notification_handlers
 from bali_notifications.deps import Notifications
 from bali_notifications.dispatcher import Dispatcher
 from bali_notifications.hub import NotificationHub
@@ -32,6 +28,9 @@ def create_app(
     settings = settings or NotificationsSettings()
     hub = NotificationHub()
     guard = EgressGuard(settings.webhook_allow_list, resolver)
+    handlers = notification_handlers(
+        hub=hub, catch_up_window=timedelta(seconds=settings.alert_catch_up_window_s)
+    )
 
     async def deliver_notifications(_runtime: ServiceRuntime) -> None:
         await dispatcher.run()
@@ -54,12 +53,10 @@ def create_app(
             ],
             routers=[subscriptions_router, deliveries_router, inbox_router],
             publishes=[Stream.notifications],
-            subscriptions=[
-                members_subscription(
-                    hub, catch_up_window=timedelta(seconds=settings.alert_catch_up_window_s)
-                ),
-                alerts_subscription(hub),
-                activities_subscription(hub),
+            consumer_groups=[
+                handlers.consumer_group("notifications.members", streams=[Stream.members]),
+                handlers.consumer_group("notifications.alerts", streams=[Stream.alerts]),
+                handlers.consumer_group("notifications.activities", streams=[Stream.activities]),
             ],
             background=[deliver_notifications, send_daily_digests],
             openapi_tags=[

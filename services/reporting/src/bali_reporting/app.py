@@ -5,7 +5,7 @@ from __future__ import annotations
 from bali_common.runtime import ServiceDefinition, build_app
 from fastapi import FastAPI
 
-from bali_reporting.consumers import pipeline_subscription
+from bali_reporting import consumers
 from bali_reporting.models import EventTally
 from bali_reporting.routes import router
 from bali_reporting.settings import ReportingSettings
@@ -22,7 +22,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
             ),
             tables=[EventTally.__table__],  # type: ignore[attr-defined]
             routers=[router],
-            subscriptions=[pipeline_subscription()],
+            consumer_groups=[consumers.handlers.consumer_group("reporting.pipeline")],
         ),
         settings or ReportingSettings(),
     )

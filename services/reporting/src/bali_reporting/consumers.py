@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from bali_common.events import REGISTRY, CloudEvent, EventPayload, Stream
-from bali_common.messaging.consumer import Handler, Subscription
+from bali_common.events import CloudEvent, EventPayload
+from bali_common.messaging.handlers import EventHandlers
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_reporting import service
 
-
-def _tally_for(stream: Stream) -> Handler:
-    async def tally(session: AsyncSession, event: CloudEvent, _payload: EventPayload) -> None:
-        await service.count_event(session=session, event=event, stream=stream.value)
-
-    return tally
+handlers = EventHandlers()
 
 
-def pipeline_subscription() -> Subscription:
+@handlers.on(EventPayload)
+async def tally(session: AsyncSession, event: CloudEvent, payload: EventPayload) -> None:
     """Every registered event type of every stream, tallied."""
-    return Subscription(
-        group="reporting.pipeline",
-        streams=list(Stream),
-        handlers={d.type: _tally_for(d.stream) for d in REGISTRY},
-    )
+    await service.count_event(session=session, event=event, stream=payload.stream.value)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -24,8 +24,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bali_common.db import SessionFactory, transaction
 from bali_common.events.envelope import CloudEvent, InvalidEvent
 from bali_common.events.registry import EventPayload
-from bali_common.events.topics import STREAM_TOPICS, Stream
+from bali_common.events.topics import STREAM_TOPICS
 from bali_common.messaging.deadletters import already_dead_lettered, record_dead_letter
+from bali_common.messaging.handlers import ConsumerGroup, Handler
 from bali_common.messaging.inbox import InboxEntry, already_applied, applied_among
 from bali_common.messaging.kafka import create_consumer
 from bali_common.metrics import ServiceMetrics
@@ -34,18 +35,7 @@ from bali_common.telemetry import span_from_traceparent
 
 log = logging.getLogger(__name__)
 
-#: Applies one event inside the runner's transaction; it must not commit.
-Handler = Callable[[AsyncSession, CloudEvent, EventPayload], Awaitable[None]]
 AfterCommitHook = Callable[[CloudEvent], None]
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """What one consumer group of a service listens to: the composition root lists these."""
-
-    group: str
-    streams: Sequence[Stream]
-    handlers: Mapping[str, Handler]
 
 
 @dataclass(frozen=True)
@@ -54,7 +44,7 @@ class _Delivery:
     topic: str
     event: CloudEvent
     payload: EventPayload
-    handler: Handler
+    handlers: Sequence[Handler]
 
     @property
     def event_id(self) -> str:
@@ -67,16 +57,16 @@ class ConsumerRunner:
         *,
         settings: CommonSettings,
         session_factory: SessionFactory,
-        subscription: Subscription,
+        group: ConsumerGroup,
         metrics: ServiceMetrics,
         after_commit: AfterCommitHook | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = session_factory
-        self._subscription = subscription
+        self._consumer_group = group
         self._metrics = metrics
         self._after_commit = after_commit or _fault_hook_from(settings)
-        self._group = subscription.group
+        self._group = group.name
         self._prefix = settings.kafka_topic_prefix
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -92,7 +82,7 @@ class ConsumerRunner:
 
     async def start(self) -> None:
         consumer = create_consumer(self._settings, group_id=self._group)
-        topics = [STREAM_TOPICS[s].qualified(self._prefix) for s in self._subscription.streams]
+        topics = [STREAM_TOPICS[s].qualified(self._prefix) for s in self._consumer_group.streams]
         consumer.subscribe(topics, listener=_CommitOnRevoke(self))
         await consumer.start()
         self._consumer = consumer
@@ -178,15 +168,17 @@ class ConsumerRunner:
         except InvalidEvent as error:
             await self._dead_letter(partition, record, topic, f"invalid event: {error}", 0)
             return None
-        handler = self._subscription.handlers.get(cloud_event.type)
-        if handler is None:
+        if not self._consumer_group.handles_type(cloud_event.type):
             return None
         try:
             payload = cloud_event.payload()
         except InvalidEvent as error:
             await self._dead_letter(partition, record, topic, f"schema violation: {error}", 0)
             return None
-        return _Delivery(record, topic, cloud_event, payload, handler)
+        handlers = self._consumer_group.handlers_for(cloud_event.type, cloud_event.version)
+        if not handlers:
+            return None
+        return _Delivery(record, topic, cloud_event, payload, handlers)
 
     async def _apply_together(self, deliveries: Sequence[_Delivery]) -> bool:
         """One transaction for the batch: effects and inbox rows commit or roll back together."""
@@ -257,7 +249,8 @@ class ConsumerRunner:
                 "messaging.message.id": delivery.event_id,
             },
         ):
-            await delivery.handler(session, delivery.event, delivery.payload)
+            for handler in delivery.handlers:
+                await handler(session, delivery.event, delivery.payload)
             session.add(
                 InboxEntry(
                     consumer_group=self._group,
