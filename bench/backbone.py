@@ -78,7 +78,7 @@ async def run_backbone(bootstrap: str, count: int, workdir: Path) -> float:
     await ensure_topics(settings)
     engine = create_engine(settings.resolved_database_url())
     tables = [OutboxMessage, InboxEntry, DeadLetter, BenchApplied]
-    await create_tables(engine, [t.__table__ for t in tables])  # type: ignore[attr-defined]
+    await create_tables(engine, tables)
     sessions = create_session_factory(engine)
     signal = OutboxSignal()
     sessions.configure(info={SIGNAL_INFO_KEY: signal, SOURCE_INFO_KEY: "/bali/bench"})

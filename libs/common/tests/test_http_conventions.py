@@ -8,16 +8,11 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from bali_common.auth import CurrentPrincipal, Role
-from bali_common.deps import RuntimeDep, SessionDep
+from bali_common.deps import SessionDep
 from bali_common.http.audit import AuditRecord, record_audit
 from bali_common.http.concurrency import IfMatchHeader, check_version, set_etag
-from bali_common.http.idempotency import (
-    IdempotencyKeyHeader,
-    IdempotencyRecord,
-    fingerprint_of,
-    run_idempotent,
-)
-from bali_common.http.pagination import Page, PageRequestDep, next_cursor
+from bali_common.http.idempotency import IdempotencyRecord, IdempotentWriteDep, WriteOutcome
+from bali_common.http.pagination import Page, PageRequestDep, encode_cursor, keyset_page
 from bali_common.problems import ProblemError
 from bali_common.runtime import ServiceDefinition, build_app
 from bali_common.settings import CommonSettings
@@ -26,6 +21,7 @@ from fastapi import APIRouter, FastAPI, Query, Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Field, SQLModel, col, func, select, text
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 
 class Note(SQLModel, table=True):
@@ -55,32 +51,26 @@ def create_notes_app(settings: CommonSettings) -> FastAPI:
     async def create(
         note: NoteIn,
         principal: CurrentPrincipal,
-        runtime: RuntimeDep,
-        key: IdempotencyKeyHeader = None,
+        write: IdempotentWriteDep,
     ) -> Response:
-        async def operation() -> tuple[int, Any, dict[str, str]]:
-            async with runtime.sessions() as session:
-                row = Note(owner=principal.member_id or "-", body=note.body)
-                session.add(row)
-                await session.flush()
-                record_audit(
-                    session,
-                    principal=principal,
-                    action="note.create",
-                    resource_type="note",
-                    resource_id=str(row.id),
-                )
-                await session.commit()
-                await asyncio.sleep(0.05)
-                return 201, NotePublic.model_validate(row, from_attributes=True).model_dump(), {}
+        async def operation(session: AsyncSession) -> WriteOutcome:
+            row = Note(owner=principal.member_id or "-", body=note.body)
+            session.add(row)
+            await session.flush()
+            record_audit(
+                session,
+                principal=principal,
+                action="note.create",
+                resource_type="note",
+                resource_id=str(row.id),
+            )
+            await session.commit()
+            await asyncio.sleep(0.05)
+            return WriteOutcome(
+                status=201, body=NotePublic.model_validate(row, from_attributes=True)
+            )
 
-        return await run_idempotent(
-            sessions=runtime.sessions,
-            principal=principal,
-            key=key,
-            fingerprint=fingerprint_of("POST", "/v1/notes", note.model_dump()),
-            operation=operation,
-        )
+        return await write.run(principal=principal, request_body=note, operation=operation)
 
     @router.patch("/{note_id}")
     async def update(
@@ -112,16 +102,10 @@ def create_notes_app(settings: CommonSettings) -> FastAPI:
         query = select(Note).where(Note.owner == principal.member_id)
         if contains:
             query = query.where(col(Note.body).contains(contains))
-        if page.cursor:
-            query = query.where(col(Note.id) > page.cursor[0])
-        rows = list(
-            (await session.exec(query.order_by(col(Note.id)).limit(page.page_size + 1))).all()
-        )
+        listed = await keyset_page(session, query, page=page, order_by=[col(Note.id)])
         return Page[NotePublic](
-            items=[
-                NotePublic.model_validate(r, from_attributes=True) for r in rows[: page.page_size]
-            ],
-            next_cursor=next_cursor(rows, page.page_size, lambda r: [r.id]),
+            items=[NotePublic.model_validate(r, from_attributes=True) for r in listed.rows],
+            next_cursor=listed.next_cursor,
         )
 
     @router.get("/boom")
@@ -133,7 +117,7 @@ def create_notes_app(settings: CommonSettings) -> FastAPI:
             name="notes",
             title="Notes",
             description="HTTP conventions probe",
-            tables=[Note.__table__, IdempotencyRecord.__table__, AuditRecord.__table__],  # type: ignore[attr-defined]
+            models=[Note, IdempotencyRecord, AuditRecord],
             routers=[router],
         ),
         settings,
@@ -315,3 +299,29 @@ async def test_health_readiness_and_metrics(notes: Any) -> None:
     metrics = (await client.get("/metrics")).text
     assert "bali_outbox_backlog" in metrics
     assert "bali_http_requests_total" in metrics
+
+
+@pytest.mark.parametrize(
+    "sort_key",
+    [
+        [2**64],
+        [-(2**70)],
+        [True],
+        ["1"],
+        [1.5],
+        [1, 2],
+        [],
+        [None],
+    ],
+)
+async def test_crafted_cursors_are_refused_naming_the_field(
+    notes: Any, sort_key: list[Any]
+) -> None:
+    client, settings, _ = notes
+    listed = await client.get(
+        "/v1/notes",
+        params={"cursor": encode_cursor(sort_key)},
+        headers=bearer(settings, member="AU"),
+    )
+    assert listed.status_code == 422, listed.text
+    assert listed.json()["errors"][0]["field"] == "query.cursor"

@@ -28,7 +28,7 @@ async def test_two_relays_publish_every_row_exactly_once(make_settings: Settings
     settings = await make_settings(CommonSettings, service_name="relays", outbox_batch_size=20)
     await ensure_topics(settings)
     engine = create_engine(settings.resolved_database_url())
-    await create_tables(engine, [OutboxMessage.__table__])  # type: ignore[attr-defined]
+    await create_tables(engine, [OutboxMessage])
     sessions = create_session_factory(engine)
     signal = OutboxSignal()
     sessions.configure(info={SIGNAL_INFO_KEY: signal, SOURCE_INFO_KEY: "/bali/relays"})

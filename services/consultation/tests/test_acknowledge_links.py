@@ -17,11 +17,10 @@ from bali_common.events.members import (
     MemberRegistered,
     MemberUpdated,
 )
-from bali_common.links import mint_link_token
+from bali_common.links import ACKNOWLEDGE_LINK_PURPOSE, mint_link_token
 from bali_common.messaging.inbox import InboxEntry
 from bali_common.testing.plugin import eventually
 from bali_consultation.models import DirectoryMember
-from bali_consultation.service import ACK_LINK_PURPOSE
 from consultation_testkit import Service, alert_body
 from pydantic import SecretStr
 from sqlmodel import col, select
@@ -105,7 +104,7 @@ def link(
     *,
     recipient: str = ID_FOCAL_POINT,
     expires_in: timedelta = timedelta(hours=24),
-    purpose: str = ACK_LINK_PURPOSE,
+    purpose: str = ACKNOWLEDGE_LINK_PURPOSE,
     secret: SecretStr | None = None,
 ) -> str:
     """Minted as the notifications service does for each co-chair recipient of an email."""

@@ -21,7 +21,7 @@ from bali_common.events.alerts import (
     Sensitivity,
     Severity,
 )
-from bali_common.links import verify_link_token
+from bali_common.links import ACKNOWLEDGE_LINK_PURPOSE, verify_link_token
 from bali_common.messaging.outbox import OutboxMessage
 from bali_common.testing.plugin import eventually, serving
 from bali_notifications import service
@@ -113,7 +113,10 @@ async def test_alert_raised_gives_one_email_per_co_chair_focal_point_and_one_web
             [(linked_alert, token)] = links
             assert linked_alert == alert_id
             claims = verify_link_token(
-                harness.settings.link_signing_secret, token, purpose="alert.acknowledge", now=now
+                harness.settings.link_signing_secret,
+                token,
+                purpose=ACKNOWLEDGE_LINK_PURPOSE,
+                now=now,
             )
             assert claims.subject == alert_id
             assert claims.recipient == mail.recipients[0]

@@ -27,7 +27,7 @@ from bali_common.events.alerts import (
     AlertStatus,
 )
 from bali_common.events.members import FocalPointData, FocalPointRole
-from bali_common.links import verify_link_token
+from bali_common.links import ACKNOWLEDGE_LINK_PURPOSE, verify_link_token
 from bali_common.messaging.inbox import InboxEntry
 from bali_common.testing.plugin import eventually
 from bali_notifications import service
@@ -144,7 +144,7 @@ def assert_acknowledge_link(
     [(linked_alert, token)] = LINK.findall(mail.text)
     assert linked_alert == alert_id
     claims = verify_link_token(
-        harness.settings.link_signing_secret, token, purpose="alert.acknowledge", now=utcnow()
+        harness.settings.link_signing_secret, token, purpose=ACKNOWLEDGE_LINK_PURPOSE, now=utcnow()
     )
     assert (claims.subject, claims.recipient) == (alert_id, to)
 

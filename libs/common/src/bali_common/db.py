@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, event, text
+from sqlalchemy import Column, DateTime, Table, event, text
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
@@ -26,6 +27,18 @@ def utcnow() -> datetime:
 def as_utc(value: datetime) -> datetime:
     """In UTC; SQLite returns naive datetimes for what we stored as UTC."""
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def utc_column(*, nullable: bool = False, index: bool = False) -> Any:
+    """A timezone-aware timestamp column (`sa_column=` of a SQLModel field); read via `as_utc`."""
+    return Column(DateTime(timezone=True), nullable=nullable, index=index)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    table = sa_inspect(model).local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table
 
 
 def is_sqlite(url: str) -> bool:
@@ -74,8 +87,9 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
 _SCHEMA_LOCK_KEY = 0x6261_6C69
 
 
-async def create_tables(engine: AsyncEngine, tables: Sequence[Table]) -> None:
+async def create_tables(engine: AsyncEngine, models: Sequence[type[SQLModel]]) -> None:
     """Create the tables a service owns (and only those) in its own database."""
+    tables = [table_of(model) for model in models]
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})"))

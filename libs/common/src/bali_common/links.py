@@ -17,6 +17,9 @@ from uuid import uuid4
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
+#: `purpose` of the one-click acknowledge links in alert emails.
+ACKNOWLEDGE_LINK_PURPOSE = "alert.acknowledge"
+
 
 class InvalidLinkToken(ValueError):
     """Tampered, expired, malformed or meant for another purpose."""

@@ -70,6 +70,26 @@ def field_error(field: str, message: str, *, status: int = 422) -> ProblemError:
     )
 
 
+def not_found(detail: str) -> ProblemError:
+    """The same answer for a missing id and one hidden from the caller (OWASP API1; AIP-164:
+    permission is checked before existence is revealed)."""
+    return ProblemError(404, "Not Found", detail, slug="not-found")
+
+
+def forbidden(detail: str, *, field: str | None = None) -> ProblemError:
+    errors = [FieldProblem(field=field, message=detail, type="forbidden")] if field else None
+    return ProblemError(403, "Forbidden", detail, slug="forbidden", errors=errors)
+
+
+def conflict(detail: str, *, slug: str = "conflict") -> ProblemError:
+    return ProblemError(409, "Conflict", detail, slug=slug)
+
+
+def illegal_transition(detail: str) -> ProblemError:
+    """A lifecycle step that the resource's current state does not allow."""
+    return ProblemError(409, "Transition not allowed", detail, slug="illegal-transition")
+
+
 def problem_response(
     request: Request,
     *,

@@ -7,12 +7,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI, Request, Response
-from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bali_common.auth import TokenVerifier
@@ -46,13 +46,12 @@ log = logging.getLogger(__name__)
 
 BackgroundTask = Callable[["ServiceRuntime"], Awaitable[None]]
 StartupHook = Callable[["ServiceRuntime"], Awaitable[None]]
+#: Builds a service's own collaborators once the runtime exists (they may need its sessions).
+PartsFactory = Callable[["ServiceRuntime"], object]
+PartsT = TypeVar("PartsT")
 
 #: Tables of the messaging plumbing that every service database holds.
-PLUMBING_TABLES: tuple[Table, ...] = (
-    OutboxMessage.__table__,  # type: ignore[attr-defined]
-    InboxEntry.__table__,  # type: ignore[attr-defined]
-    DeadLetter.__table__,  # type: ignore[attr-defined]
-)
+PLUMBING_MODELS: tuple[type[SQLModel], ...] = (OutboxMessage, InboxEntry, DeadLetter)
 
 
 @dataclass(frozen=True)
@@ -62,12 +61,13 @@ class ServiceDefinition:
     name: str
     title: str
     description: str
-    tables: Sequence[Table]
+    models: Sequence[type[SQLModel]]
     routers: Sequence[APIRouter]
     publishes: Sequence[Stream] = ()
     consumer_groups: Sequence[ConsumerGroup] = ()
     on_startup: Sequence[StartupHook] = ()
     background: Sequence[BackgroundTask] = ()
+    parts: PartsFactory | None = None
     version: str = "0.1.0"
     openapi_tags: Sequence[dict[str, Any]] = ()
 
@@ -87,10 +87,17 @@ class ServiceRuntime:
     relay: OutboxRelay | None = None
     consumers: list[ConsumerRunner] = field(default_factory=list)
     messaging_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    parts: object = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    def parts_as(self, kind: type[PartsT]) -> PartsT:
+        """The service's own collaborators (`ServiceDefinition.parts`), checked to be `kind`."""
+        if not isinstance(self.parts, kind):
+            raise TypeError(f"{self.definition.name} was built without {kind.__name__}")
+        return self.parts
+
     async def start(self) -> None:
-        await create_tables(self.engine, [*PLUMBING_TABLES, *self.definition.tables])
+        await create_tables(self.engine, [*PLUMBING_MODELS, *self.definition.models])
         for hook in self.definition.on_startup:
             await hook(self)
         self._spawn(self._start_messaging(), "messaging")
@@ -227,6 +234,8 @@ def build_app(definition: ServiceDefinition, settings: CommonSettings) -> FastAP
         verifier=TokenVerifier(settings),
         outbox_signal=signal,
     )
+    if definition.parts is not None:
+        runtime.parts = definition.parts(runtime)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:

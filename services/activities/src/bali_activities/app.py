@@ -32,14 +32,14 @@ def create_app(settings: ActivitiesSettings | None = None) -> FastAPI:
                 "Member directory and the cooperation activities logged against the 25 items "
                 "of the 2023 Adelaide Strategy for Cooperation."
             ),
-            tables=[
-                Member.__table__,  # type: ignore[attr-defined]
-                FocalPoint.__table__,  # type: ignore[attr-defined]
-                Activity.__table__,  # type: ignore[attr-defined]
-                ActivityIndexEntry.__table__,  # type: ignore[attr-defined]
-                ActivityVersion.__table__,  # type: ignore[attr-defined]
-                AuditRecord.__table__,  # type: ignore[attr-defined]
-                IdempotencyRecord.__table__,  # type: ignore[attr-defined]
+            models=[
+                Member,
+                FocalPoint,
+                Activity,
+                ActivityIndexEntry,
+                ActivityVersion,
+                AuditRecord,
+                IdempotencyRecord,
             ],
             routers=[members_router, activities_router],
             publishes=[Stream.members, Stream.activities],

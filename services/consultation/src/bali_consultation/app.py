@@ -12,6 +12,7 @@ from bali_common.http.audit import AuditRecord
 from bali_common.http.idempotency import IdempotencyRecord
 from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app, runtime_of
 from fastapi import FastAPI
+from sqlmodel import SQLModel
 
 from bali_consultation import consumers
 from bali_consultation.metrics import ResponseMetrics
@@ -29,15 +30,15 @@ from bali_consultation.settings import ConsultationSettings
 
 log = logging.getLogger(__name__)
 
-TABLES = [
-    Alert.__table__,  # type: ignore[attr-defined]
-    AlertAffectedMember.__table__,  # type: ignore[attr-defined]
-    AlertTimelineEntry.__table__,  # type: ignore[attr-defined]
-    EscalationTimer.__table__,  # type: ignore[attr-defined]
-    UsedLinkToken.__table__,  # type: ignore[attr-defined]
-    DirectoryMember.__table__,  # type: ignore[attr-defined]
-    IdempotencyRecord.__table__,  # type: ignore[attr-defined]
-    AuditRecord.__table__,  # type: ignore[attr-defined]
+MODELS: list[type[SQLModel]] = [
+    Alert,
+    AlertAffectedMember,
+    AlertTimelineEntry,
+    EscalationTimer,
+    UsedLinkToken,
+    DirectoryMember,
+    IdempotencyRecord,
+    AuditRecord,
 ]
 
 
@@ -70,7 +71,7 @@ def create_app(settings: ConsultationSettings | None = None, *, clock: Clock = u
             description="Emergency alerts through the Consultation Mechanism (strategy item "
             "11): raised, acknowledged, escalated, convened and resolved, with CAP 1.2 "
             "documents and an Atom feed of public alerts.",
-            tables=TABLES,
+            models=MODELS,
             routers=[router],
             publishes=[Stream.alerts],
             consumer_groups=[consumers.handlers.consumer_group("consultation.members")],

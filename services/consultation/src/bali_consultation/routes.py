@@ -6,21 +6,14 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Protocol
 
 from bali_common.auth import AuthenticationError, Principal
-from bali_common.deps import RuntimeDep
 from bali_common.events.alerts import AlertStatus, Sensitivity, Severity, SituationType
 from bali_common.http.concurrency import IfMatchHeader, etag_of, set_etag
-from bali_common.http.idempotency import (
-    IdempotencyKeyHeader,
-    fingerprint_of,
-    request_fingerprint,
-    run_idempotent,
-)
+from bali_common.http.idempotency import IdempotentWrite, IdempotentWriteDep, WriteOutcome
 from bali_common.http.pagination import Page, PageRequestDep
 from bali_common.problems import ProblemError, problem_responses
-from bali_common.runtime import ServiceRuntime
 from fastapi import APIRouter, Body, Depends, Form, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -100,14 +93,12 @@ class StepRunner:
     """What every lifecycle step route shares: clock, caller's address, If-Match and
     Idempotency-Key, and the answer (the alert with its ETag, replayed for a repeated key)."""
 
-    request: Request
-    runtime: ServiceRuntime
+    write: IdempotentWrite
     settings: ConsultationSettings
     metrics: ResponseMetrics
     now: datetime
     source: str | None
     if_match: str | None
-    key: str | None
 
     async def run(
         self,
@@ -120,36 +111,23 @@ class StepRunner:
         """Run the step once per Idempotency-Key; `kind` is its timeline kind, for metrics."""
         step = service.Step(alert_id, principal, self.now, self.if_match, self.source)
 
-        async def operation() -> tuple[int, Any, dict[str, str]]:
-            async with self.runtime.sessions() as session:
-                alert = await call(session=session, step=step)
+        async def operation(session: AsyncSession) -> WriteOutcome:
+            alert = await call(session=session, step=step)
             self.metrics.observe_step(kind, alert)
-            return 200, present(alert, self.settings).model_dump(mode="json"), _etag(alert)
+            return WriteOutcome.versioned(present(alert, self.settings), version=alert.version)
 
-        if body is None:
-            fingerprint = fingerprint_of(self.request.method, self.request.url.path, None)
-        else:
-            fingerprint = request_fingerprint(self.request, body)
-        return await run_idempotent(
-            sessions=self.runtime.sessions,
-            principal=principal,
-            key=self.key,
-            fingerprint=fingerprint,
-            operation=operation,
-        )
+        return await self.write.run(principal=principal, request_body=body, operation=operation)
 
 
 def step_runner(
-    request: Request,
-    runtime: RuntimeDep,
+    write: IdempotentWriteDep,
     settings: SettingsDep,
     metrics: MetricsDep,
     now: Now,
     source: ClientSource,
     if_match: IfMatchHeader = None,
-    key: IdempotencyKeyHeader = None,
 ) -> StepRunner:
-    return StepRunner(request, runtime, settings, metrics, now, source, if_match, key)
+    return StepRunner(write, settings, metrics, now, source, if_match)
 
 
 Steps = Annotated[StepRunner, Depends(step_runner)]
@@ -169,36 +147,29 @@ Steps = Annotated[StepRunner, Depends(step_runner)]
 )
 async def raise_alert(
     alert_in: AlertCreate,
-    request: Request,
     principal: Raiser,
-    runtime: RuntimeDep,
+    write: IdempotentWriteDep,
     settings: SettingsDep,
     now: Now,
     source: ClientSource,
-    key: IdempotencyKeyHeader = None,
 ) -> Response:
-    async def operation() -> tuple[int, Any, dict[str, str]]:
-        async with runtime.sessions() as session:
-            outcome = await service.raise_alert(
-                session=session,
-                alert_in=alert_in,
-                principal=principal,
-                settings=settings,
-                now=now,
-                source=source,
-            )
-        alert = outcome.alert
-        headers = {**_etag(alert), "Location": f"/v1/alerts/{alert.id}"}
-        body = present(alert, settings).model_dump(mode="json")
-        return (201 if outcome.created else 200), body, headers
+    async def operation(session: AsyncSession) -> WriteOutcome:
+        outcome = await service.raise_alert(
+            session=session,
+            alert_in=alert_in,
+            principal=principal,
+            settings=settings,
+            now=now,
+            source=source,
+        )
+        return WriteOutcome.versioned(
+            present(outcome.alert, settings),
+            version=outcome.alert.version,
+            status=201 if outcome.created else 200,
+            location=f"/v1/alerts/{outcome.alert.id}",
+        )
 
-    return await run_idempotent(
-        sessions=runtime.sessions,
-        principal=principal,
-        key=key,
-        fingerprint=request_fingerprint(request, alert_in),
-        operation=operation,
-    )
+    return await write.run(principal=principal, request_body=alert_in, operation=operation)
 
 
 @router.get(
@@ -401,14 +372,14 @@ async def acknowledge(
         raise AuthenticationError("Bearer token or acknowledge link token required", missing=True)
     if not service.is_co_chair(principal):
         # Visibility first: a member who cannot see the alert learns nothing about it.
-        async with steps.runtime.sessions() as session:
+        async with steps.write.sessions() as session:
             await service.get_visible_alert(session=session, alert_id=alert_id, principal=principal)
     return await steps.run("acknowledged", alert_id, principal, None, service.acknowledge_alert)
 
 
 async def _acknowledge_by_link(*, alert_id: str, token: str, steps: StepRunner) -> Response:
     try:
-        async with steps.runtime.sessions() as session:
+        async with steps.write.sessions() as session:
             alert = await service.acknowledge_by_link(
                 session=session,
                 alert_id=alert_id,
@@ -418,16 +389,16 @@ async def _acknowledge_by_link(*, alert_id: str, token: str, steps: StepRunner) 
                 source=steps.source,
             )
     except ProblemError as problem:
-        if _wants_json(steps.request):
+        if _wants_json(steps.write.request):
             raise
         if problem.slug == "illegal-transition":
-            async with steps.runtime.sessions() as session:
+            async with steps.write.sessions() as session:
                 current = await session.get(Alert, alert_id)
             if current is not None:
                 return pages.already_acknowledged_page(current, status=409)
         return pages.error_page(status=problem.status, title=problem.title, detail=problem.detail)
     steps.metrics.observe_step("acknowledged", alert)
-    if _wants_json(steps.request):
+    if _wants_json(steps.write.request):
         body = present(alert, steps.settings).model_dump(mode="json")
         return JSONResponse(body, headers=_etag(alert))
     return pages.acknowledged_page(alert)

@@ -41,12 +41,18 @@ from bali_common.events.members import MemberSnapshot
 from bali_common.events.shared import Actor
 from bali_common.http.audit import record_audit
 from bali_common.http.concurrency import check_version
-from bali_common.http.pagination import PageRequest, encode_cursor
-from bali_common.links import ExpiredLinkToken, InvalidLinkToken, LinkClaims, verify_link_token
+from bali_common.http.pagination import PageRequest, keyset_page
+from bali_common.links import (
+    ACKNOWLEDGE_LINK_PURPOSE,
+    ExpiredLinkToken,
+    InvalidLinkToken,
+    LinkClaims,
+    verify_link_token,
+)
 from bali_common.messaging.outbox import stage_event
-from bali_common.problems import ProblemError, field_error
+from bali_common.problems import ProblemError
 from pydantic import BaseModel
-from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import delete, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -74,9 +80,6 @@ from bali_consultation.models import (
 from bali_consultation.settings import ConsultationSettings
 
 Clock = Callable[[], datetime]
-
-#: `purpose` of the one-click acknowledge tokens minted by the notifications service.
-ACK_LINK_PURPOSE = "alert.acknowledge"
 
 #: Who acts when a timer fires: no person, the escalation policy.
 ESCALATION_POLICY_PRINCIPAL = Principal(
@@ -165,14 +168,6 @@ class AlertFilters(BaseModel):
     affected_member: str | None = None
 
 
-def _parse_cursor(cursor: list[Any]) -> tuple[datetime, str]:
-    try:
-        moment, alert_id = cursor
-        return as_utc(datetime.fromisoformat(str(moment))), str(alert_id)
-    except (TypeError, ValueError) as error:
-        raise field_error("query.cursor", "not a cursor returned by this API") from error
-
-
 async def list_alerts(
     *, session: AsyncSession, principal: Principal, filters: AlertFilters, page: PageRequest
 ) -> tuple[list[Alert], str | None]:
@@ -199,21 +194,14 @@ async def list_alerts(
         query = query.where(col(Alert.raised_by_member) == filters.raised_by_member)
     if filters.affected_member is not None:
         query = query.where(col(Alert.id).in_(_affecting(filters.affected_member)))
-    if page.cursor:
-        raised_at, alert_id = _parse_cursor(page.cursor)
-        query = query.where(
-            or_(
-                col(Alert.raised_at) < raised_at,
-                and_(col(Alert.raised_at) == raised_at, col(Alert.id) < alert_id),
-            )
-        )
-    query = query.order_by(col(Alert.raised_at).desc(), col(Alert.id).desc())
-    rows = list((await session.exec(query.limit(page.page_size + 1))).all())
-    cursor = None
-    if len(rows) > page.page_size:
-        last = rows[page.page_size - 1]
-        cursor = encode_cursor([as_utc(last.raised_at).isoformat(), last.id])
-    return rows[: page.page_size], cursor
+    listed = await keyset_page(
+        session,
+        query,
+        page=page,
+        order_by=[col(Alert.raised_at), col(Alert.id)],
+        descending=True,
+    )
+    return listed.rows, listed.next_cursor
 
 
 def _affecting(member_id: str) -> Any:
@@ -224,18 +212,13 @@ async def list_timeline(
     *, session: AsyncSession, alert_id: str, principal: Principal, page: PageRequest
 ) -> tuple[list[AlertTimelineEntry], str | None]:
     await get_visible_alert(session=session, alert_id=alert_id, principal=principal)
-    query = select(AlertTimelineEntry).where(AlertTimelineEntry.alert_id == alert_id)
-    if page.cursor:
-        after = page.cursor[0]
-        if not isinstance(after, int):
-            raise field_error("query.cursor", "not a cursor returned by this API")
-        query = query.where(col(AlertTimelineEntry.version) > after)
-    query = query.order_by(col(AlertTimelineEntry.version)).limit(page.page_size + 1)
-    rows = list((await session.exec(query)).all())
-    cursor = (
-        encode_cursor([rows[page.page_size - 1].version]) if len(rows) > page.page_size else None
+    listed = await keyset_page(
+        session,
+        select(AlertTimelineEntry).where(AlertTimelineEntry.alert_id == alert_id),
+        page=page,
+        order_by=[col(AlertTimelineEntry.version)],
     )
-    return rows[: page.page_size], cursor
+    return listed.rows, listed.next_cursor
 
 
 async def public_feed_alerts(*, session: AsyncSession, limit: int) -> list[Alert]:
@@ -974,7 +957,7 @@ def verify_ack_link(
     """Signature, purpose, expiry and the alert it was minted for; single use is checked apart."""
     try:
         claims = verify_link_token(
-            settings.link_signing_secret, token, purpose=ACK_LINK_PURPOSE, now=now
+            settings.link_signing_secret, token, purpose=ACKNOWLEDGE_LINK_PURPOSE, now=now
         )
     except ExpiredLinkToken:
         raise ProblemError(

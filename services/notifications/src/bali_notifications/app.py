@@ -15,7 +15,7 @@ from bali_notifications.deps import Notifications
 from bali_notifications.dispatcher import Dispatcher
 from bali_notifications.hub import NotificationHub
 from bali_notifications.metrics import NotificationMetrics
-from bali_notifications.models import TABLES
+from bali_notifications.models import MODELS
 from bali_notifications.routes import deliveries_router, inbox_router, subscriptions_router
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import EgressGuard, Resolver
@@ -46,11 +46,7 @@ def create_app(
                 "Delivers alert and activity events to the people who must act: email, "
                 "signed webhooks and an in-app inbox."
             ),
-            tables=[
-                *TABLES,
-                IdempotencyRecord.__table__,  # type: ignore[attr-defined]
-                AuditRecord.__table__,  # type: ignore[attr-defined]
-            ],
+            models=[*MODELS, IdempotencyRecord, AuditRecord],
             routers=[subscriptions_router, deliveries_router, inbox_router],
             publishes=[Stream.notifications],
             consumer_groups=[

@@ -31,7 +31,7 @@ from bali_common.events.notifications import (
     NotificationFailed,
     NotificationSent,
 )
-from bali_common.links import mint_link_token
+from bali_common.links import ACKNOWLEDGE_LINK_PURPOSE, mint_link_token
 from bali_common.messaging.outbox import stage_event
 from sqlalchemy import or_, update
 from sqlmodel import col, select
@@ -249,7 +249,7 @@ class Dispatcher:
         if delivery.acknowledge_link and delivery.alert_id:
             token = mint_link_token(
                 self._settings.link_signing_secret,
-                purpose="alert.acknowledge",
+                purpose=ACKNOWLEDGE_LINK_PURPOSE,
                 subject=delivery.alert_id,
                 recipient=delivery.recipient,
                 expires_at=now + timedelta(seconds=self._settings.acknowledge_link_ttl_s),

@@ -521,12 +521,12 @@ class InboxItemUpdate(BaseModel):
     read: bool
 
 
-TABLES = [
-    MemberEntry.__table__,  # type: ignore[attr-defined]
-    SourceEvent.__table__,  # type: ignore[attr-defined]
-    AlertState.__table__,  # type: ignore[attr-defined]
-    Subscription.__table__,  # type: ignore[attr-defined]
-    Delivery.__table__,  # type: ignore[attr-defined]
-    DeliveryAttempt.__table__,  # type: ignore[attr-defined]
-    InboxItem.__table__,  # type: ignore[attr-defined]
+MODELS: list[type[SQLModel]] = [
+    MemberEntry,
+    SourceEvent,
+    AlertState,
+    Subscription,
+    Delivery,
+    DeliveryAttempt,
+    InboxItem,
 ]

@@ -8,16 +8,13 @@ from datetime import timedelta
 from typing import Annotated
 
 from bali_common.events.notifications import Channel
-from bali_common.http.concurrency import IfMatchHeader, etag_of, set_etag
-from bali_common.http.idempotency import (
-    IdempotencyKeyHeader,
-    request_fingerprint,
-    run_idempotent,
-)
+from bali_common.http.concurrency import IfMatchHeader, set_etag
+from bali_common.http.idempotency import IdempotentWriteDep, WriteOutcome
 from bali_common.http.pagination import Page, PageRequestDep
 from bali_common.problems import problem_responses
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_notifications import service
 from bali_notifications.deps import (
@@ -62,30 +59,22 @@ MAX_ITEM_ID = 2_147_483_647
 )
 async def create_subscription(
     body: SubscriptionCreate,
-    request: Request,
-    session: SessionDep,
-    runtime: RuntimeDep,
+    write: IdempotentWriteDep,
     parts: NotificationsDep,
     principal: SubscriptionManager,
-    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
-    async def operation() -> tuple[int, object, dict[str, str]]:
+    async def operation(session: AsyncSession) -> WriteOutcome:
         created = await service.create_subscription(
             session=session, sub_in=body, principal=principal, guard=parts.guard
         )
-        return (
-            201,
-            created.model_dump(mode="json"),
-            {"Location": f"/v1/subscriptions/{created.id}", "ETag": etag_of(created.version)},
+        return WriteOutcome.versioned(
+            created,
+            version=created.version,
+            status=201,
+            location=f"/v1/subscriptions/{created.id}",
         )
 
-    return await run_idempotent(
-        sessions=runtime.sessions,
-        principal=principal,
-        key=idempotency_key,
-        fingerprint=request_fingerprint(request, body),
-        operation=operation,
-    )
+    return await write.run(principal=principal, request_body=body, operation=operation)
 
 
 @subscriptions_router.get(

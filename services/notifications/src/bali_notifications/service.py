@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -16,7 +15,7 @@ from bali_common.events.members import MemberSnapshot
 from bali_common.events.notifications import Channel
 from bali_common.http.audit import record_audit
 from bali_common.http.concurrency import check_version
-from bali_common.http.pagination import Page, PageRequest, next_cursor
+from bali_common.http.pagination import Page, PageRequest, keyset_page
 from bali_common.problems import ProblemError, field_error
 from pydantic import BaseModel
 from sqlalchemy import and_, func, or_
@@ -666,21 +665,17 @@ async def list_inbox(
     query = select(InboxItem).where(col(InboxItem.owner).in_(owners))
     if unread_only:
         query = query.where(col(InboxItem.read_at).is_(None))
-    if page.cursor:
-        before = page.cursor[0]
-        if not isinstance(before, int):
-            raise field_error("query.cursor", "not a cursor returned by this API")
-        query = query.where(col(InboxItem.id) < before)
-    query = query.order_by(col(InboxItem.id).desc()).limit(page.page_size + 1)
-    rows = list((await session.exec(query)).all())
+    listed = await keyset_page(
+        session, query, page=page, order_by=[col(InboxItem.id)], descending=True
+    )
     unread = await session.exec(
         select(func.count()).where(
             col(InboxItem.owner).in_(owners), col(InboxItem.read_at).is_(None)
         )
     )
     return InboxPage(
-        items=[InboxItemPublic.model_validate(row) for row in rows[: page.page_size]],
-        next_cursor=next_cursor(rows, page.page_size, lambda r: [r.id]),
+        items=[InboxItemPublic.model_validate(row) for row in listed.rows],
+        next_cursor=listed.next_cursor,
         unread_count=int(unread.one()),
     )
 
@@ -756,30 +751,12 @@ async def _page_by_creation(
     *,
     newest_first: bool,
 ) -> Page[PublicT]:
-    """A keyset page on (created_at, id), the unique sort key; it resumes after the cursor's row."""
-    created_at, row_id = col(model.created_at), col(model.id)
-    beyond = operator.lt if newest_first else operator.gt
-    if page.cursor:
-        after_time, after_id = _cursor_pair(page.cursor)
-        query = query.where(
-            or_(
-                beyond(created_at, after_time),
-                and_(created_at == after_time, beyond(row_id, after_id)),
-            )
-        )
-    order = (created_at.desc(), row_id.desc()) if newest_first else (created_at, row_id)
-    rows = list((await session.exec(query.order_by(*order).limit(page.page_size + 1))).all())
-    return Page(
-        items=[public(row) for row in rows[: page.page_size]],
-        next_cursor=next_cursor(
-            rows, page.page_size, lambda r: [as_utc(r.created_at).isoformat(), r.id]
-        ),
+    """A keyset page on (created_at, id), the unique sort key."""
+    listed = await keyset_page(
+        session,
+        query,
+        page=page,
+        order_by=[col(model.created_at), col(model.id)],
+        descending=newest_first,
     )
-
-
-def _cursor_pair(cursor: list[Any]) -> tuple[datetime, str]:
-    try:
-        moment, identifier = cursor
-        return as_utc(datetime.fromisoformat(str(moment))), str(identifier)
-    except (TypeError, ValueError) as error:
-        raise field_error("query.cursor", "not a cursor returned by this API") from error
+    return Page(items=[public(row) for row in listed.rows], next_cursor=listed.next_cursor)

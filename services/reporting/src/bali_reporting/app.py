@@ -20,7 +20,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
                 "Read models built from every topic: coverage, trends, alert response times "
                 "and pipeline health."
             ),
-            tables=[EventTally.__table__],  # type: ignore[attr-defined]
+            models=[EventTally],
             routers=[router],
             consumer_groups=[consumers.handlers.consumer_group("reporting.pipeline")],
         ),

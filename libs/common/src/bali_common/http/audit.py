@@ -12,7 +12,7 @@ from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_common.auth import Principal
-from bali_common.db import utcnow
+from bali_common.db import table_of, utcnow
 
 
 class AuditRecord(SQLModel, table=True):
@@ -36,7 +36,7 @@ class AuditRecord(SQLModel, table=True):
     details: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
-_TABLE = AuditRecord.__table__  # type: ignore[attr-defined]
+_TABLE = table_of(AuditRecord)
 
 for _operation in ("UPDATE", "DELETE"):
     event.listen(

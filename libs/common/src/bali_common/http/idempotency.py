@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Header, Request
+from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Column, DateTime, Text, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_common.auth import Principal
 from bali_common.db import SessionFactory, as_utc, transaction, utcnow
+from bali_common.deps import RuntimeDep
+from bali_common.http.concurrency import etag_of
 from bali_common.problems import ProblemError
 
 #: A key whose first request died mid-way may be reused after this long.
@@ -58,11 +62,6 @@ class IdempotencyRecord(SQLModel, table=True):
 def fingerprint_of(method: str, path: str, body: Any) -> str:
     canonical = json.dumps([method, path, body], sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def request_fingerprint(request: Request, body: BaseModel) -> str:
-    """What makes two requests "the same" for a key: method, path and the parsed body."""
-    return fingerprint_of(request.method, request.url.path, body.model_dump(mode="json"))
 
 
 def scope_of(principal: Principal) -> str:
@@ -177,3 +176,75 @@ async def _release(sessions: SessionFactory, *, scope: str, key: str) -> None:
                 IdempotencyRecord.key == key,  # type: ignore[arg-type]
             )
         )
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What a write answers: its status, body and headers (replayed as-is for a repeated key)."""
+
+    status: int
+    body: BaseModel
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def versioned(
+        cls, body: BaseModel, *, version: int, status: int = 200, location: str | None = None
+    ) -> WriteOutcome:
+        """A resource answered with the ETag of its version (and where it lives, if created)."""
+        headers = {"ETag": etag_of(version)}
+        if location is not None:
+            headers["Location"] = location
+        return cls(status=status, body=body, headers=headers)
+
+
+@dataclass(frozen=True)
+class IdempotentWrite:
+    """What every POST honouring `Idempotency-Key` shares: the caller's key, a fresh session
+    for the use case, and the replay of the first answer for a retried request."""
+
+    request: Request
+    sessions: SessionFactory
+    key: str | None
+
+    async def run(
+        self,
+        *,
+        principal: Principal,
+        request_body: BaseModel | Mapping[str, Any] | None,
+        operation: Callable[[AsyncSession], Awaitable[WriteOutcome]],
+    ) -> JSONResponse:
+        """Run `operation` in its own session once per (caller, key).
+
+        `request_body` is what makes two requests "the same" for a key, with the method and
+        path; it is only fingerprinted when a key was sent.
+        """
+
+        async def respond() -> tuple[int, Any, dict[str, str]]:
+            async with self.sessions() as session:
+                outcome = await operation(session)
+            return outcome.status, outcome.body.model_dump(mode="json"), dict(outcome.headers)
+
+        fingerprint = ""
+        if self.key is not None:
+            body = (
+                request_body.model_dump(mode="json")
+                if isinstance(request_body, BaseModel)
+                else request_body
+            )
+            fingerprint = fingerprint_of(self.request.method, self.request.url.path, body)
+        return await run_idempotent(
+            sessions=self.sessions,
+            principal=principal,
+            key=self.key,
+            fingerprint=fingerprint,
+            operation=respond,
+        )
+
+
+def idempotent_write(
+    request: Request, runtime: RuntimeDep, key: IdempotencyKeyHeader = None
+) -> IdempotentWrite:
+    return IdempotentWrite(request=request, sessions=runtime.sessions, key=key)
+
+
+IdempotentWriteDep = Annotated[IdempotentWrite, Depends(idempotent_write)]

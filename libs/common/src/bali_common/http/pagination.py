@@ -1,21 +1,33 @@
-"""Cursor pagination with a capped page size (AIP-158): opaque cursors, never offsets."""
+"""Cursor pagination with a capped page size (AIP-158): opaque keyset cursors, never offsets."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
+from sqlalchemy import and_, or_
+from sqlalchemy.orm import InstrumentedAttribute, Mapped
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
+from bali_common.db import as_utc
 from bali_common.problems import field_error
 
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
+#: Cursor values reach the database: integers stay within a signed 64-bit column.
+_BIGINT = 2**63 - 1
+_MAX_TEXT = 256
 
 ItemT = TypeVar("ItemT")
+RowT = TypeVar("RowT")
 
 
 class Page(BaseModel, Generic[ItemT]):
@@ -35,14 +47,18 @@ def encode_cursor(sort_key: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _not_a_cursor(field: str = "query.cursor") -> Exception:
+    return field_error(field, "not a cursor returned by this API")
+
+
 def decode_cursor(cursor: str, *, field: str = "query.cursor") -> list[Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError) as error:
-        raise field_error(field, "not a cursor returned by this API") from error
+        raise _not_a_cursor(field) from error
     if not isinstance(value, list):
-        raise field_error(field, "not a cursor returned by this API")
+        raise _not_a_cursor(field)
     return value
 
 
@@ -61,8 +77,79 @@ def page_request(
 PageRequestDep = Annotated[PageRequest, Depends(page_request)]
 
 
-def next_cursor(rows: list[Any], page_size: int, sort_key: Any) -> str | None:
-    """Given `page_size + 1` fetched rows, the cursor after the last returned one, if more exist."""
-    if len(rows) <= page_size:
-        return None
-    return encode_cursor(list(sort_key(rows[page_size - 1])))
+@dataclass(frozen=True)
+class KeysetPage(Generic[RowT]):
+    rows: list[RowT]
+    next_cursor: str | None
+
+
+async def keyset_page(
+    session: AsyncSession,
+    query: SelectOfScalar[RowT],
+    *,
+    page: PageRequest,
+    order_by: Sequence[Mapped[Any]],
+    descending: bool = False,
+) -> KeysetPage[RowT]:
+    """One page of `query` ordered by `order_by` (unique together), resuming after the cursor.
+
+    The cursor holds the last row's sort key; each value is checked against its column's
+    type and range before it reaches the database, so a crafted cursor is a 422, never a 500.
+    """
+    columns = [_attribute(column) for column in order_by]
+    if page.cursor is not None:
+        after = _cursor_values(page.cursor, columns)
+        query = query.where(_beyond(columns, after, descending=descending))
+    ordering = [column.desc() if descending else column.asc() for column in columns]
+    rows = list((await session.exec(query.order_by(*ordering).limit(page.page_size + 1))).all())
+    shown = rows[: page.page_size]
+    cursor = None
+    if len(rows) > page.page_size:
+        cursor = encode_cursor([_cursor_value(getattr(shown[-1], c.key)) for c in columns])
+    return KeysetPage(rows=shown, next_cursor=cursor)
+
+
+def _attribute(column: Mapped[Any]) -> InstrumentedAttribute[Any]:
+    """`col(Model.field)`: typed as `Mapped`, an instrumented column attribute at run time."""
+    if not isinstance(column, InstrumentedAttribute):
+        raise TypeError(f"order by model columns, not {column!r}")
+    return column
+
+
+def _beyond(
+    columns: Sequence[InstrumentedAttribute[Any]], values: Sequence[Any], *, descending: bool
+) -> Any:
+    """Rows strictly after `values` in the order: (a, b) > (x, y) as a < x or (a = x and b < y)."""
+    column, value = columns[0], values[0]
+    first = column < value if descending else column > value
+    if len(columns) == 1:
+        return first
+    return or_(
+        first, and_(column == value, _beyond(columns[1:], values[1:], descending=descending))
+    )
+
+
+def _cursor_value(value: Any) -> Any:
+    return as_utc(value).isoformat() if isinstance(value, datetime) else value
+
+
+def _cursor_values(cursor: list[Any], columns: Sequence[InstrumentedAttribute[Any]]) -> list[Any]:
+    if len(cursor) != len(columns):
+        raise _not_a_cursor()
+    return [_parsed(value, column) for value, column in zip(cursor, columns, strict=True)]
+
+
+def _parsed(value: Any, column: InstrumentedAttribute[Any]) -> Any:
+    expected = column.type.python_type
+    if expected is int:
+        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > _BIGINT:
+            raise _not_a_cursor()
+        return value
+    if not isinstance(value, str) or len(value) > _MAX_TEXT:
+        raise _not_a_cursor()
+    if expected is datetime:
+        try:
+            return as_utc(datetime.fromisoformat(value))
+        except ValueError as error:
+            raise _not_a_cursor() from error
+    return value

@@ -10,10 +10,10 @@ from typing import Annotated, Any, Literal
 import anyio.to_thread
 from bali_common.events.activities import ActivityStatus, ActivityType
 from bali_common.http.concurrency import IfMatchHeader, etag_of, set_etag
-from bali_common.http.idempotency import IdempotencyKeyHeader, fingerprint_of, run_idempotent
+from bali_common.http.idempotency import IdempotentWriteDep, WriteOutcome
 from bali_common.http.pagination import PageRequestDep
 from bali_common.problems import field_error, problem_responses
-from fastapi import APIRouter, Depends, File, Path, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Path, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -30,10 +30,8 @@ from bali_activities.activities.models import (
     ActivityUpdate,
     ImportReport,
 )
-from bali_activities.creation import Creation
 from bali_activities.deps import (
     Reader,
-    RuntimeDep,
     SessionDep,
     SettingsDep,
     SourceDep,
@@ -157,15 +155,20 @@ def _activity_response(activity: ActivityPublic, status: int = 200) -> JSONRespo
     "another body is refused (422). Publishes `activity.created`.",
 )
 async def create_activity(
-    body: ActivityCreate, principal: Writer, source: SourceDep, creation: Creation
+    body: ActivityCreate, principal: Writer, source: SourceDep, write: IdempotentWriteDep
 ) -> JSONResponse:
-    async def create(session: AsyncSession) -> tuple[ActivityPublic, str]:
+    async def create(session: AsyncSession) -> WriteOutcome:
         activity = await service.create_activity(
             session=session, activity_in=body, principal=principal, source=source
         )
-        return activity, f"/v1/activities/{activity.id}"
+        return WriteOutcome.versioned(
+            activity,
+            version=activity.version,
+            status=201,
+            location=f"/v1/activities/{activity.id}",
+        )
 
-    return await creation.run(body, principal, create)
+    return await write.run(principal=principal, request_body=body, operation=create)
 
 
 @router.get(
@@ -255,8 +258,7 @@ async def export_activities(
     "(422) naming `rows.<row>.<field>`. Honours `Idempotency-Key`.",
 )
 async def import_activities(
-    request: Request,
-    runtime: RuntimeDep,
+    write: IdempotentWriteDep,
     settings: SettingsDep,
     principal: Writer,
     source: SourceDep,
@@ -264,7 +266,6 @@ async def import_activities(
     dry_run: Annotated[
         bool, Query(description="Report what would happen, change nothing", examples=[True])
     ] = False,
-    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     data = await file.read()
     file_format = tabular.detect_format(file.filename, file.content_type, data)
@@ -277,26 +278,20 @@ async def import_activities(
         )
     )
 
-    async def operation() -> tuple[int, Any, dict[str, str]]:
-        async with runtime.sessions() as session:
-            report = await service.import_activities(
-                session=session,
-                rows=rows,
-                file_format=file_format,
-                dry_run=dry_run,
-                principal=principal,
-                source=source,
-            )
-        return 200, report.model_dump(mode="json"), {}
+    async def operation(session: AsyncSession) -> WriteOutcome:
+        report = await service.import_activities(
+            session=session,
+            rows=rows,
+            file_format=file_format,
+            dry_run=dry_run,
+            principal=principal,
+            source=source,
+        )
+        return WriteOutcome(status=200, body=report)
 
-    digest = hashlib.sha256(data).hexdigest()
-    return await run_idempotent(
-        sessions=runtime.sessions,
+    return await write.run(
         principal=principal,
-        key=idempotency_key,
-        fingerprint=fingerprint_of(
-            "POST", request.url.path, {"sha256": digest, "dry_run": dry_run}
-        ),
+        request_body={"sha256": hashlib.sha256(data).hexdigest(), "dry_run": dry_run},
         operation=operation,
     )
 

@@ -26,12 +26,12 @@ from bali_common.events.registry import EventPayload
 from bali_common.events.shared import Actor
 from bali_common.http.audit import record_audit
 from bali_common.http.concurrency import check_version
-from bali_common.http.pagination import PageRequest, encode_cursor
+from bali_common.http.pagination import PageRequest, keyset_page
 from bali_common.messaging.outbox import stage_event
 from bali_common.problems import FieldProblem, ProblemError, field_error
 from opentelemetry import trace
 from pydantic import ValidationError
-from sqlalchemy import and_, delete, func, or_
+from sqlalchemy import delete, func, or_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -103,22 +103,16 @@ async def list_activities(
     page: PageRequest,
     principal: Principal,
 ) -> ActivitiesPublic:
-    query = _filtered(filters, principal)
-    if page.cursor is not None:
-        created_at, activity_id = _listing_cursor(page.cursor)
-        query = query.where(
-            or_(
-                col(Activity.created_at) < created_at,
-                and_(col(Activity.created_at) == created_at, col(Activity.id) < activity_id),
-            )
-        )
-    rows = list((await session.exec(query.limit(page.page_size + 1))).all())
-    shown = rows[: page.page_size]
-    cursor = None
-    if len(rows) > page.page_size:
-        last = shown[-1]
-        cursor = encode_cursor([as_utc(last.created_at).isoformat(), last.id])
-    return ActivitiesPublic(items=[activity_public(a) for a in shown], next_cursor=cursor)
+    listed = await keyset_page(
+        session,
+        _filtered(filters, principal),
+        page=page,
+        order_by=[col(Activity.created_at), col(Activity.id)],
+        descending=True,
+    )
+    return ActivitiesPublic(
+        items=[activity_public(a) for a in listed.rows], next_cursor=listed.next_cursor
+    )
 
 
 async def export_activities(
@@ -129,7 +123,9 @@ async def export_activities(
     max_rows: int,
 ) -> list[ActivityPublic]:
     """Every activity the filters match, newest first; refused beyond `max_rows`."""
-    rows = list((await session.exec(_filtered(filters, principal).limit(max_rows + 1))).all())
+    newest_first = (col(Activity.created_at).desc(), col(Activity.id).desc())
+    query = _filtered(filters, principal).order_by(*newest_first).limit(max_rows + 1)
+    rows = list((await session.exec(query)).all())
     if len(rows) > max_rows:
         raise ProblemError(
             422,
@@ -156,18 +152,12 @@ async def activity_history(
     page: PageRequest,
 ) -> ActivityHistoryPublic:
     await _visible(session, activity_id, principal, lock=False)
-    query = (
-        select(ActivityVersion)
-        .where(ActivityVersion.activity_id == activity_id)
-        .order_by(col(ActivityVersion.version))
+    listed = await keyset_page(
+        session,
+        select(ActivityVersion).where(ActivityVersion.activity_id == activity_id),
+        page=page,
+        order_by=[col(ActivityVersion.version)],
     )
-    if page.cursor is not None:
-        if len(page.cursor) != 1 or not isinstance(page.cursor[0], int):
-            raise field_error("query.cursor", "not a cursor returned by this API")
-        query = query.where(col(ActivityVersion.version) > page.cursor[0])
-    rows = list((await session.exec(query.limit(page.page_size + 1))).all())
-    shown = rows[: page.page_size]
-    cursor = encode_cursor([shown[-1].version]) if len(rows) > page.page_size else None
     return ActivityHistoryPublic(
         items=[
             ActivityVersionPublic(
@@ -182,9 +172,9 @@ async def activity_history(
                 trace_id=row.trace_id,
                 snapshot=ActivityPublic.model_validate(row.snapshot),
             )
-            for row in shown
+            for row in listed.rows
         ],
-        next_cursor=cursor,
+        next_cursor=listed.next_cursor,
     )
 
 
@@ -760,7 +750,7 @@ def _indexed(kind: IndexKind, values: Sequence[str]) -> ColumnElement[bool]:
 
 
 def _filtered(filters: ActivityFilters, principal: Principal) -> SelectOfScalar[Activity]:
-    query = select(Activity).order_by(col(Activity.created_at).desc(), col(Activity.id).desc())
+    query = select(Activity)
     if not filters.include_deleted:
         query = query.where(col(Activity.deleted).is_(False))
     elif not principal.allows(Role.co_chair, Role.ops):
@@ -805,17 +795,6 @@ def _filtered(filters: ActivityFilters, principal: Principal) -> SelectOfScalar[
             )
         )
     return query
-
-
-def _listing_cursor(cursor: list[Any]) -> tuple[datetime, str]:
-    try:
-        created_at, activity_id = cursor
-        moment = datetime.fromisoformat(created_at)
-    except (TypeError, ValueError):
-        raise field_error("query.cursor", "not a cursor returned by this API") from None
-    if not isinstance(activity_id, str):
-        raise field_error("query.cursor", "not a cursor returned by this API")
-    return as_utc(moment), activity_id
 
 
 # --- representations --------------------------------------------------------------------------

@@ -6,13 +6,13 @@ from typing import Annotated
 
 from bali_common.events.members import MemberKind
 from bali_common.http.concurrency import IfMatchHeader, set_etag
+from bali_common.http.idempotency import IdempotentWriteDep, WriteOutcome
 from bali_common.http.pagination import PageRequestDep
 from bali_common.problems import problem_responses
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_activities.creation import Creation
 from bali_activities.deps import Admin, Reader, SessionDep, SourceDep
 from bali_activities.members import service
 from bali_activities.members.models import (
@@ -86,15 +86,17 @@ async def list_members(
     description="Publishes `member.registered`. Honours `Idempotency-Key`.",
 )
 async def register_member(
-    body: MemberCreate, principal: Admin, source: SourceDep, creation: Creation
+    body: MemberCreate, principal: Admin, source: SourceDep, write: IdempotentWriteDep
 ) -> JSONResponse:
-    async def create(session: AsyncSession) -> tuple[MemberPublic, str]:
+    async def create(session: AsyncSession) -> WriteOutcome:
         member = await service.register_member(
             session=session, member_in=body, principal=principal, source=source
         )
-        return member, f"/v1/members/{member.member_id}"
+        return WriteOutcome.versioned(
+            member, version=member.version, status=201, location=f"/v1/members/{member.member_id}"
+        )
 
-    return await creation.run(body, principal, create)
+    return await write.run(principal=principal, request_body=body, operation=create)
 
 
 @router.get(
@@ -154,10 +156,10 @@ async def add_focal_point(
     body: FocalPointCreate,
     principal: Admin,
     source: SourceDep,
-    creation: Creation,
+    write: IdempotentWriteDep,
     if_match: IfMatchHeader = None,
 ) -> JSONResponse:
-    async def create(session: AsyncSession) -> tuple[MemberPublic, str]:
+    async def create(session: AsyncSession) -> WriteOutcome:
         member, focal_point_id = await service.add_focal_point(
             session=session,
             member_id=member_id,
@@ -166,9 +168,14 @@ async def add_focal_point(
             principal=principal,
             source=source,
         )
-        return member, f"/v1/members/{member_id}/focal-points/{focal_point_id}"
+        return WriteOutcome.versioned(
+            member,
+            version=member.version,
+            status=201,
+            location=f"/v1/members/{member_id}/focal-points/{focal_point_id}",
+        )
 
-    return await creation.run(body, principal, create)
+    return await write.run(principal=principal, request_body=body, operation=create)
 
 
 @router.patch(

@@ -21,9 +21,8 @@ from bali_common.events.members import (
 )
 from bali_common.http.audit import record_audit
 from bali_common.http.concurrency import check_version
-from bali_common.http.pagination import PageRequest, next_cursor
+from bali_common.http.pagination import PageRequest, keyset_page
 from bali_common.messaging.outbox import stage_event
-from bali_common.problems import field_error
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError
@@ -170,11 +169,7 @@ async def list_members(
     active: bool | None = None,
     q: str | None = None,
 ) -> MembersPublic:
-    query = select(Member).order_by(col(Member.member_id))
-    if page.cursor is not None:
-        if len(page.cursor) != 1 or not isinstance(page.cursor[0], str):
-            raise field_error("query.cursor", "not a cursor returned by this API")
-        query = query.where(col(Member.member_id) > page.cursor[0])
+    query = select(Member)
     if kind is not None:
         query = query.where(Member.kind == kind.value)
     if is_co_chair is not None:
@@ -189,12 +184,14 @@ async def list_members(
                 func.lower(col(Member.member_id)).contains(needle, autoescape=True),
             )
         )
-    rows = list((await session.exec(query.limit(page.page_size + 1))).all())
-    shown = rows[: page.page_size]
-    contacts = await _focal_points_of(session, [m.member_id for m in shown])
+    listed = await keyset_page(session, query, page=page, order_by=[col(Member.member_id)])
+    contacts = await _focal_points_of(session, [m.member_id for m in listed.rows])
     return MembersPublic(
-        items=[member_public(m, contacts.get(m.member_id, []), principal=principal) for m in shown],
-        next_cursor=next_cursor(rows, page.page_size, lambda m: [m.member_id]),
+        items=[
+            member_public(m, contacts.get(m.member_id, []), principal=principal)
+            for m in listed.rows
+        ],
+        next_cursor=listed.next_cursor,
     )
 
 
