@@ -18,7 +18,7 @@ test: bootstrap
 lint: bootstrap
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen ruff check .
-	$(UV) run --frozen mypy libs/common/src services/*/src
+	$(UV) run --frozen mypy libs/*/src services/*/src
 	$(UV) run --frozen lint-imports
 
 bench: bootstrap

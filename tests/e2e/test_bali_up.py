@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 from bali_common.auth import Role, issue_dev_token
-from bali_common.broker import free_port
-from bali_common.demo import DEMO_ALERT
 from bali_common.settings import CommonSettings
+from bali_devkit.broker import free_port
+from bali_devkit.demo import DEMO_ALERT
 
 pytestmark = pytest.mark.slow
 

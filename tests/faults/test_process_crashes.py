@@ -16,12 +16,12 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from bali_common.auth import Role, issue_dev_token
-from bali_common.broker import free_port
 from bali_common.events import STREAM_TOPICS, CloudEvent, Stream
 from bali_common.events.activities import ActivityCreated
 from bali_common.messaging.kafka import ensure_topics
 from bali_common.settings import CommonSettings
-from bali_common.testing.plugin import FAST_KAFKA, read_topic
+from bali_devkit.broker import free_port
+from bali_devkit.testing.plugin import FAST_KAFKA, read_topic
 
 pytestmark = pytest.mark.slow
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from bali_common.broker import EmbeddedBroker
 from bali_common.events import DEAD_LETTER_TOPIC, STREAM_TOPICS, CloudEvent, Stream
 from bali_common.messaging.deadletters import DeadLetter
 from bali_common.messaging.outbox import OutboxMessage, outbox_backlog
 from bali_common.settings import CommonSettings
-from bali_common.testing.plugin import SettingsFactory, eventually, read_topic, running
+from bali_devkit.broker import EmbeddedBroker
+from bali_devkit.testing.plugin import SettingsFactory, eventually, read_topic, running
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor

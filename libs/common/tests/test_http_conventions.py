@@ -16,7 +16,7 @@ from bali_common.http.pagination import Page, PageRequestDep, encode_cursor, key
 from bali_common.problems import ProblemError
 from bali_common.runtime import ServiceDefinition, build_app
 from bali_common.settings import CommonSettings
-from bali_common.testing.plugin import SettingsFactory, bearer, running
+from bali_devkit.testing.plugin import SettingsFactory, bearer, running
 from fastapi import APIRouter, FastAPI, Query, Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError

@@ -18,7 +18,7 @@ from bali_common.messaging.outbox import (
 )
 from bali_common.metrics import ServiceMetrics
 from bali_common.settings import CommonSettings
-from bali_common.testing.plugin import SettingsFactory, eventually, read_topic
+from bali_devkit.testing.plugin import SettingsFactory, eventually, read_topic
 from probe_service import ProbeRecorded
 
 EVENTS = 300

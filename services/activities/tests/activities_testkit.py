@@ -15,7 +15,7 @@ from bali_activities.settings import ActivitiesSettings
 from bali_common.events import STREAM_TOPICS, CloudEvent, Stream
 from bali_common.http.audit import AuditRecord
 from bali_common.http.concurrency import etag_of
-from bali_common.testing.plugin import TokenBook, read_topic, running
+from bali_devkit.testing.plugin import TokenBook, read_topic, running
 from fastapi import FastAPI
 from sqlmodel import col, select
 

@@ -8,7 +8,7 @@ import pytest
 import pytest_asyncio
 from activities_testkit import Service, started
 from bali_activities.settings import ActivitiesSettings
-from bali_common.testing.plugin import settings_factory_for
+from bali_devkit.testing.plugin import settings_factory_for
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")

@@ -12,15 +12,15 @@ from uuid import uuid4
 import httpx
 import pytest
 from bali_common.messaging.outbox import OutboxMessage, outbox_backlog
-from bali_common.testing.plugin import (
+from bali_consultation.app import create_app
+from bali_consultation.models import ALERT_EXAMPLE
+from bali_consultation.settings import ConsultationSettings
+from bali_devkit.testing.plugin import (
     SettingsFactory,
     TokenBook,
     running,
     settings_factory_for,
 )
-from bali_consultation.app import create_app
-from bali_consultation.models import ALERT_EXAMPLE
-from bali_consultation.settings import ConsultationSettings
 from fastapi import FastAPI
 from sqlmodel import col, select
 

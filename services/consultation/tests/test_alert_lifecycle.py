@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from bali_common.auth import Role
 from bali_common.events import STREAM_TOPICS, Stream
-from bali_common.testing.plugin import eventually, read_topic
+from bali_devkit.testing.plugin import eventually, read_topic
 from consultation_testkit import Service, alert_body
 
 CONSULTATION = {

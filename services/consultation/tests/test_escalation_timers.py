@@ -9,10 +9,10 @@ import pytest
 from bali_common.events import STREAM_TOPICS, Stream
 from bali_common.events.alerts import Severity
 from bali_common.messaging.outbox import OutboxMessage
-from bali_common.testing.plugin import SettingsFactory, eventually, read_topic
 from bali_consultation.models import AlertTimelineEntry, EscalationTimer
 from bali_consultation.service import fire_due_escalations
 from bali_consultation.settings import ConsultationSettings, EscalationStep
+from bali_devkit.testing.plugin import SettingsFactory, eventually, read_topic
 from consultation_testkit import FakeClock, Service, consultation_settings, started
 from sqlmodel import col, func, select
 

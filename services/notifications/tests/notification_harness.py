@@ -50,7 +50,7 @@ from bali_common.events.members import (
 )
 from bali_common.events.shared import Actor
 from bali_common.messaging.outbox import OutboxMessage
-from bali_common.testing.plugin import (
+from bali_devkit.testing.plugin import (
     TokenBook,
     eventually,
     read_topic,

@@ -23,7 +23,7 @@ from bali_common.events.alerts import (
 )
 from bali_common.links import ACKNOWLEDGE_LINK_PURPOSE, verify_link_token
 from bali_common.messaging.outbox import OutboxMessage
-from bali_common.testing.plugin import eventually, serving
+from bali_devkit.testing.plugin import eventually, serving
 from bali_notifications import service
 from bali_notifications.models import Delivery
 from notification_harness import (

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
-from bali_common.testing.plugin import serving
+from bali_devkit.testing.plugin import serving
 from bali_notifications.channels import WebhookChannel
 from bali_notifications.ssrf import (
     BlockedDestination,

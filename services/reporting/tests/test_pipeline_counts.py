@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaProducer
 from bali_common.auth import Role
 from bali_common.events import REGISTRY, STREAM_TOPICS, CloudEvent
 from bali_common.events.asyncapi import message_id
-from bali_common.testing.plugin import SettingsFactory, bearer, eventually, running
+from bali_devkit.testing.plugin import SettingsFactory, bearer, eventually, running
 from bali_reporting.app import create_app
 from bali_reporting.settings import ReportingSettings
 

@@ -14,14 +14,14 @@ from typing import Annotated
 
 import httpx
 import typer
-
 from bali_common.auth import Role, issue_dev_token, load_or_create_dev_key
-from bali_common.broker import EmbeddedBroker
-from bali_common.demo import load_demo
 from bali_common.events.asyncapi import build_asyncapi
-from bali_common.maildrop import MailDrop
 from bali_common.messaging.kafka import ensure_topics
 from bali_common.settings import CommonSettings
+
+from bali_devkit.broker import EmbeddedBroker
+from bali_devkit.demo import load_demo
+from bali_devkit.maildrop import MailDrop
 
 app = typer.Typer(help="Bali Process Cooperation Platform", no_args_is_help=True)
 

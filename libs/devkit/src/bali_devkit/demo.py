@@ -6,7 +6,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
-
 from bali_common.auth import Role, issue_dev_token
 from bali_common.settings import CommonSettings
 

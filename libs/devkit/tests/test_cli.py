@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from bali_common.auth import Role, TokenVerifier
-from bali_common.cli import app
 from bali_common.settings import CommonSettings
+from bali_devkit.cli import app
 from typer.testing import CliRunner
 
 runner = CliRunner()

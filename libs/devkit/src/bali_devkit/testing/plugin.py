@@ -1,4 +1,4 @@
-"""Pytest plugin (`-p bali_common.testing.plugin`): the embedded broker, fresh databases, tokens.
+"""Pytest plugin (`-p bali_devkit.testing.plugin`): the embedded broker, fresh databases, tokens.
 
 Tests talk to real parts: one embedded broker per test session (topics get a
 per-test prefix so tests never see each other's events), a fresh SQLite file
@@ -20,14 +20,14 @@ import httpx
 import pytest
 import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from fastapi import FastAPI
-from sqlalchemy.engine import make_url
-
 from bali_common.auth import Role, issue_dev_token
-from bali_common.broker import EmbeddedBroker
 from bali_common.events.envelope import CloudEvent
 from bali_common.events.topics import TopicSpec
 from bali_common.settings import CommonSettings
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from bali_devkit.broker import EmbeddedBroker
 
 SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
