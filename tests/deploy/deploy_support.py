@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import ast
+import copy
+import functools
 import itertools
 import os
 import re
 import shlex
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from bali_activities.settings import ActivitiesSettings
 from bali_common.settings import CommonSettings
 from bali_consultation.settings import ConsultationSettings
@@ -20,6 +26,12 @@ from bali_reporting.settings import ReportingSettings
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 POSTGRES_INIT = ROOT / "deploy" / "postgres" / "init-databases.sh"
+KUBERNETES = ROOT / "deploy" / "kubernetes"
+K8S_BASE = KUBERNETES / "base"
+OVERLAYS = KUBERNETES / "overlays"
+COMPONENTS = KUBERNETES / "components"
+RULES_FILE = ROOT / "deploy" / "prometheus" / "rules.yaml"
+OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 
 SETTINGS: dict[str, type[CommonSettings]] = {
     cls.model_fields["service_name"].default: cls
@@ -93,3 +105,51 @@ def settings_from_env(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return cls()
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+def kubectl_or_skip() -> str:
+    """kubectl, which renders kustomizations offline; a newcomer's machine may lack it, CI not."""
+    path = shutil.which("kubectl")
+    if path is None:
+        if in_ci():
+            pytest.fail("kubectl is not installed: CI must render the kustomizations")
+        pytest.skip("kubectl is not installed: the kustomizations are not rendered here (CI does)")
+    return path
+
+
+def rendered(directory: Path) -> list[dict[str, Any]]:
+    """Every document `kubectl kustomize` renders from a kustomization directory."""
+    return copy.deepcopy(list(_render(kubectl_or_skip(), directory)))
+
+
+@functools.cache
+def _render(kubectl: str, directory: Path) -> tuple[dict[str, Any], ...]:
+    result = subprocess.run(
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"kubectl kustomize {directory}:\n{result.stderr}"
+    return tuple(d for d in yaml.safe_load_all(result.stdout) if d is not None)
+
+
+def yaml_documents(path: Path) -> list[dict[str, Any]]:
+    documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    assert all(isinstance(d, dict) for d in documents), path
+    return documents
+
+
+@functools.cache
+def code_string_literals() -> frozenset[str]:
+    """Every string constant in the services' and the shared library's code."""
+    literals: set[str] = set()
+    for path in [
+        *(ROOT / "libs" / "common" / "src").rglob("*.py"),
+        *(ROOT / "services").glob("*/src/**/*.py"),
+    ]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                literals.add(node.value)
+    return frozenset(literals)

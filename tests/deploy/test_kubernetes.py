@@ -1,15 +1,15 @@
-"""deploy/kubernetes, cross-checked against the code: the topic catalogue, each service's
+"""deploy/kubernetes/base, cross-checked against the code: the topic catalogue, each service's
 settings class (fields and port), the Dockerfile's user and the project version.
 
-Plain YAML parsing; no cluster or kustomize binary is needed.
+Plain YAML parsing; no cluster or kustomize binary is needed (but for the one rendering test).
+The overlays and components: test_kubernetes_overlays.py; the API schemas:
+test_kubernetes_schemas.py.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import shutil
-import subprocess
 import tomllib
 from collections import Counter
 from typing import Any
@@ -28,11 +28,12 @@ from deploy_support import (
     field_of,
     image_tag,
     parse_topic_creations,
+    rendered,
     settings_from_env,
 )
 from sqlalchemy.engine import make_url
 
-K8S = ROOT / "deploy" / "kubernetes"
+K8S = ROOT / "deploy" / "kubernetes" / "base"
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -179,12 +180,8 @@ def test_namespace_is_the_one_the_kustomization_uses() -> None:
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
 def test_kustomize_builds_the_namespaced_platform() -> None:
-    built = subprocess.run(
-        ["kubectl", "kustomize", str(K8S)], check=True, capture_output=True, text=True
-    ).stdout
-    documents = [d for d in yaml.safe_load_all(built) if d]
+    documents = rendered(K8S)
     assert len(documents) == len(manifests())
     namespace = kustomization()["namespace"]
     for document in documents:
@@ -284,7 +281,7 @@ def test_bali_env_vars_are_fields_of_the_service_settings(name: str) -> None:
     fields = SETTINGS[name].model_fields
     unknown = sorted(env for env in bali_env_names(name) if field_of(env) not in fields)
     assert not unknown, (
-        f"deploy/kubernetes gives {name} {unknown}, but {SETTINGS[name].__name__} has no such "
+        f"deploy/kubernetes/base gives {name} {unknown}, but {SETTINGS[name].__name__} has no such "
         "field (pydantic-settings ignores unknown BALI_* variables silently: a typo?)"
     )
 
