@@ -1,4 +1,5 @@
-"""Real crashes (os._exit) of service processes at the worst moments (RELIABILITY.md rows 4, 5)."""
+"""Real crashes (os._exit) of service processes at the worst moments: a relay between publish
+and mark-sent, a consumer between its database commit and its offset commit."""
 
 from __future__ import annotations
 

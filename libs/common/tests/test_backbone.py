@@ -252,3 +252,81 @@ async def _read_raw(settings: CommonSettings, topic: str, expected: int) -> list
     finally:
         await consumer.stop()
     return found
+
+
+async def test_events_committed_before_during_and_after_a_broker_restart_arrive_once(
+    make_settings: SettingsFactory,
+) -> None:
+    """The memory-only broker is killed and a new one starts on the same port: the relay
+    sees a new incarnation and publishes its kept rows again, the consumer is replaced and
+    rejoins, and the inbox turns the repeats into duplicates skipped."""
+    broker = EmbeddedBroker()
+    broker.start()
+    try:
+        settings = await probe_settings(
+            make_settings,
+            kafka_bootstrap_servers=broker.bootstrap_servers,
+            broker_check_interval_s=0.2,
+            consumer_commit_timeout_s=2.0,
+        )
+        app = create_probe_app(settings)
+        async with running(app) as client:
+            await client.post("/v1/probes", json={"probe_id": "before"})
+            await eventually(lambda: _applied(app, {"before": 1}))
+            first = broker.cluster_id
+            broker.kill()
+            during = [
+                (await client.post("/v1/probes", json={"probe_id": f"during-{n}"})).status_code
+                for n in range(5)
+            ]
+            ready = await client.get("/readyz")
+            broker.start()
+            assert broker.cluster_id != first
+            await client.post("/v1/probes", json={"probe_id": "after"})
+            expected = {"before": 1, "after": 1} | {f"during-{n}": 1 for n in range(5)}
+            await eventually(lambda: _applied(app, expected), timeout=90)
+            await eventually(lambda: _backlog_is(app, 0))
+            runtime = app.state.runtime
+            assert runtime.metrics.outbox_replayed._value.get() >= 1
+            duplicates = runtime.metrics.events_duplicate.labels("probe.applier")
+            await eventually(lambda: _positive(duplicates._value.get()), timeout=30)
+        assert during == [201] * 5
+        assert ready.status_code == 200, "writes are still accepted: degraded, not unready"
+        assert ready.json()["status"] == "degraded"
+        assert ready.json()["checks"]["broker"].startswith("unavailable")
+    finally:
+        broker.stop()
+
+
+async def test_a_planned_stop_publishes_the_outbox_and_applies_what_is_in_flight(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = await probe_settings(make_settings)
+    app = create_probe_app(settings)
+    written = [f"s{n}" for n in range(30)]
+    async with running(app) as client:
+        for probe_id in written:
+            await client.post("/v1/probes", json={"probe_id": probe_id})
+    # Nothing waited for the consumer: the stop itself drained outbox and consumer lag.
+    reopened = create_probe_app(settings)
+    async with running(reopened, wait_for_messaging=False):
+        assert await applied_counts(reopened) == dict.fromkeys(written, 1)
+        assert await outbox_backlog(reopened.state.runtime.sessions) == 0
+
+
+async def test_the_backlog_gauge_reads_the_database_while_the_broker_is_away(
+    make_settings: SettingsFactory, embedded_broker: EmbeddedBroker | None
+) -> None:
+    if embedded_broker is None:
+        pytest.skip("pausing needs the embedded broker process")
+    settings = await probe_settings(make_settings)
+    app = create_probe_app(settings)
+    async with running(app) as client:
+        embedded_broker.pause()
+        try:
+            for n in range(3):
+                await client.post("/v1/probes", json={"probe_id": f"held-{n}"})
+            scraped = (await client.get("/metrics")).text
+        finally:
+            embedded_broker.resume()
+    assert "bali_outbox_backlog 3.0" in scraped

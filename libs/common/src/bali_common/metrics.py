@@ -42,6 +42,23 @@ class ServiceMetrics:
             "Publish attempts that failed and will be retried",
             registry=self.registry,
         )
+        self.outbox_replayed = Counter(
+            "bali_outbox_replayed_total",
+            "Kept outbox rows published again because the broker was a new incarnation",
+            registry=self.registry,
+        )
+        self.retention_purged = Counter(
+            "bali_retention_purged_total",
+            "Sent outbox rows and applied inbox ids deleted after their retention window",
+            ["table"],
+            registry=self.registry,
+        )
+        self.consumer_restarts = Counter(
+            "bali_consumer_restarts_total",
+            "Consumers replaced after repeated failed commits or fetches (e.g. a broker restart)",
+            ["group"],
+            registry=self.registry,
+        )
         self.consumer_lag = Gauge(
             "bali_consumer_lag",
             "Records behind the partition high-water mark",
@@ -81,8 +98,17 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
 
-def install_http_metrics(app: FastAPI, metrics: ServiceMetrics) -> None:
-    """Count by route template, not raw path, so ids do not explode label cardinality."""
+def install_http_metrics(
+    app: FastAPI,
+    metrics: ServiceMetrics,
+    *,
+    before_scrape: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Count by route template, not raw path, so ids do not explode label cardinality.
+
+    `before_scrape` refreshes gauges read from the database, so a scrape never shows a
+    stale value while, say, the relay is stuck on an absent broker.
+    """
 
     @app.middleware("http")
     async def record(
@@ -98,4 +124,6 @@ def install_http_metrics(app: FastAPI, metrics: ServiceMetrics) -> None:
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:
+        if before_scrape is not None:
+            await before_scrape()
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

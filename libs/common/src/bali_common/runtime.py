@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
@@ -22,20 +24,24 @@ from bali_common.db import (
     create_session_factory,
     create_tables,
     ping,
+    utcnow,
 )
 from bali_common.events.topics import Stream
 from bali_common.health import health_router
 from bali_common.messaging.consumer import ConsumerRunner
 from bali_common.messaging.deadletters import DeadLetter
 from bali_common.messaging.handlers import ConsumerGroup
-from bali_common.messaging.inbox import InboxEntry
-from bali_common.messaging.kafka import create_producer, ensure_topics
+from bali_common.messaging.inbox import InboxEntry, purge_applied
+from bali_common.messaging.kafka import broker_incarnation, create_producer, ensure_topics
 from bali_common.messaging.outbox import (
     SIGNAL_INFO_KEY,
     SOURCE_INFO_KEY,
+    BrokerIncarnation,
     OutboxMessage,
     OutboxRelay,
     OutboxSignal,
+    outbox_backlog,
+    purge_sent,
 )
 from bali_common.metrics import ServiceMetrics, install_http_metrics
 from bali_common.problems import install_problem_handlers, problem_response
@@ -44,6 +50,11 @@ from bali_common.telemetry import configure_tracing, server_span
 
 log = logging.getLogger(__name__)
 
+#: How often the gauges read from the database are refreshed.
+_GAUGE_INTERVAL_S = 5.0
+#: The bound for the last steps of a stop, after the drain proper.
+_LAST_CALL_S = 5.0
+
 BackgroundTask = Callable[["ServiceRuntime"], Awaitable[None]]
 StartupHook = Callable[["ServiceRuntime"], Awaitable[None]]
 #: Builds a service's own collaborators once the runtime exists (they may need its sessions).
@@ -51,7 +62,12 @@ PartsFactory = Callable[["ServiceRuntime"], object]
 PartsT = TypeVar("PartsT")
 
 #: Tables of the messaging plumbing that every service database holds.
-PLUMBING_MODELS: tuple[type[SQLModel], ...] = (OutboxMessage, InboxEntry, DeadLetter)
+PLUMBING_MODELS: tuple[type[SQLModel], ...] = (
+    OutboxMessage,
+    BrokerIncarnation,
+    InboxEntry,
+    DeadLetter,
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +104,10 @@ class ServiceRuntime:
     consumers: list[ConsumerRunner] = field(default_factory=list)
     messaging_ready: asyncio.Event = field(default_factory=asyncio.Event)
     parts: object = None
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: The service's own background work (dispatchers, timers): stopped after the consumers.
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+    #: Broker connection, relay and upkeep: stopped last, once what they carry is out.
+    _plumbing: list[asyncio.Task[None]] = field(default_factory=list)
 
     def parts_as(self, kind: type[PartsT]) -> PartsT:
         """The service's own collaborators (`ServiceDefinition.parts`), checked to be `kind`."""
@@ -100,24 +119,116 @@ class ServiceRuntime:
         await create_tables(self.engine, [*PLUMBING_MODELS, *self.definition.models])
         for hook in self.definition.on_startup:
             await hook(self)
-        self._spawn(self._start_messaging(), "messaging")
+        self._plumbing.append(self._spawn(self._start_messaging(), "messaging"))
+        self._plumbing.append(self._spawn(self._keep_up(), "upkeep"))
         for task in self.definition.background:
-            self._spawn(task(self), task.__name__)
+            self._background.append(self._spawn(task(self), task.__name__))
 
     async def stop(self) -> None:
+        """A planned stop drains; the server has closed HTTP intake before this runs.
+
+        The outbox empties and the consumers catch up (bounded by `drain_timeout_s`, logged),
+        then the consumers stop and commit, then the service's background work stops (its
+        in-flight work records its outcome), then what that staged is published, and only
+        then does the broker connection close. Whatever a bound cuts short is still safe:
+        outbox rows stay until sent, offsets until applied.
+        """
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        if self.messaging_ready.is_set():
+            await self._drain_until("the outbox to empty", self._outbox_empty, deadline)
+            await self._drain_until(
+                "the consumers to catch up",
+                self._consumers_caught_up,
+                deadline,
+                quiet=self.settings.drain_quiet_s,
+            )
         for consumer in self.consumers:
             await consumer.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.relay is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.relay.drain(), 5)
+        await _stopped(self._background, bound=self.settings.drain_timeout_s)
+        if self.messaging_ready.is_set():
+            # What the background work staged last: a bounded moment even past the deadline.
+            last_call = max(deadline, time.monotonic() + _LAST_CALL_S)
+            await self._drain_until("the outbox to empty", self._outbox_empty, last_call)
+        await _stopped(self._plumbing, bound=_LAST_CALL_S)
         if self.producer is not None:
-            await self.producer.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.producer.stop(), _LAST_CALL_S)
         await self.engine.dispose()
 
-    def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
+    async def _drain_until(
+        self,
+        what: str,
+        condition: Callable[[], Awaitable[bool]],
+        deadline: float,
+        *,
+        quiet: float = 0.0,
+    ) -> bool:
+        """Wait until `condition` holds for `quiet` seconds on end, or the deadline passes."""
+        started = time.monotonic()
+        held_since: float | None = None
+        announced = False
+        while True:
+            now = time.monotonic()
+            if await condition():
+                held_since = now if held_since is None else held_since
+                if now - held_since >= quiet:
+                    if announced:
+                        log.info("drain: %s took %.1fs", what, now - started)
+                    return True
+            else:
+                held_since = None
+                if not announced:
+                    log.info("drain: waiting for %s", what)
+                    announced = True
+            if now >= deadline:
+                log.warning("drain: gave up waiting for %s after %.1fs", what, now - started)
+                return False
+            await asyncio.sleep(0.05)
+
+    async def _outbox_empty(self) -> bool:
+        self.outbox_signal.notify()
+        return await outbox_backlog(self.sessions) == 0
+
+    async def _consumers_caught_up(self) -> bool:
+        return all([await consumer.caught_up() for consumer in self.consumers])
+
+    async def refresh_gauges(self) -> None:
+        """Gauges read from the database, so that they tell the truth whatever the relay does."""
+        self.metrics.outbox_backlog.set(await outbox_backlog(self.sessions))
+
+    async def _keep_up(self) -> None:
+        """Every few seconds the gauges; every `retention_purge_interval_s` the retention purge."""
+        settings = self.settings
+        next_purge = time.monotonic()
+        while True:
+            try:
+                await self.refresh_gauges()
+                if time.monotonic() >= next_purge:
+                    next_purge = time.monotonic() + settings.retention_purge_interval_s
+                    await self._purge_expired()
+            except Exception:
+                log.exception("upkeep cycle failed; retrying")
+            await asyncio.sleep(_GAUGE_INTERVAL_S)
+
+    async def _purge_expired(self) -> None:
+        now = utcnow()
+        batch = self.settings.retention_purge_batch
+        sent = await purge_sent(
+            self.sessions,
+            older_than=now - timedelta(seconds=self.settings.outbox_retention_s),
+            batch=batch,
+        )
+        applied = await purge_applied(
+            self.sessions,
+            older_than=now - timedelta(seconds=self.settings.inbox_retention_s),
+            batch=batch,
+        )
+        self.metrics.retention_purged.labels("outbox_messages").inc(sent)
+        self.metrics.retention_purged.labels("inbox_entries").inc(applied)
+        if sent or applied:
+            log.info("retention: purged %d sent outbox rows and %d inbox ids", sent, applied)
+
+    def _spawn(self, coroutine: Awaitable[None], name: str) -> asyncio.Task[None]:
         async def guarded() -> None:
             try:
                 await coroutine
@@ -126,7 +237,7 @@ class ServiceRuntime:
             except Exception:
                 log.exception("background task %s crashed", name)
 
-        self._tasks.append(asyncio.create_task(guarded(), name=f"{self.definition.name}:{name}"))
+        return asyncio.create_task(guarded(), name=f"{self.definition.name}:{name}")
 
     async def _start_messaging(self) -> None:
         """Connect to the broker in the background, retrying: the API serves meanwhile."""
@@ -134,8 +245,7 @@ class ServiceRuntime:
         while True:
             producer = create_producer(self.settings)
             try:
-                if self.settings.kafka_create_topics:
-                    await ensure_topics(self.settings)
+                await self._create_topics()
                 await producer.start()
                 break
             except Exception as error:
@@ -151,8 +261,9 @@ class ServiceRuntime:
             producer=producer,
             signal=self.outbox_signal,
             metrics=self.metrics,
+            on_new_broker=self._create_topics,
         )
-        self._spawn(self.relay.run(), "outbox-relay")
+        self._plumbing.append(self._spawn(self.relay.run(), "outbox-relay"))
         for group in self.definition.consumer_groups:
             runner = ConsumerRunner(
                 settings=self.settings,
@@ -164,13 +275,26 @@ class ServiceRuntime:
             self.consumers.append(runner)
         self.messaging_ready.set()
 
+    async def _create_topics(self) -> None:
+        if self.settings.kafka_create_topics:
+            await ensure_topics(self.settings)
+
     async def check_database(self) -> None:
         await ping(self.engine)
 
     async def check_broker(self) -> None:
         if self.producer is None:
             raise ConnectionError("producer not started")
-        await self.producer.client.fetch_all_metadata()
+        await broker_incarnation(self.producer.client)
+
+
+async def _stopped(tasks: list[asyncio.Task[None]], *, bound: float) -> None:
+    """Cancel and await `tasks`; one that ignores cancellation past `bound` is left behind."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=bound)
+    tasks.clear()
 
 
 class BodySizeLimit:
@@ -255,7 +379,7 @@ def build_app(definition: ServiceDefinition, settings: CommonSettings) -> FastAP
     app.state.runtime = runtime
     app.state.token_verifier = runtime.verifier
     install_problem_handlers(app)
-    install_http_metrics(app, runtime.metrics)
+    install_http_metrics(app, runtime.metrics, before_scrape=runtime.refresh_gauges)
 
     @app.middleware("http")
     async def trace_requests(
@@ -271,7 +395,9 @@ def build_app(definition: ServiceDefinition, settings: CommonSettings) -> FastAP
             return response
 
     app.include_router(
-        health_router({"database": runtime.check_database, "broker": runtime.check_broker})
+        health_router(
+            {"database": runtime.check_database}, degrading={"broker": runtime.check_broker}
+        )
     )
     from bali_common.messaging.routes import router as dead_letter_router
 

@@ -70,8 +70,37 @@ class CommonSettings(BaseSettings):
     relay_id: str | None = Field(
         default=None, description="Stable identity of this relay; default host name + service"
     )
+    outbox_retention_s: float = Field(
+        default=7 * 86_400,
+        gt=0,
+        description="Sent outbox rows are kept this long, to publish again onto a new broker",
+    )
+    inbox_retention_s: float = Field(
+        default=8 * 86_400,
+        gt=0,
+        description="Applied event ids are kept this long; at least the outbox retention",
+    )
+    retention_purge_interval_s: float = Field(default=300.0, gt=0)
+    retention_purge_batch: int = Field(default=1_000, ge=1)
+    broker_check_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the relay asks which broker incarnation it talks to",
+    )
+    consumer_commit_timeout_s: float = Field(
+        default=10.0, gt=0, description="An offset commit that takes longer counts as failed"
+    )
+    consumer_recreate_after_failures: int = Field(
+        default=3, ge=1, description="Consecutive failed commits or fetches before a new consumer"
+    )
+    drain_timeout_s: float = Field(
+        default=20.0, ge=0, description="A planned stop waits this long at most for the drain"
+    )
+    drain_quiet_s: float = Field(
+        default=1.0, ge=0, description="Consumers caught up this long count as drained"
+    )
 
-    # Fault injection for the reliability suites (RELIABILITY.md rows 4 and 5); 0 = off
+    # Fault injection for the reliability suites (relay and consumer killed mid-way); 0 = off
     fault_relay_exit_after_publish_every: int = 0
     fault_consumer_exit_after_commit_every: int = 0
 
@@ -91,6 +120,13 @@ class CommonSettings(BaseSettings):
 
     # Secrets used by signed links and tokens issued by the services themselves
     link_signing_secret: SecretStr = SecretStr(DEV_LINK_SECRET)
+
+    @model_validator(mode="after")
+    def _inbox_outlives_outbox(self) -> Self:
+        """An event published again onto a new broker must still find its id in the inbox."""
+        if self.inbox_retention_s < self.outbox_retention_s:
+            raise ValueError("inbox_retention_s must be at least outbox_retention_s")
+        return self
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Self:

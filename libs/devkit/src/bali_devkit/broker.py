@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+from uuid import uuid4
 
 
 class BrokerStartError(RuntimeError):
@@ -33,13 +34,19 @@ def tansu_binary() -> str:
 
 
 class EmbeddedBroker:
-    """Runs `tansu broker` on 127.0.0.1:`port` as a child process."""
+    """Runs `tansu broker` on 127.0.0.1:`port` as a child process.
+
+    Each start gets a fresh cluster id: the broker starts with an empty memory, and the
+    services' relays tell incarnations apart by that id (they publish their kept outbox
+    rows again onto a new one).
+    """
 
     def __init__(self, port: int | None = None, *, log_file: Path | None = None) -> None:
         self.port = port or free_port()
         self._log_file = log_file
         self._log: IO[bytes] | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self.cluster_id: str | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -54,10 +61,13 @@ class EmbeddedBroker:
         if self._log_file is not None:
             self._log_file.parent.mkdir(parents=True, exist_ok=True)
             self._log = self._log_file.open("ab")
+        self.cluster_id = f"tansu-{uuid4().hex}"
         self._process = subprocess.Popen(
             [
                 tansu_binary(),
                 "broker",
+                "--cluster-id",
+                self.cluster_id,
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
@@ -85,9 +95,20 @@ class EmbeddedBroker:
         raise BrokerStartError(f"tansu did not listen on port {self.port} within {timeout}s")
 
     def pause(self) -> None:
-        """SIGSTOP: the broker stalls as in a long GC pause (RELIABILITY.md row 2)."""
+        """SIGSTOP: the broker stalls as in a long garbage-collection pause (a broker pause)."""
         assert self._process is not None
         os.kill(self._process.pid, signal.SIGSTOP)
+
+    def kill(self) -> None:
+        """SIGKILL: the broker dies with everything it held in memory."""
+        assert self._process is not None
+        os.kill(self._process.pid, signal.SIGKILL)
+        self._process.wait()
+
+    @property
+    def exit_code(self) -> int | None:
+        """None while the broker runs (or was never started)."""
+        return self._process.poll() if self._process is not None else None
 
     def resume(self) -> None:
         assert self._process is not None

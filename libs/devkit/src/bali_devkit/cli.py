@@ -22,6 +22,13 @@ from bali_common.settings import CommonSettings
 from bali_devkit.broker import EmbeddedBroker
 from bali_devkit.demo import load_demo
 from bali_devkit.maildrop import MailDrop
+from bali_devkit.supervisor import (
+    BrokerWatch,
+    ProcessSpec,
+    SupervisedProcess,
+    python_module,
+    stop_in_order,
+)
 
 app = typer.Typer(help="Bali Process Cooperation Platform", no_args_is_help=True)
 
@@ -131,13 +138,23 @@ class PlatformOptions:
 async def _run_platform(options: PlatformOptions, services: list[ServiceProcess]) -> int:
     data_dir, host = options.data_dir, options.host
     settings = _settings(data_dir)
-    broker: EmbeddedBroker | None = None
     kafka_bootstrap = options.kafka_bootstrap
+    broker: BrokerWatch | None = None
     if kafka_bootstrap is None:
-        broker = EmbeddedBroker(options.broker_port, log_file=data_dir / "logs" / "broker.log")
-        broker.start()
-        kafka_bootstrap = broker.bootstrap_servers
+        embedded = EmbeddedBroker(options.broker_port, log_file=data_dir / "logs" / "broker.log")
+        kafka_bootstrap = embedded.bootstrap_servers
+        topics_settings = settings.model_copy(update={"kafka_bootstrap_servers": kafka_bootstrap})
+
+        async def create_topics() -> None:
+            await ensure_topics(topics_settings)
+
+        broker = BrokerWatch(embedded, _say, after_start=create_topics)
+        await broker.start()
         _say("broker", f"embedded Kafka-protocol broker (tansu) on {kafka_bootstrap}")
+    else:
+        await ensure_topics(
+            settings.model_copy(update={"kafka_bootstrap_servers": kafka_bootstrap})
+        )
     mail = MailDrop(
         data_dir / "mail",
         host=host,
@@ -154,62 +171,59 @@ async def _run_platform(options: PlatformOptions, services: list[ServiceProcess]
         "BALI_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         **{f"BALI_{s.name.upper()}_PUBLIC_URL": f"http://{host}:{s.port}" for s in services},
     }
-    await ensure_topics(settings.model_copy(update={"kafka_bootstrap_servers": kafka_bootstrap}))
-    stop = asyncio.Event()
+    supervised = [
+        SupervisedProcess(
+            ProcessSpec(
+                name=service.name,
+                argv=python_module(service.module),
+                env={
+                    **base_env,
+                    "BALI_PORT": str(service.port),
+                    "BALI_PUBLIC_BASE_URL": f"http://{host}:{service.port}",
+                },
+            ),
+            _say,
+        )
+        for service in services
+    ]
+    stop_asked = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop_asked.is_set():
+            _say("bali", "asked again: killing everything now")
+            for process in supervised:
+                process.kill()
+        stop_asked.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    processes: dict[str, asyncio.subprocess.Process] = {}
-    pumps: list[asyncio.Task[None]] = []
+        loop.add_signal_handler(signum, on_signal)
+    keepers = [asyncio.create_task(p.run(), name=f"keep:{p.spec.name}") for p in supervised]
+    watch = asyncio.create_task(broker.watch() if broker else asyncio.Event().wait())
     exit_code = 0
     try:
-        for service in services:
-            env = {
-                **base_env,
-                "BALI_PORT": str(service.port),
-                "BALI_PUBLIC_BASE_URL": f"http://{host}:{service.port}",
-            }
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                service.module,
-                env=env,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-            processes[service.name] = process
-            pumps.append(asyncio.create_task(_pump(service.name, process)))
-        if not await _wait_healthy(host, services, processes):
+        for process in supervised:
+            await process.wait_started()
+        if not await _wait_healthy(host, services):
             return 1
         _print_welcome(settings, host, services, kafka_bootstrap, mail.directory)
         if options.demo:
             await load_demo(settings, {s.name: f"http://{host}:{s.port}" for s in services}, _say)
-        exited = asyncio.create_task(_first_exit(processes))
-        stopped = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if exited in done:
-            name = exited.result()
-            _say("bali", f"{name} exited unexpectedly; stopping the platform")
+        asked = asyncio.create_task(stop_asked.wait())
+        await asyncio.wait({asked, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if watch.done() and not watch.cancelled() and watch.exception() is not None:
+            _say("bali", f"stopping the platform: {watch.exception()}")
             exit_code = 1
-        for task in (exited, stopped):
-            task.cancel()
+        asked.cancel()
     finally:
-        await _stop_all(processes)
-        for pump in pumps:
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+        watch.cancel()
+        await stop_in_order(supervised, _say)
+        await asyncio.gather(*keepers, return_exceptions=True)
         mail.stop()
         if broker is not None:
             broker.stop()
         _say("bali", "stopped")
     return exit_code
-
-
-async def _pump(name: str, process: asyncio.subprocess.Process) -> None:
-    assert process.stdout is not None
-    while line := await process.stdout.readline():
-        _say(name, line.decode(errors="replace").rstrip())
 
 
 def _say(name: str, text: str) -> None:
@@ -218,47 +232,20 @@ def _say(name: str, text: str) -> None:
     print(f"{prefix} | {text}", flush=True)
 
 
-async def _wait_healthy(
-    host: str, services: list[ServiceProcess], processes: dict[str, asyncio.subprocess.Process]
-) -> bool:
+async def _wait_healthy(host: str, services: list[ServiceProcess]) -> bool:
+    """Each service answers /healthz within a minute (a crash meanwhile is restarted)."""
     async with httpx.AsyncClient(timeout=1.0) as client:
         for service in services:
             for _ in range(600):
-                if processes[service.name].returncode is not None:
-                    _say("bali", f"{service.name} failed to start")
-                    return False
                 with contextlib.suppress(httpx.HTTPError):
                     response = await client.get(f"http://{host}:{service.port}/healthz")
                     if response.status_code == 200:
                         break
                 await asyncio.sleep(0.1)
             else:
-                _say("bali", f"{service.name} did not become healthy")
+                _say("bali", f"{service.name} did not become healthy; stopping")
                 return False
     return True
-
-
-async def _first_exit(processes: dict[str, asyncio.subprocess.Process]) -> str:
-    waits = {asyncio.create_task(p.wait()): name for name, p in processes.items()}
-    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    return waits[next(iter(done))]
-
-
-async def _stop_all(processes: dict[str, asyncio.subprocess.Process]) -> None:
-    for process in processes.values():
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-    for name, process in processes.items():
-        try:
-            await asyncio.wait_for(process.wait(), 15)
-        except TimeoutError:
-            _say("bali", f"{name} did not stop in time; killing it")
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
 
 
 def _print_welcome(

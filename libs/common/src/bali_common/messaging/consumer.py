@@ -3,6 +3,11 @@
 Kafka delivers at least once. Each event is applied and its id written to the
 inbox in one database transaction, and the offset is committed only after
 that transaction, so a redelivery finds the id and is skipped.
+
+Offset commits have a timeout. A consumer whose commits or fetches keep failing (a broker
+that restarted and no longer knows the group's generation, say) is replaced by a new one,
+which rejoins the group and resumes from the committed offsets, or from the earliest on a
+new broker: its inbox makes whatever comes again harmless.
 """
 
 from __future__ import annotations
@@ -81,30 +86,71 @@ class ConsumerRunner:
         return self._group
 
     async def start(self) -> None:
+        self._consumer = await self._connect()
+        self._task = asyncio.create_task(self._run(), name=f"consumer:{self._group}")
+
+    async def _connect(self) -> AIOKafkaConsumer:
         consumer = create_consumer(self._settings, group_id=self._group)
         topics = [STREAM_TOPICS[s].qualified(self._prefix) for s in self._consumer_group.streams]
         consumer.subscribe(topics, listener=_CommitOnRevoke(self))
         await consumer.start()
-        self._consumer = consumer
-        self._task = asyncio.create_task(self._run(), name=f"consumer:{self._group}")
+        return consumer
 
     async def stop(self) -> None:
-        """Graceful: finish the record in hand, commit what was applied, leave the group."""
+        """Graceful: finish the batch in hand, commit what was applied, leave the group."""
         self._stopping = True
         if self._task is not None:
-            self._task.cancel()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                # The loop checks `_stopping` at least every fetch timeout; a batch in hand
+                # finishes its transaction rather than being cancelled half-way.
+                await asyncio.wait_for(asyncio.shield(self._task), self._bound())
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             except Exception:
                 log.exception("[%s] consumer task had failed", self._group)
             self._task = None
         if self._consumer is not None:
             async with self._processing:
                 await self._commit()
-            await self._consumer.stop()
+            await self._close(self._consumer)
             self._consumer = None
+
+    def _bound(self) -> float:
+        return self._settings.consumer_commit_timeout_s
+
+    async def _close(self, consumer: AIOKafkaConsumer) -> None:
+        """Leave the group; a broker that does not answer cannot hold the stop up."""
+        try:
+            await asyncio.wait_for(consumer.stop(), self._bound())
+        except Exception as error:
+            log.warning("[%s] consumer did not stop cleanly: %s", self._group, error)
+
+    async def caught_up(self) -> bool:
+        """Nothing in hand and every assigned partition read up to its high-water mark.
+
+        The high-water mark comes from fetch responses, which run continuously, so a drain
+        asks this repeatedly over a quiet period rather than once.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            return True
+        if self._processing.locked():
+            return False
+        for partition in consumer.assignment():
+            highwater = consumer.highwater(partition)
+            if highwater is None:
+                return False
+            position = self._consumed.get(partition)
+            if position is None:
+                try:
+                    position = await asyncio.wait_for(consumer.position(partition), 1.0)
+                except Exception:
+                    return False
+            if position < highwater:
+                return False
+        return True
 
     async def abandon(self) -> None:
         """Stop without committing offsets: what a crash leaves behind (used by fault tests)."""
@@ -120,13 +166,15 @@ class ConsumerRunner:
             self._consumer = None
 
     async def _run(self) -> None:
-        assert self._consumer is not None
-        consumer = self._consumer
+        failures = 0
         while not self._stopping:
+            consumer = self._consumer
+            assert consumer is not None
             try:
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)
             except KafkaError as error:
                 log.warning("[%s] fetch failed: %s", self._group, error)
+                failures = await self._count_failure(failures + 1)
                 await asyncio.sleep(1)
                 continue
             if consumer.assignment():
@@ -141,8 +189,37 @@ class ConsumerRunner:
                     await self._process_batch(partition, records)
                     self._positions[partition] = records[-1].offset + 1
                     self._consumed[partition] = records[-1].offset + 1
-                await self._commit()
+                committed = await self._commit()
             self._update_lag(consumer)
+            failures = 0 if committed else await self._count_failure(failures + 1)
+
+    async def _count_failure(self, failures: int) -> int:
+        """Failures in a row; at the limit the consumer is replaced and the count starts over."""
+        if failures < self._settings.consumer_recreate_after_failures or self._stopping:
+            return failures
+        await self._replace_consumer(failures)
+        return 0
+
+    async def _replace_consumer(self, failures: int) -> None:
+        old, self._consumer = self._consumer, None
+        log.warning("[%s] %d failures in a row: replacing the consumer", self._group, failures)
+        # Applied but uncommitted positions are dropped: their redelivery meets the inbox.
+        self._positions.clear()
+        self._forget_partitions(list(self._consumed))
+        if old is not None:
+            await self._close(old)
+        self._metrics.consumer_restarts.labels(self._group).inc()
+        delay = 0.2
+        while not self._stopping:
+            try:
+                self._consumer = await self._connect()
+                return
+            except Exception as error:
+                log.warning(
+                    "[%s] reconnect failed (%s); retrying in %.1fs", self._group, error, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _process_batch(
         self, partition: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]
@@ -303,11 +380,14 @@ class ConsumerRunner:
             )
         self._metrics.events_dead_lettered.labels(self._group).inc()
 
-    async def _commit(self, only: Sequence[TopicPartition] | None = None) -> None:
-        """Commit applied positions of partitions still ours; a lost one is merely redelivered."""
+    async def _commit(self, only: Sequence[TopicPartition] | None = None) -> bool:
+        """Commit applied positions of partitions still ours; a lost one is merely redelivered.
+
+        False when the commit failed or timed out (the positions stay, to be tried again).
+        """
         consumer = self._consumer
         if consumer is None or not self._positions:
-            return
+            return True
         owned = consumer.assignment()
         offsets = {
             tp: position
@@ -318,17 +398,27 @@ class ConsumerRunner:
             if tp not in owned:
                 del self._positions[tp]
         if not offsets:
-            return
+            return True
         try:
-            await consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError, KafkaError) as error:
+            await asyncio.wait_for(consumer.commit(offsets), self._bound())
+        except (CommitFailedError, IllegalStateError, KafkaError, TimeoutError) as error:
             log.warning(
-                "[%s] offset commit failed (%s); inbox dedups redelivery", self._group, error
+                "[%s] offset commit failed (%s); inbox dedups redelivery",
+                self._group,
+                error or type(error).__name__,
             )
-            return
+            return False
         for tp, position in offsets.items():
             if self._positions.get(tp) == position:
                 del self._positions[tp]
+        return True
+
+    def _forget_partitions(self, partitions: Sequence[TopicPartition]) -> None:
+        """Partitions no longer ours: their lag is another member's to report."""
+        for tp in partitions:
+            self._consumed.pop(tp, None)
+            with contextlib.suppress(KeyError):
+                self._metrics.consumer_lag.remove(self._group, tp.topic, str(tp.partition))
 
     def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Lag from the fetch high-water mark: tansu's ListOffsets(latest) answers wrongly."""
@@ -356,13 +446,15 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         async with self._runner._processing:
             await self._runner._commit(list(revoked))
+        self._runner._forget_partitions(list(revoked))
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         return None
 
 
 def _fault_hook_from(settings: CommonSettings) -> AfterCommitHook | None:
-    """RELIABILITY.md row 5: die after the DB commit and before the offset commit."""
+    """Fault injection (a consumer crash after its side effect): die after the DB commit and
+    before the offset commit."""
     every = settings.fault_consumer_exit_after_commit_every
     if every <= 0:
         return None

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime
+from sqlalchemy import Index, delete, tuple_
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_common.db import utcnow
+from bali_common.db import SessionFactory, transaction, utc_column, utcnow
 
 
 class InboxEntry(SQLModel, table=True):
     """The primary key makes a second apply of the same event by one group impossible."""
 
     __tablename__ = "inbox_entries"
+    __table_args__ = (Index("ix_inbox_processed_at", "processed_at"),)
 
     consumer_group: str = Field(primary_key=True, max_length=200)
     event_id: str = Field(primary_key=True, max_length=64)
@@ -22,9 +23,7 @@ class InboxEntry(SQLModel, table=True):
     topic: str = Field(max_length=200)
     partition: int
     offset: int
-    processed_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
+    processed_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 async def already_applied(session: AsyncSession, *, group: str, event_id: str) -> bool:
@@ -45,3 +44,29 @@ async def applied_among(session: AsyncSession, *, group: str, event_ids: list[st
         )
     )
     return list(found.all())
+
+
+async def purge_applied(sessions: SessionFactory, *, older_than: datetime, batch: int) -> int:
+    """Forget ids applied before `older_than`, a batch per transaction.
+
+    Safe once no copy of those events can arrive again: the inbox retention is at least
+    the outbox retention, after which no relay publishes a row again.
+    """
+    purged = 0
+    while True:
+        async with transaction(sessions) as session:
+            keys = list(
+                (
+                    await session.exec(
+                        select(InboxEntry.consumer_group, InboxEntry.event_id)
+                        .where(col(InboxEntry.processed_at) < older_than)
+                        .limit(batch)
+                    )
+                ).all()
+            )
+            if keys:
+                primary_key = tuple_(col(InboxEntry.consumer_group), col(InboxEntry.event_id))
+                await session.exec(delete(InboxEntry).where(primary_key.in_(keys)))
+        purged += len(keys)
+        if len(keys) < batch:
+            return purged

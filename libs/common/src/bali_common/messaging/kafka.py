@@ -6,10 +6,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
+from aiokafka.protocol.metadata import MetadataRequest
 
 from bali_common.events.topics import TopicSpec, all_topics
 from bali_common.settings import CommonSettings
@@ -109,3 +110,18 @@ async def ensure_topics(
         return [spec.qualified(settings.kafka_topic_prefix) for spec in missing]
     finally:
         await admin.close()
+
+
+async def broker_incarnation(client: AIOKafkaClient) -> str | None:
+    """The cluster id the broker reports in its metadata (MetadataResponse v2 and later).
+
+    Apache Kafka keeps one for the cluster's whole life. The embedded broker is given a
+    fresh one at each start, since it starts with an empty memory. None from a broker too
+    old to say, which then counts as never changing.
+    """
+    node_id = client.get_random_node()
+    if node_id is None:
+        raise KafkaConnectionError("no broker known")
+    response = await client.send(node_id, MetadataRequest([]))
+    cluster_id = getattr(response, "cluster_id", None)
+    return str(cluster_id) if cluster_id else None

@@ -2,6 +2,12 @@
 
 The API never loses an event because the broker is down: the row commits with
 the state change, and the relay publishes it (acks=all) whenever the broker answers.
+
+Sent rows are kept for a retention window, then purged in batches. Each broker start has
+an incarnation (the cluster id in its metadata); a relay that finds a new incarnation
+publishes its kept rows again, in order, and the consumers' inbox makes the repeats
+harmless. That is what keeps a memory-only broker's restart from losing events; on Apache
+Kafka the incarnation never changes and only the purge runs.
 """
 
 from __future__ import annotations
@@ -12,21 +18,24 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
-from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, event, func, or_, update
+from sqlalchemy import Column, Index, LargeBinary, Text, delete, event, func, or_, text, update
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_common.db import SessionFactory, transaction, utcnow
+from bali_common.db import SessionFactory, transaction, utc_column, utcnow
 from bali_common.events.envelope import TRACEPARENT_HEADER, CloudEvent
 from bali_common.events.registry import EventPayload
 from bali_common.events.topics import STREAM_TOPICS, TopicSpec
+from bali_common.messaging.kafka import broker_incarnation
 from bali_common.metrics import ServiceMetrics
 from bali_common.settings import CommonSettings
 from bali_common.telemetry import current_traceparent, span_from_traceparent
@@ -43,7 +52,16 @@ class OutboxMessage(SQLModel, table=True):
     """One record to publish: generic over topics, so dead letters travel the same way."""
 
     __tablename__ = "outbox_messages"
-    __table_args__ = (Index("ix_outbox_pending", "sent_at", "id"),)
+    __table_args__ = (
+        # The relay's claim and the backlog gauge read only unsent rows, however many are kept.
+        Index(
+            "ix_outbox_pending",
+            "id",
+            sqlite_where=text("sent_at IS NULL"),
+            postgresql_where=text("sent_at IS NULL"),
+        ),
+        Index("ix_outbox_sent_at", "sent_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     event_id: str = Field(max_length=64, unique=True)
@@ -53,18 +71,28 @@ class OutboxMessage(SQLModel, table=True):
     headers: str = Field(sa_column=Column(Text, nullable=False), description="JSON [[name, text]]")
     value: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     traceparent: str | None = Field(default=None, max_length=64)
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
     claimed_by: str | None = Field(default=None, max_length=200)
-    claimed_until: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
-    sent_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    claimed_until: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    sent_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    sent_incarnation: str | None = Field(
+        default=None, max_length=200, description="Cluster id of the broker that acknowledged it"
     )
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class BrokerIncarnation(SQLModel, table=True):
+    """The broker incarnation this service's relay publishes to (one row)."""
+
+    __tablename__ = "broker_incarnation"
+
+    name: str = Field(primary_key=True, max_length=20)
+    cluster_id: str = Field(max_length=200)
+    seen_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+
+
+_INCARNATION_ROW = "broker"
 
 
 class OutboxSignal:
@@ -154,6 +182,11 @@ class OutboxRelay:
     marked sent. A relay that dies after publishing and before marking leaves
     the row to be published again: at-least-once, made exactly-once by the
     consumers' inbox.
+
+    Before publishing it makes sure it talks to the broker incarnation its
+    database last published to; on a new one it publishes every kept row again
+    (see the module docstring). `on_new_broker` runs first (creating the topics,
+    so that they get their catalogue partition counts rather than a default).
     """
 
     def __init__(
@@ -165,6 +198,7 @@ class OutboxRelay:
         signal: OutboxSignal,
         metrics: ServiceMetrics,
         after_publish: Callable[[OutboxMessage], None] | None = None,
+        on_new_broker: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = session_factory
@@ -172,10 +206,13 @@ class OutboxRelay:
         self._signal = signal
         self._metrics = metrics
         self._after_publish = after_publish or _fault_hook_from(settings)
+        self._on_new_broker = on_new_broker
         self.relay_id = settings.relay_id or f"{socket.gethostname()}:{settings.service_name}"
         self._lease = timedelta(
             seconds=max(settings.outbox_claim_seconds, settings.kafka_request_timeout_ms / 1000 + 5)
         )
+        self._incarnation: str | None = None
+        self._broker_checked_at = -float("inf")
 
     async def run(self) -> None:
         await self._release_own_claims()
@@ -195,6 +232,7 @@ class OutboxRelay:
         """Publish until nothing claimable is left; returns how many rows were acknowledged."""
         total = 0
         while True:
+            await self._follow_broker()
             rows = await self._claim()
             if not rows:
                 return total
@@ -203,6 +241,75 @@ class OutboxRelay:
             total += len(sent_ids)
             if len(sent_ids) < len(rows):
                 return total
+
+    async def _follow_broker(self) -> None:
+        """Ask (at most every `broker_check_interval_s`) which broker incarnation answers."""
+        now = time.monotonic()
+        if now - self._broker_checked_at < self._settings.broker_check_interval_s:
+            return
+        self._broker_checked_at = now
+        try:
+            cluster_id = await broker_incarnation(self._producer.client)
+        except KafkaError as error:
+            log.info("broker incarnation unknown (%s); publishing will retry", error)
+            return
+        if cluster_id is not None and cluster_id != self._incarnation:
+            await self._adopt(cluster_id)
+
+    async def _adopt(self, cluster_id: str) -> None:
+        """Publish every kept row again if the broker is not the one they were sent to.
+
+        Rows go back to pending in id order before anything new is claimed, so that the
+        new broker receives each aggregate's events in their original order.
+        """
+        async with self._sessions() as session:
+            known = await session.get(BrokerIncarnation, _INCARNATION_ROW)
+        if known is None or known.cluster_id != cluster_id:
+            if self._on_new_broker is not None:
+                await self._on_new_broker()
+            replayed = await self._return_sent_rows(cluster_id)
+            async with transaction(self._sessions) as session:
+                await session.merge(BrokerIncarnation(name=_INCARNATION_ROW, cluster_id=cluster_id))
+            self._metrics.outbox_replayed.inc(replayed)
+            log.log(
+                logging.WARNING if replayed else logging.INFO,
+                "broker incarnation %s (was %s): publishing %d kept rows again",
+                cluster_id,
+                known.cluster_id if known else "unknown",
+                replayed,
+            )
+        self._incarnation = cluster_id
+
+    async def _return_sent_rows(self, cluster_id: str) -> int:
+        returned = 0
+        while True:
+            async with transaction(self._sessions) as session:
+                ids = list(
+                    (
+                        await session.exec(
+                            select(OutboxMessage.id)
+                            .where(col(OutboxMessage.sent_at).is_not(None))
+                            .where(
+                                or_(
+                                    col(OutboxMessage.sent_incarnation).is_(None),
+                                    col(OutboxMessage.sent_incarnation) != cluster_id,
+                                )
+                            )
+                            .order_by(col(OutboxMessage.id))
+                            .limit(self._settings.retention_purge_batch)
+                        )
+                    ).all()
+                )
+                if not ids:
+                    return returned
+                await session.exec(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.id).in_(ids))
+                    .values(
+                        sent_at=None, sent_incarnation=None, claimed_by=None, claimed_until=None
+                    )
+                )
+            returned += len(ids)
 
     async def _release_own_claims(self) -> None:
         """A restarted relay takes back at once what its previous life had claimed."""
@@ -308,6 +415,8 @@ class OutboxRelay:
                     last_error=f"{type(error).__name__}: {error}"[:2000],
                 )
             )
+        # A broker that went away may come back as a new incarnation: ask before the next try.
+        self._broker_checked_at = -float("inf")
         await asyncio.sleep(min(5.0, self._settings.outbox_poll_interval_s))
 
     async def _mark_sent(self, ids: Sequence[int]) -> None:
@@ -317,11 +426,33 @@ class OutboxRelay:
             await session.exec(
                 update(OutboxMessage)
                 .where(OutboxMessage.id.in_(ids))  # type: ignore[union-attr]
-                .values(sent_at=utcnow(), claimed_until=None)
+                .values(sent_at=utcnow(), claimed_until=None, sent_incarnation=self._incarnation)
             )
 
     async def _refresh_backlog(self) -> None:
         self._metrics.outbox_backlog.set(await outbox_backlog(self._sessions))
+
+
+async def purge_sent(sessions: SessionFactory, *, older_than: datetime, batch: int) -> int:
+    """Delete rows sent before `older_than`, a batch per transaction (writers never wait long)."""
+    purged = 0
+    while True:
+        async with transaction(sessions) as session:
+            ids = list(
+                (
+                    await session.exec(
+                        select(OutboxMessage.id)
+                        .where(col(OutboxMessage.sent_at) < older_than)
+                        .order_by(col(OutboxMessage.id))
+                        .limit(batch)
+                    )
+                ).all()
+            )
+            if ids:
+                await session.exec(delete(OutboxMessage).where(col(OutboxMessage.id).in_(ids)))
+        purged += len(ids)
+        if len(ids) < batch:
+            return purged
 
 
 async def outbox_backlog(sessions: SessionFactory) -> int:
@@ -333,7 +464,8 @@ async def outbox_backlog(sessions: SessionFactory) -> int:
 
 
 def _fault_hook_from(settings: CommonSettings) -> Callable[[OutboxMessage], None] | None:
-    """RELIABILITY.md row 4: die after the broker acked and before the row is marked sent."""
+    """Fault injection (a relay crash between publish and mark-sent): die after the broker acked
+    and before the row is marked sent."""
     every = settings.fault_relay_exit_after_publish_every
     if every <= 0:
         return None

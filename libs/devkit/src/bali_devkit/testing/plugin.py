@@ -43,6 +43,8 @@ FAST_KAFKA = {
     "kafka_request_timeout_ms": 10000,
     "outbox_poll_interval_s": 0.2,
     "consumer_retry_backoff_s": 0.05,
+    "drain_quiet_s": 0.2,
+    "drain_timeout_s": 10.0,
 }
 
 
