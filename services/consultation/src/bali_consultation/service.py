@@ -50,7 +50,7 @@ from bali_common.links import (
     verify_link_token,
 )
 from bali_common.messaging.outbox import stage_event
-from bali_common.problems import ProblemError
+from bali_common.problems import ProblemError, conflict, forbidden, illegal_transition, not_found
 from pydantic import BaseModel
 from sqlalchemy import delete, or_, update
 from sqlalchemy.exc import IntegrityError
@@ -111,21 +111,15 @@ def _is_raiser(alert: Alert, principal: Principal) -> bool:
     return principal.member_id is not None and principal.member_id == alert.raised_by_member
 
 
-def alert_not_found(alert_id: str) -> ProblemError:
-    # The same answer whether the alert does not exist or is hidden from the caller
-    # (OWASP API1; AIP-164: permission is checked before existence is revealed).
-    return ProblemError(
-        404, "Alert not found", f"No alert {alert_id} is visible to you.", slug="alert-not-found"
+def not_visible(alert_id: str) -> ProblemError:
+    """The same answer whether the alert does not exist or is hidden from the caller."""
+    return not_found(f"No alert {alert_id} is visible to you.")
+
+
+def cannot_become(action: str, status: str, hint: str = "") -> ProblemError:
+    return illegal_transition(
+        f"An alert that is {status} cannot be {action}.{' ' + hint if hint else ''}"
     )
-
-
-def _forbidden(detail: str) -> ProblemError:
-    return ProblemError(403, "Forbidden", detail, slug="forbidden")
-
-
-def _illegal_transition(action: str, status: str, hint: str = "") -> ProblemError:
-    detail = f"An alert that is {status} cannot be {action}.{' ' + hint if hint else ''}"
-    return ProblemError(409, "Transition not allowed", detail, slug="illegal-transition")
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -140,7 +134,7 @@ async def get_visible_alert(
 ) -> Alert:
     alert = await session.get(Alert, alert_id, with_for_update=for_update or None)
     if alert is None or not can_see(alert, principal):
-        raise alert_not_found(alert_id)
+        raise not_visible(alert_id)
     return alert
 
 
@@ -150,11 +144,11 @@ async def get_public_or_visible_alert(
     """For documents public alerts publish without login (CAP): restricted ones need a caller."""
     alert = await session.get(Alert, alert_id)
     if alert is None:
-        raise alert_not_found(alert_id)
+        raise not_visible(alert_id)
     if alert.sensitivity == Sensitivity.public:
         return alert
     if principal is None or not can_see(alert, principal):
-        raise alert_not_found(alert_id)
+        raise not_visible(alert_id)
     return alert
 
 
@@ -573,7 +567,7 @@ async def raise_alert(
     """Open a new alert, or add an update to the raiser's open alert with the same dedup key."""
     member = principal.member_id
     if member is None:
-        raise _forbidden("Raising an alert needs a token that names your member.")
+        raise forbidden("Raising an alert needs a token that names your member.")
     await _warn_of_unknown_members(session, alert_in.affected_members)
     existing = await _open_alert_for(session, member, alert_in.dedup_key)
     if existing is None:
@@ -681,16 +675,16 @@ async def add_situation_update(
         and (member == alert.raised_by_member or member in alert.affected_members)
     )
     if not involved:
-        raise _forbidden(
+        raise forbidden(
             "Only the raising member, the affected members and the co-chairs post updates."
         )
     changes = update_in.changes()
     if changes and not (is_co_chair(principal) or _is_raiser(alert, principal)):
-        raise _forbidden("Only the raising member and the co-chairs change an alert's fields.")
+        raise forbidden("Only the raising member and the co-chairs change an alert's fields.")
     if changes or step.if_match is not None:
         check_version(alert.version, step.if_match)
     if AlertStatus(alert.status) in CLOSED_STATUSES:
-        raise _illegal_transition("updated", alert.status, "Reopen it first.")
+        raise cannot_become("updated", alert.status, "Reopen it first.")
     if "affected_members" in changes:
         await _warn_of_unknown_members(session, changes["affected_members"])
     diffs: dict[str, Any] = {}
@@ -770,11 +764,11 @@ async def _take_step(
     )
     if not (is_co_chair(principal) or (transition.raiser_too and _is_raiser(alert, principal))):
         who = "the raising member or a co-chair" if transition.raiser_too else "a co-chair"
-        raise _forbidden(f"Only {who} can mark an alert {transition.done}.")
+        raise forbidden(f"Only {who} can mark an alert {transition.done}.")
     if step.if_match is not None:
         check_version(alert.version, step.if_match)
     if AlertStatus(alert.status) not in transition.allowed:
-        raise _illegal_transition(transition.done, alert.status)
+        raise cannot_become(transition.done, alert.status)
     if transition.stops_escalation:
         await _cancel_pending_timers(session, alert.id, step.now)
     change = await apply(alert)
@@ -905,7 +899,7 @@ async def reopen_alert(
     async def apply(alert: Alert) -> Change:
         deadline = reopen_deadline(alert, settings)
         if deadline is None or step.now > deadline:
-            raise _illegal_transition(
+            raise cannot_become(
                 "reopened",
                 alert.status,
                 f"The reopen period of {settings.reopen_window_hours:g} hours is over; "
@@ -913,9 +907,7 @@ async def reopen_alert(
             )
         clash = await _open_alert_for(session, alert.raised_by_member, alert.dedup_key)
         if clash is not None:
-            raise ProblemError(
-                409,
-                "Situation already open",
+            raise conflict(
                 f"Alert {clash.id} is open with the same dedup key; update that one instead.",
                 slug="dedup-key-open",
             )
@@ -940,11 +932,8 @@ async def reopen_alert(
         return await _take_step(session, step, REOPEN, apply)
     except IntegrityError:
         await session.rollback()
-        raise ProblemError(
-            409,
-            "Situation already open",
-            "Another alert was opened with the same dedup key meanwhile.",
-            slug="dedup-key-open",
+        raise conflict(
+            "Another alert was opened with the same dedup key meanwhile.", slug="dedup-key-open"
         ) from None
 
 
@@ -1003,17 +992,17 @@ async def link_principal(
         if member.member_id == recipient:
             if member.is_co_chair and member.active:
                 return _acting_for(recipient, member.member_id, member.name, None)
-            raise _forbidden("The link's recipient is not a co-chair.")
+            raise forbidden("The link's recipient is not a co-chair.")
         for focal_point in member.focal_points:
             if str(focal_point.get("email", "")).casefold() != wanted:
                 continue
             if member.is_co_chair and member.active and focal_point.get("active", True):
                 name = str(focal_point.get("name") or member.name)
                 return _acting_for(recipient, member.member_id, name, recipient)
-            raise _forbidden("The link's recipient is not a co-chair focal point.")
+            raise forbidden("The link's recipient is not a co-chair focal point.")
     directory_names_co_chairs = any(m.is_co_chair for m in members)
     if directory_names_co_chairs:
-        raise _forbidden("The link's recipient is not a co-chair.")
+        raise forbidden("The link's recipient is not a co-chair.")
     member_id = recipient if recipient in settings.co_chair_members else None
     email = recipient if "@" in recipient else None
     return _acting_for(recipient, member_id, None, email)
@@ -1079,7 +1068,7 @@ async def inspect_ack_link(
     await link_principal(session=session, settings=settings, recipient=claims.recipient)
     alert = await session.get(Alert, alert_id)
     if alert is None:
-        raise alert_not_found(alert_id)
+        raise not_visible(alert_id)
     return alert
 
 
