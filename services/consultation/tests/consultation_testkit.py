@@ -18,8 +18,8 @@ from bali_common.testing.plugin import (
     running,
     settings_factory_for,
 )
+from bali_consultation.alerts.schemas import ALERT_EXAMPLE
 from bali_consultation.app import create_app
-from bali_consultation.models import ALERT_EXAMPLE
 from bali_consultation.settings import ConsultationSettings
 from fastapi import FastAPI
 from sqlmodel import col, select

@@ -20,7 +20,7 @@ from bali_common.events.members import (
 from bali_common.links import ACKNOWLEDGE_LINK_PURPOSE, mint_link_token
 from bali_common.messaging.inbox import InboxEntry
 from bali_common.testing.plugin import eventually
-from bali_consultation.models import DirectoryMember
+from bali_consultation.directory import DirectoryMember
 from consultation_testkit import Service, alert_body
 from pydantic import SecretStr
 from sqlmodel import col, select

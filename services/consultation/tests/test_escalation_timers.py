@@ -10,15 +10,15 @@ from bali_common.events import STREAM_TOPICS, Stream
 from bali_common.events.alerts import Severity
 from bali_common.messaging.outbox import OutboxMessage
 from bali_common.testing.plugin import SettingsFactory, eventually, read_topic
-from bali_consultation.models import AlertTimelineEntry, EscalationTimer
-from bali_consultation.service import fire_due_escalations
+from bali_consultation.alerts import escalation
+from bali_consultation.alerts.models import AlertTimelineEntry, EscalationTimer
 from bali_consultation.settings import ConsultationSettings, EscalationStep
 from consultation_testkit import FakeClock, Service, consultation_settings, started
 from sqlmodel import col, func, select
 
 
 async def fire(service: Service, *, replica: str = "test") -> list[tuple[str, int, bool]]:
-    fired = await fire_due_escalations(
+    fired = await escalation.fire_due(
         sessions=service.sessions, now=service.clock(), replica=replica
     )
     return [(f.alert_id, f.level, f.notify_senior_officials) for f in fired]

@@ -15,17 +15,18 @@ from fastapi import FastAPI
 from sqlmodel import SQLModel
 
 from bali_consultation import consumers
-from bali_consultation.metrics import ResponseMetrics
-from bali_consultation.models import (
+from bali_consultation.alerts import escalation
+from bali_consultation.alerts.models import (
     Alert,
     AlertAffectedMember,
     AlertTimelineEntry,
-    DirectoryMember,
     EscalationTimer,
     UsedLinkToken,
 )
-from bali_consultation.routes import router
-from bali_consultation.service import Clock, default_replica_id, fire_due_escalations
+from bali_consultation.alerts.routes import router
+from bali_consultation.deps import Clock
+from bali_consultation.directory import DirectoryMember
+from bali_consultation.metrics import ResponseMetrics
 from bali_consultation.settings import ConsultationSettings
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,10 @@ def create_app(settings: ConsultationSettings | None = None, *, clock: Clock = u
         """Timers are rows: a restarted or second replica picks up exactly what is due."""
         if not settings.escalation_loop_enabled:
             return
-        replica = f"{settings.relay_id or default_replica_id()}:escalations"
+        replica = f"{settings.relay_id or escalation.default_replica_id()}:escalations"
         while True:
             try:
-                fired = await fire_due_escalations(
+                fired = await escalation.fire_due(
                     sessions=runtime.sessions,
                     now=clock().astimezone(UTC),
                     batch_size=settings.escalation_batch_size,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -16,8 +17,9 @@ from bali_common.deps import RuntimeDep, SessionDep
 from fastapi import Depends, Request
 
 from bali_consultation.metrics import ResponseMetrics
-from bali_consultation.service import Clock
 from bali_consultation.settings import ConsultationSettings
+
+Clock = Callable[[], datetime]
 
 __all__ = [
     "ClientSource",
