@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlmodel
-from bali_common.db import as_utc
+from bali_common.db import as_utc, utc_column
 from bali_common.events.alerts import AlertStatus
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import SQLModel
 
 OPEN_STATUSES = frozenset(
@@ -22,13 +22,6 @@ OPEN_STATUSES = frozenset(
 )
 UNACKNOWLEDGED_STATUSES = frozenset({AlertStatus.raised, AlertStatus.escalated})
 CLOSED_STATUSES = frozenset({AlertStatus.resolved, AlertStatus.withdrawn})
-
-
-def _utc_column(*, nullable: bool) -> Any:
-    return sqlmodel.Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=nullable),
-    )
 
 
 class Alert(SQLModel, table=True):
@@ -62,13 +55,15 @@ class Alert(SQLModel, table=True):
     requested_actions: list[str] = sqlmodel.Field(default_factory=list, sa_column=Column(JSON))
     dedup_key: str = sqlmodel.Field(max_length=200)
     open_dedup_key: str | None = sqlmodel.Field(default=None, max_length=200)
-    raised_at: datetime = _utc_column(nullable=False)
-    updated_at: datetime = _utc_column(nullable=False)
-    acknowledged_at: datetime | None = _utc_column(nullable=True)
+    raised_at: datetime = sqlmodel.Field(sa_column=utc_column())
+    updated_at: datetime = sqlmodel.Field(sa_column=utc_column())
+    acknowledged_at: datetime | None = sqlmodel.Field(
+        default=None, sa_column=utc_column(nullable=True)
+    )
     acknowledged_by: dict[str, Any] | None = sqlmodel.Field(default=None, sa_column=Column(JSON))
-    convened_at: datetime | None = _utc_column(nullable=True)
-    resolved_at: datetime | None = _utc_column(nullable=True)
-    closed_at: datetime | None = _utc_column(nullable=True)
+    convened_at: datetime | None = sqlmodel.Field(default=None, sa_column=utc_column(nullable=True))
+    resolved_at: datetime | None = sqlmodel.Field(default=None, sa_column=utc_column(nullable=True))
+    closed_at: datetime | None = sqlmodel.Field(default=None, sa_column=utc_column(nullable=True))
     status_before_close: str | None = sqlmodel.Field(default=None, max_length=30)
     resolution_summary: str | None = sqlmodel.Field(
         default=None, sa_column=Column(Text, nullable=True)
@@ -78,7 +73,7 @@ class Alert(SQLModel, table=True):
     )
     escalation_level: int = 0
     escalation_plan: int = 1
-    escalation_anchor_at: datetime = _utc_column(nullable=False)
+    escalation_anchor_at: datetime = sqlmodel.Field(sa_column=utc_column())
 
 
 class AlertAffectedMember(SQLModel, table=True):
@@ -100,7 +95,7 @@ class AlertTimelineEntry(SQLModel, table=True):
     alert_id: str = sqlmodel.Field(max_length=36, index=True)
     version: int
     kind: str = sqlmodel.Field(max_length=40)
-    at: datetime = _utc_column(nullable=False)
+    at: datetime = sqlmodel.Field(sa_column=utc_column())
     actor_subject: str = sqlmodel.Field(max_length=300)
     actor_member: str | None = sqlmodel.Field(default=None, max_length=50)
     actor_name: str | None = sqlmodel.Field(default=None, max_length=300)
@@ -126,11 +121,13 @@ class EscalationTimer(SQLModel, table=True):
         description="Raised and each reopening of an unacknowledged alert: a plan"
     )
     step: int = sqlmodel.Field(description="1-based position in the severity's escalation policy")
-    due_at: datetime = _utc_column(nullable=False)
+    due_at: datetime = sqlmodel.Field(sa_column=utc_column())
     notify_senior_officials: bool = False
-    created_at: datetime = _utc_column(nullable=False)
-    fired_at: datetime | None = _utc_column(nullable=True)
-    cancelled_at: datetime | None = _utc_column(nullable=True)
+    created_at: datetime = sqlmodel.Field(sa_column=utc_column())
+    fired_at: datetime | None = sqlmodel.Field(default=None, sa_column=utc_column(nullable=True))
+    cancelled_at: datetime | None = sqlmodel.Field(
+        default=None, sa_column=utc_column(nullable=True)
+    )
     claimed_by: str | None = sqlmodel.Field(
         default=None, max_length=200, description="Replica that fired"
     )
@@ -145,7 +142,7 @@ class UsedLinkToken(SQLModel, table=True):
     purpose: str = sqlmodel.Field(max_length=100)
     subject: str = sqlmodel.Field(max_length=100)
     recipient: str = sqlmodel.Field(max_length=300)
-    used_at: datetime = _utc_column(nullable=False)
+    used_at: datetime = sqlmodel.Field(sa_column=utc_column())
 
 
 def optional_utc(value: datetime | None) -> datetime | None:
