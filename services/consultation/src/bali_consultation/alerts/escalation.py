@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from uuid import uuid4
 from bali_common.auth import Principal
 from bali_common.db import SessionFactory, as_utc
 from bali_common.events.alerts import AlertEscalated, AlertStatus, Severity
+from bali_common.runtime import ServiceRuntime
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,7 +23,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bali_consultation.alerts import steps
 from bali_consultation.alerts.models import UNACKNOWLEDGED_STATUSES, Alert, EscalationTimer
 from bali_consultation.alerts.steps import Change, Step
+from bali_consultation.parts import ConsultationParts
 from bali_consultation.settings import ConsultationSettings
+
+log = logging.getLogger(__name__)
 
 #: Who acts when a timer fires: no person, the escalation policy.
 ESCALATION_POLICY_PRINCIPAL = Principal(
@@ -200,3 +206,24 @@ async def _fire_timer(
             step=timer.step,
             notify_senior_officials=timer.notify_senior_officials,
         )
+
+
+async def timer_loop(runtime: ServiceRuntime) -> None:
+    """Timers are rows: a restarted or second replica picks up exactly what is due."""
+    parts = runtime.parts_as(ConsultationParts)
+    settings = parts.settings
+    if not settings.escalation_loop_enabled:
+        return
+    replica = f"{settings.relay_id or default_replica_id()}:escalations"
+    while True:
+        try:
+            fired = await fire_due(
+                sessions=runtime.sessions,
+                now=parts.now(),
+                batch_size=settings.escalation_batch_size,
+                replica=replica,
+            )
+            parts.metrics.escalations.labels("unacknowledged_timeout").inc(len(fired))
+        except Exception:
+            log.exception("escalation cycle failed; retrying")
+        await asyncio.sleep(settings.escalation_poll_interval_s)
