@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_consultation.alerts import access, lifecycle, links, pages, queries, raising
+from bali_consultation.alerts import lifecycle, links, pages, queries, raising
 from bali_consultation.alerts.cap import ATOM_MEDIA_TYPE, CAP_MEDIA_TYPE, atom_feed, cap_document
 from bali_consultation.alerts.models import UNACKNOWLEDGED_STATUSES, Alert
 from bali_consultation.alerts.schemas import (
@@ -370,10 +370,6 @@ async def acknowledge(
         return await _acknowledge_by_link(alert_id=alert_id, token=link_token, steps=steps)
     if principal is None:
         raise AuthenticationError("Bearer token or acknowledge link token required", missing=True)
-    if not access.is_co_chair(principal):
-        # Visibility first: a member who cannot see the alert learns nothing about it.
-        async with steps.write.sessions() as session:
-            await queries.get_visible_alert(session=session, alert_id=alert_id, principal=principal)
     return await steps.run("acknowledged", alert_id, principal, None, lifecycle.acknowledge)
 
 
