@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
-import pytest
 from bali_common.events import STREAM_TOPICS, Stream
-from bali_common.events.alerts import Severity
 from bali_common.messaging.outbox import OutboxMessage
 from bali_common.testing.plugin import SettingsFactory, eventually, read_topic
 from bali_consultation.alerts import escalation
 from bali_consultation.alerts.models import AlertTimelineEntry, EscalationTimer
-from bali_consultation.settings import ConsultationSettings, EscalationStep
 from consultation_testkit import FakeClock, Service, consultation_settings, started
 from sqlmodel import col, func, select
 
@@ -126,21 +122,6 @@ async def test_manual_escalation_by_a_co_chair_is_an_escalation_event(service: S
     assert await service.staged_events(alert["id"]) == ["alert.raised", "alert.escalated"]
     metrics = (await service.client.get("/metrics")).text
     assert 'bali_alert_escalations_total{reason="manual"}' in metrics
-
-
-def test_escalation_policy_is_configurable_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    policy = {
-        "Minor": [{"after_minutes": 2}, {"after_minutes": 5, "notify_senior_officials": True}]
-    }
-    monkeypatch.setenv("BALI_ESCALATION_POLICY", json.dumps(policy))
-    settings = ConsultationSettings()
-    assert settings.escalation_steps(Severity.minor) == [
-        EscalationStep(after_minutes=2),
-        EscalationStep(after_minutes=5, notify_senior_officials=True),
-    ]
-    assert settings.escalation_steps(Severity.extreme) == []
 
 
 # --- restarts and replicas: several service instances on one database -------------------------
