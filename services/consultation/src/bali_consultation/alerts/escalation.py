@@ -36,28 +36,26 @@ ESCALATION_POLICY_PRINCIPAL = Principal(
 
 def plan(
     *,
-    session: AsyncSession,
     alert: Alert,
     settings: ConsultationSettings,
     now: datetime,
     skip_steps: frozenset[int] = frozenset(),
-) -> None:
+) -> list[EscalationTimer]:
     """One timer row per policy step of the alert's severity, due from the plan's anchor."""
     anchor = as_utc(alert.escalation_anchor_at)
-    for number, step in enumerate(settings.escalation_steps(Severity(alert.severity)), start=1):
-        if number in skip_steps:
-            continue
-        session.add(
-            EscalationTimer(
-                id=str(uuid4()),
-                alert_id=alert.id,
-                plan=alert.escalation_plan,
-                step=number,
-                due_at=anchor + timedelta(minutes=step.after_minutes),
-                notify_senior_officials=step.notify_senior_officials,
-                created_at=now,
-            )
+    return [
+        EscalationTimer(
+            id=str(uuid4()),
+            alert_id=alert.id,
+            plan=alert.escalation_plan,
+            step=number,
+            due_at=anchor + timedelta(minutes=step.after_minutes),
+            notify_senior_officials=step.notify_senior_officials,
+            created_at=now,
         )
+        for number, step in enumerate(settings.escalation_steps(Severity(alert.severity)), start=1)
+        if number not in skip_steps
+    ]
 
 
 async def cancel_pending(*, session: AsyncSession, alert_id: str, now: datetime) -> None:
@@ -84,12 +82,8 @@ async def replan(
             col(EscalationTimer.fired_at).is_not(None),
         )
     )
-    plan(
-        session=session,
-        alert=alert,
-        settings=settings,
-        now=now,
-        skip_steps=frozenset(fired.all()),
+    session.add_all(
+        plan(alert=alert, settings=settings, now=now, skip_steps=frozenset(fired.all()))
     )
 
 

@@ -246,7 +246,7 @@ async def reopen(
         if target in UNACKNOWLEDGED_STATUSES:
             alert.escalation_plan += 1
             alert.escalation_anchor_at = step.now
-            escalation.plan(session=session, alert=alert, settings=settings, now=step.now)
+            session.add_all(escalation.plan(alert=alert, settings=settings, now=step.now))
         return Change(
             {"reason": reason_in.reason, "status": target.value},
             partial(AlertReopened, reason=reason_in.reason),

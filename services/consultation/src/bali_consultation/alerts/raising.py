@@ -107,7 +107,7 @@ async def _open_new_alert(
     session.add(alert)
     for member in alert.affected_members:
         session.add(AlertAffectedMember(alert_id=alert.id, member_id=member))
-    escalation.plan(session=session, alert=alert, settings=settings, now=now)
+    session.add_all(escalation.plan(alert=alert, settings=settings, now=now))
     event = partial(
         AlertRaised,
         description=alert_in.description,
