@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bali_common.auth import Role
+import pytest
+from bali_common.auth import Principal, Role
+from bali_common.events.alerts import Sensitivity
+from bali_consultation.alerts import access
+from bali_consultation.alerts.models import Alert
 from consultation_testkit import Service
 
 HIDDEN_READS = ["", "/timeline", "/cap.xml"]
@@ -115,3 +119,41 @@ async def test_changing_affected_members_changes_who_sees_the_alert(service: Ser
         assert (alert["id"] in {a["id"] for a in response.json()["items"]}) is (status == 200)
         single = await service.client.get(f"/v1/alerts/{alert['id']}", headers=service.auth(member))
         assert single.status_code == status, member
+
+
+# --- the rules themselves, without a service ------------------------------------------------------
+
+CALLERS = {
+    "co-chair": Principal(subject="cc", member_id="AU", roles=frozenset({Role.co_chair})),
+    "admin": Principal(subject="admin", roles=frozenset({Role.admin})),
+    "raiser": Principal(subject="my", member_id="MY", roles=frozenset({Role.member})),
+    "affected": Principal(subject="th", member_id="TH", roles=frozenset({Role.member})),
+    "other member": Principal(subject="ph", member_id="PH", roles=frozenset({Role.member})),
+    "ops": Principal(subject="ops-1", roles=frozenset({Role.ops})),
+    "member without id": Principal(subject="nobody", roles=frozenset({Role.member})),
+}
+INVOLVED = {"co-chair", "admin", "raiser", "affected"}
+
+
+def alert_of(sensitivity: Sensitivity) -> Alert:
+    return Alert(
+        id="alert-1",
+        sensitivity=sensitivity.value,
+        raised_by_member="MY",
+        affected_members=["TH"],
+    )
+
+
+@pytest.mark.parametrize("caller", list(CALLERS))
+def test_only_those_involved_see_a_restricted_alert_and_everyone_a_public_one(caller: str) -> None:
+    principal = CALLERS[caller]
+    assert access.is_involved(alert_of(Sensitivity.restricted), principal) is (caller in INVOLVED)
+    assert access.can_see(alert_of(Sensitivity.restricted), principal) is (caller in INVOLVED)
+    assert access.can_see(alert_of(Sensitivity.public), principal) is True
+    assert access.is_co_chair(principal) is (caller in {"co-chair", "admin"})
+    assert access.is_raiser(alert_of(Sensitivity.public), principal) is (caller == "raiser")
+
+
+def test_a_missing_and_a_hidden_alert_are_refused_alike() -> None:
+    problem = access.not_visible("alert-1")
+    assert (problem.status, problem.detail) == (404, "No alert alert-1 is visible to you.")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from bali_common.auth import Role
 from bali_common.events import STREAM_TOPICS, Stream
 from bali_common.testing.plugin import eventually, read_topic
+from bali_consultation.alerts import lifecycle
+from bali_consultation.alerts.models import Alert
+from bali_consultation.settings import ConsultationSettings
 from consultation_testkit import Service
 
 CONSULTATION = {
@@ -214,3 +218,51 @@ async def test_lifecycle_steps_honour_if_match_when_sent(service: Service) -> No
         headers={**service.auth.co_chair(), "If-Match": '"v1"'},
     )
     assert fresh.status_code == 200
+
+
+# --- the transition table itself, without a service -----------------------------------------------
+
+TRANSITIONS = {
+    "acknowledge": lifecycle.ACKNOWLEDGE,
+    "escalate": lifecycle.ESCALATE,
+    "convene": lifecycle.CONVENE,
+    "outreach": lifecycle.LOG_OUTREACH,
+    "resolve": lifecycle.RESOLVE,
+    "withdraw": lifecycle.WITHDRAW,
+    "reopen": lifecycle.REOPEN,
+}
+
+
+@pytest.mark.parametrize("action", list(TRANSITIONS))
+def test_the_transition_table_allows_exactly_the_documented_steps(action: str) -> None:
+    allowed = {status.value for status in TRANSITIONS[action].allowed}
+    assert allowed == {status for step, status in ALLOWED if step == action}
+
+
+def test_withdraw_and_reopen_alone_are_open_to_the_raiser() -> None:
+    raiser_too = {action for action, transition in TRANSITIONS.items() if transition.raiser_too}
+    assert raiser_too == {"withdraw", "reopen"}
+
+
+def test_acknowledging_and_closing_stop_the_escalation_timers() -> None:
+    stopping = {action for action, t in TRANSITIONS.items() if t.stops_escalation}
+    assert stopping == {"acknowledge", "resolve", "withdraw"}
+
+
+def test_a_refused_step_names_the_status_and_the_way_out() -> None:
+    problem = lifecycle.not_allowed(done="updated", status="resolved", hint="Reopen it first.")
+    assert (problem.status, problem.slug) == (409, "illegal-transition")
+    assert problem.detail == "An alert that is resolved cannot be updated. Reopen it first."
+    bare = lifecycle.not_allowed(done="convened", status="raised")
+    assert bare.detail == "An alert that is raised cannot be convened."
+
+
+def test_the_reopen_deadline_runs_from_closing() -> None:
+    settings = ConsultationSettings(reopen_window_hours=72)
+    closed_at = datetime(2026, 11, 28, 16, 30)  # naive, as SQLite returns it
+    open_alert = Alert(id="alert-1", closed_at=None)
+    closed_alert = Alert(id="alert-1", closed_at=closed_at)
+    assert lifecycle.reopen_deadline(alert=open_alert, settings=settings) is None
+    assert lifecycle.reopen_deadline(alert=closed_alert, settings=settings) == datetime(
+        2026, 12, 1, 16, 30, tzinfo=UTC
+    )
