@@ -136,7 +136,7 @@ async def public_feed_alerts(*, session: AsyncSession, limit: int) -> list[Alert
     return list((await session.exec(query)).all())
 
 
-async def cap_addresses(
+async def _cap_addresses(
     *, session: AsyncSession, alert: Alert, settings: ConsultationSettings
 ) -> list[str]:
     """Who a restricted alert's CAP document is for: co-chairs, raising and affected members."""
@@ -149,7 +149,7 @@ async def cap_context(
 ) -> CapContext:
     addresses: list[str] = []
     if alert.sensitivity != Sensitivity.public:
-        addresses = await cap_addresses(session=session, alert=alert, settings=settings)
+        addresses = await _cap_addresses(session=session, alert=alert, settings=settings)
     name = await directory.name_of(session=session, member_id=alert.raised_by_member)
     return CapContext(
         sender=settings.cap_sender,
