@@ -1,4 +1,5 @@
-"""Helpers of the consultation tests: a service under test, a clock the tests drive, requests."""
+"""Helpers of the consultation tests: a service under test, a clock the tests drive, requests,
+and members published to its directory."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ from uuid import uuid4
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
+from bali_common.events import STREAM_TOPICS, CloudEvent, Stream
+from bali_common.events.members import FocalPointData, MemberKind, MemberRegistered
 from bali_common.messaging.outbox import OutboxMessage, outbox_backlog
+from bali_consultation.alerts.schemas import ALERT_EXAMPLE
 from bali_consultation.app import create_app
-from bali_consultation.models import ALERT_EXAMPLE
+from bali_consultation.directory import DirectoryMember
 from bali_consultation.settings import ConsultationSettings
 from bali_devkit.testing.plugin import (
     SettingsFactory,
     TokenBook,
+    eventually,
     running,
     settings_factory_for,
 )
@@ -101,6 +107,62 @@ class Service:
 
     async def outbox_drained(self) -> bool:
         return await outbox_backlog(self.sessions) == 0
+
+
+def member_snapshot(
+    member_id: str, *, co_chair: bool = False, email: str | None = None, version: int = 1
+) -> MemberRegistered:
+    focal_points = (
+        [
+            FocalPointData(
+                focal_point_id=f"{member_id}-1", name=f"Duty officer {member_id}", email=email
+            )
+        ]
+        if email
+        else []
+    )
+    return MemberRegistered(
+        member_id=member_id,
+        name=f"Member {member_id}",
+        kind=MemberKind.member_state,
+        is_co_chair=co_chair,
+        focal_points=focal_points,
+        version=version,
+    )
+
+
+async def publish_members(service: Service, snapshots: list[Any]) -> list[CloudEvent]:
+    """Publish as the activities service does: real records on the members topic."""
+    settings = service.settings
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    events = []
+    try:
+        topic = STREAM_TOPICS[Stream.members].qualified(settings.kafka_topic_prefix)
+        for snapshot in snapshots:
+            event = CloudEvent.of(snapshot, source="/bali/activities", subject=snapshot.member_id)
+            events.append(event)
+            await producer.send_and_wait(
+                topic, event.kafka_value(), key=event.kafka_key(), headers=event.kafka_headers()
+            )
+    finally:
+        await producer.stop()
+    return events
+
+
+async def directory_members(service: Service) -> dict[str, DirectoryMember]:
+    async with service.sessions() as session:
+        return {m.member_id: m for m in (await session.exec(select(DirectoryMember))).all()}
+
+
+async def add_to_directory(service: Service, snapshots: list[MemberRegistered]) -> None:
+    """Publish member snapshots and wait until the service's directory holds each of them."""
+    await publish_members(service, snapshots)
+
+    async def known() -> bool:
+        return {s.member_id for s in snapshots} <= set(await directory_members(service))
+
+    await eventually(known)
 
 
 async def consultation_settings(factory: SettingsFactory, **overrides: Any) -> ConsultationSettings:

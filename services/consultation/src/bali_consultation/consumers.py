@@ -7,7 +7,7 @@ from bali_common.events.members import MemberRegistered, MemberSnapshot, MemberU
 from bali_common.messaging.handlers import EventHandlers
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_consultation import service
+from bali_consultation import directory
 
 handlers = EventHandlers()
 
@@ -17,4 +17,4 @@ async def apply_member_snapshot(
     session: AsyncSession, _event: CloudEvent, snapshot: MemberSnapshot
 ) -> None:
     """Upsert by version: a redelivered or reordered older snapshot changes nothing."""
-    await service.upsert_member(session=session, snapshot=snapshot)
+    await directory.upsert(session=session, snapshot=snapshot)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from bali_common.auth import (
@@ -16,7 +16,7 @@ from bali_common.deps import RuntimeDep, SessionDep
 from fastapi import Depends, Request
 
 from bali_consultation.metrics import ResponseMetrics
-from bali_consultation.service import Clock
+from bali_consultation.parts import ConsultationParts
 from bali_consultation.settings import ConsultationSettings
 
 __all__ = [
@@ -33,27 +33,24 @@ __all__ = [
 ]
 
 
-def get_clock(request: Request) -> Clock:
-    clock = request.app.state.clock
-    assert callable(clock)
-    return clock  # type: ignore[no-any-return]
+def get_parts(runtime: RuntimeDep) -> ConsultationParts:
+    return runtime.parts_as(ConsultationParts)
 
 
-def current_time(clock: Annotated[Clock, Depends(get_clock)]) -> datetime:
-    """The service's clock (injected, so tests drive time instead of sleeping), in UTC."""
-    return clock().astimezone(UTC)
+PartsDep = Annotated[ConsultationParts, Depends(get_parts)]
 
 
-def get_settings(runtime: RuntimeDep) -> ConsultationSettings:
-    settings = runtime.settings
-    assert isinstance(settings, ConsultationSettings)
-    return settings
+def current_time(parts: PartsDep) -> datetime:
+    """Now, by the service's clock."""
+    return parts.now()
 
 
-def get_response_metrics(request: Request) -> ResponseMetrics:
-    metrics = request.app.state.response_metrics
-    assert isinstance(metrics, ResponseMetrics)
-    return metrics
+def get_settings(parts: PartsDep) -> ConsultationSettings:
+    return parts.settings
+
+
+def get_response_metrics(parts: PartsDep) -> ResponseMetrics:
+    return parts.metrics
 
 
 def client_source(request: Request) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bali_common.db import as_utc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from bali_consultation.models import Alert
+from bali_consultation.alerts.models import Alert
 
 #: From one minute to two weeks: alerts are answered in minutes, resolved in days.
 _BUCKETS = (60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400)

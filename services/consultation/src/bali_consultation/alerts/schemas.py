@@ -1,4 +1,4 @@
-"""Alerts, their timeline, escalation timers and the member directory: tables and API models."""
+"""What the alerts API reads and answers: requests, their value objects, and responses."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-import sqlmodel
 from bali_common.db import as_utc
 from bali_common.events.alerts import (
     AlertStatus,
@@ -26,8 +25,13 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint, text
-from sqlmodel import SQLModel
+
+from bali_consultation.alerts.models import (
+    OPEN_STATUSES,
+    Alert,
+    AlertTimelineEntry,
+    optional_utc,
+)
 
 # XML 1.0 section 2.2 `Char`: anything else cannot appear in a CAP or Atom document (and NUL
 # cannot be stored in PostgreSQL text), so it is refused at the door with a 422.
@@ -63,26 +67,6 @@ LongText = Annotated[
 #: CAP 1.2 section 3.2.1: addresses are space-delimited, so member ids have no spaces.
 MemberId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,49}$")]
 DedupKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]{0,199}$")]
-
-OPEN_STATUSES = frozenset(
-    {
-        AlertStatus.raised,
-        AlertStatus.escalated,
-        AlertStatus.acknowledged,
-        AlertStatus.consultation_convened,
-        AlertStatus.outreach_under_way,
-    }
-)
-UNACKNOWLEDGED_STATUSES = frozenset({AlertStatus.raised, AlertStatus.escalated})
-CLOSED_STATUSES = frozenset({AlertStatus.resolved, AlertStatus.withdrawn})
-
-
-def _utc_column(*, nullable: bool) -> Any:
-    return sqlmodel.Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=nullable),
-    )
-
 
 # --- value objects shared by requests and responses -------------------------------------------
 
@@ -310,142 +294,6 @@ class ReasonCreate(BaseModel):
     reason: LongText | None = None
 
 
-# --- tables -------------------------------------------------------------------------------------
-
-
-class Alert(SQLModel, table=True):
-    """One alert in its current state; every change bumps `version` and adds a timeline row."""
-
-    __tablename__ = "consultation_alerts"
-    __table_args__ = (
-        # One open alert per (raising member, dedup key): `open_dedup_key` is NULL once closed,
-        # and NULLs never collide, so concurrent raises of one situation cannot both insert.
-        UniqueConstraint("raised_by_member", "open_dedup_key", name="uq_alert_open_dedup"),
-        Index("ix_alert_raised", "raised_at", "id"),
-        Index("ix_alert_updated", "updated_at", "id"),
-    )
-
-    id: str = sqlmodel.Field(primary_key=True, max_length=36)
-    version: int = 1
-    status: str = sqlmodel.Field(max_length=30, index=True)
-    situation_type: str = sqlmodel.Field(max_length=40)
-    title: str = sqlmodel.Field(max_length=160)
-    description: str = sqlmodel.Field(sa_column=Column(Text, nullable=False))
-    severity: str = sqlmodel.Field(max_length=10)
-    urgency: str = sqlmodel.Field(max_length=10)
-    certainty: str = sqlmodel.Field(max_length=10)
-    sensitivity: str = sqlmodel.Field(max_length=10)
-    raised_by_member: str = sqlmodel.Field(max_length=50, index=True)
-    raised_by_subject: str = sqlmodel.Field(max_length=300)
-    raised_by_name: str | None = sqlmodel.Field(default=None, max_length=300)
-    affected_members: list[str] = sqlmodel.Field(default_factory=list, sa_column=Column(JSON))
-    location: dict[str, Any] = sqlmodel.Field(default_factory=dict, sa_column=Column(JSON))
-    people_affected: dict[str, Any] | None = sqlmodel.Field(default=None, sa_column=Column(JSON))
-    requested_actions: list[str] = sqlmodel.Field(default_factory=list, sa_column=Column(JSON))
-    dedup_key: str = sqlmodel.Field(max_length=200)
-    open_dedup_key: str | None = sqlmodel.Field(default=None, max_length=200)
-    raised_at: datetime = _utc_column(nullable=False)
-    updated_at: datetime = _utc_column(nullable=False)
-    acknowledged_at: datetime | None = _utc_column(nullable=True)
-    acknowledged_by: dict[str, Any] | None = sqlmodel.Field(default=None, sa_column=Column(JSON))
-    convened_at: datetime | None = _utc_column(nullable=True)
-    resolved_at: datetime | None = _utc_column(nullable=True)
-    closed_at: datetime | None = _utc_column(nullable=True)
-    status_before_close: str | None = sqlmodel.Field(default=None, max_length=30)
-    resolution_summary: str | None = sqlmodel.Field(
-        default=None, sa_column=Column(Text, nullable=True)
-    )
-    withdrawal_reason: str | None = sqlmodel.Field(
-        default=None, sa_column=Column(Text, nullable=True)
-    )
-    escalation_level: int = 0
-    escalation_plan: int = 1
-    escalation_anchor_at: datetime = _utc_column(nullable=False)
-
-
-class AlertAffectedMember(SQLModel, table=True):
-    """Who an alert affects, as rows, so that visibility filters stay portable SQL."""
-
-    __tablename__ = "alert_affected_members"
-
-    alert_id: str = sqlmodel.Field(primary_key=True, max_length=36)
-    member_id: str = sqlmodel.Field(primary_key=True, max_length=50, index=True)
-
-
-class AlertTimelineEntry(SQLModel, table=True):
-    """One step of an alert's life: who, when, what. Row `version` is the alert's after the step."""
-
-    __tablename__ = "alert_timeline"
-    __table_args__ = (UniqueConstraint("alert_id", "version", name="uq_timeline_version"),)
-
-    id: int | None = sqlmodel.Field(default=None, primary_key=True)
-    alert_id: str = sqlmodel.Field(max_length=36, index=True)
-    version: int
-    kind: str = sqlmodel.Field(max_length=40)
-    at: datetime = _utc_column(nullable=False)
-    actor_subject: str = sqlmodel.Field(max_length=300)
-    actor_member: str | None = sqlmodel.Field(default=None, max_length=50)
-    actor_name: str | None = sqlmodel.Field(default=None, max_length=300)
-    details: dict[str, Any] = sqlmodel.Field(default_factory=dict, sa_column=Column(JSON))
-
-
-class EscalationTimer(SQLModel, table=True):
-    """A due escalation step; it fires once: `fired_at` is set by a conditional UPDATE."""
-
-    __tablename__ = "escalation_timers"
-    __table_args__ = (
-        Index(
-            "ix_escalation_timers_pending",
-            "due_at",
-            postgresql_where=text("fired_at IS NULL AND cancelled_at IS NULL"),
-            sqlite_where=text("fired_at IS NULL AND cancelled_at IS NULL"),
-        ),
-    )
-
-    id: str = sqlmodel.Field(primary_key=True, max_length=36)
-    alert_id: str = sqlmodel.Field(max_length=36, index=True)
-    plan: int = sqlmodel.Field(
-        description="Raised and each reopening of an unacknowledged alert: a plan"
-    )
-    step: int = sqlmodel.Field(description="1-based position in the severity's escalation policy")
-    due_at: datetime = _utc_column(nullable=False)
-    notify_senior_officials: bool = False
-    created_at: datetime = _utc_column(nullable=False)
-    fired_at: datetime | None = _utc_column(nullable=True)
-    cancelled_at: datetime | None = _utc_column(nullable=True)
-    claimed_by: str | None = sqlmodel.Field(
-        default=None, max_length=200, description="Replica that fired"
-    )
-
-
-class UsedLinkToken(SQLModel, table=True):
-    """Link tokens already honoured: the primary key makes each single use."""
-
-    __tablename__ = "used_link_tokens"
-
-    token_id: str = sqlmodel.Field(primary_key=True, max_length=100)
-    purpose: str = sqlmodel.Field(max_length=100)
-    subject: str = sqlmodel.Field(max_length=100)
-    recipient: str = sqlmodel.Field(max_length=300)
-    used_at: datetime = _utc_column(nullable=False)
-
-
-class DirectoryMember(SQLModel, table=True):
-    """Projection of the member directory (member.* events of the activities service)."""
-
-    __tablename__ = "consultation_members"
-
-    member_id: str = sqlmodel.Field(primary_key=True, max_length=50)
-    name: str = sqlmodel.Field(max_length=300)
-    kind: str = sqlmodel.Field(max_length=50)
-    is_co_chair: bool = False
-    active: bool = True
-    focal_points: list[dict[str, Any]] = sqlmodel.Field(
-        default_factory=list, sa_column=Column(JSON)
-    )
-    version: int
-
-
 # --- responses ----------------------------------------------------------------------------------
 
 
@@ -510,10 +358,6 @@ class TimelineEntryPublic(BaseModel):
 
 def seconds_between(start: datetime, end: datetime | None) -> float | None:
     return None if end is None else (as_utc(end) - as_utc(start)).total_seconds()
-
-
-def optional_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else as_utc(value)
 
 
 def to_public(alert: Alert, *, reopen_until: datetime | None) -> AlertPublic:

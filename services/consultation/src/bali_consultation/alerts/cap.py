@@ -10,7 +10,7 @@ from bali_common.db import as_utc
 from bali_common.events.alerts import AlertStatus, Sensitivity, SituationType
 from lxml import etree
 
-from bali_consultation.models import Alert
+from bali_consultation.alerts.models import Alert
 
 CAP_NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
 CAP_MEDIA_TYPE = "application/cap+xml"

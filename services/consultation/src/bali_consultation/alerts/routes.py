@@ -1,4 +1,4 @@
-"""HTTP API of the consultation service: thin adapters that parse, authorise and call `service`."""
+"""HTTP API of the alerts: thin adapters that parse, authorise and call the use cases."""
 
 from __future__ import annotations
 
@@ -19,23 +19,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_consultation import pages, service
-from bali_consultation.cap import ATOM_MEDIA_TYPE, CAP_MEDIA_TYPE, atom_feed, cap_document
-from bali_consultation.deps import (
-    ClientSource,
-    CoChair,
-    CurrentPrincipal,
-    MetricsDep,
-    Now,
-    OptionalPrincipal,
-    Raiser,
-    SessionDep,
-    SettingsDep,
-)
-from bali_consultation.metrics import ResponseMetrics
-from bali_consultation.models import (
-    UNACKNOWLEDGED_STATUSES,
-    Alert,
+from bali_consultation.alerts import lifecycle, links, pages, queries, raising
+from bali_consultation.alerts.cap import ATOM_MEDIA_TYPE, CAP_MEDIA_TYPE, atom_feed, cap_document
+from bali_consultation.alerts.models import UNACKNOWLEDGED_STATUSES, Alert
+from bali_consultation.alerts.schemas import (
     AlertCreate,
     AlertPublic,
     ConsultationCreate,
@@ -48,6 +35,19 @@ from bali_consultation.models import (
     to_public,
     to_timeline_public,
 )
+from bali_consultation.alerts.steps import Step
+from bali_consultation.deps import (
+    ClientSource,
+    CoChair,
+    CurrentPrincipal,
+    MetricsDep,
+    Now,
+    OptionalPrincipal,
+    Raiser,
+    SessionDep,
+    SettingsDep,
+)
+from bali_consultation.metrics import ResponseMetrics
 from bali_consultation.settings import ConsultationSettings
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
@@ -68,7 +68,7 @@ OptionalEscalation = Annotated[EscalationCreate | None, Body(description=_OPTION
 
 
 def present(alert: Alert, settings: ConsultationSettings) -> AlertPublic:
-    return to_public(alert, reopen_until=service.reopen_deadline(alert, settings))
+    return to_public(alert, reopen_until=lifecycle.reopen_deadline(alert=alert, settings=settings))
 
 
 def _base_url(request: Request, settings: ConsultationSettings) -> str:
@@ -83,9 +83,9 @@ _STEP_RESPONSES = problem_responses(401, 403, 404, 409, 412, 422)
 
 
 class StepCall(Protocol):
-    """A `service` use case with its request body bound: it takes the step and commits."""
+    """A lifecycle use case with its request body bound: it takes the step and commits."""
 
-    def __call__(self, *, session: AsyncSession, step: service.Step) -> Awaitable[Alert]: ...
+    def __call__(self, *, session: AsyncSession, step: Step) -> Awaitable[Alert]: ...
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class StepRunner:
         call: StepCall,
     ) -> Response:
         """Run the step once per Idempotency-Key; `kind` is its timeline kind, for metrics."""
-        step = service.Step(alert_id, principal, self.now, self.if_match, self.source)
+        step = Step(alert_id, principal, self.now, self.if_match, self.source)
 
         async def operation(session: AsyncSession) -> WriteOutcome:
             alert = await call(session=session, step=step)
@@ -154,7 +154,7 @@ async def raise_alert(
     source: ClientSource,
 ) -> Response:
     async def operation(session: AsyncSession) -> WriteOutcome:
-        outcome = await service.raise_alert(
+        outcome = await raising.raise_alert(
             session=session,
             alert_in=alert_in,
             principal=principal,
@@ -191,7 +191,7 @@ async def list_alerts(
     raised_by_member: Annotated[str | None, Query(max_length=50)] = None,
     affected_member: Annotated[str | None, Query(max_length=50)] = None,
 ) -> Page[AlertPublic]:
-    filters = service.AlertFilters(
+    filters = queries.AlertFilters(
         status=status,
         open=open,
         severity=severity,
@@ -200,7 +200,7 @@ async def list_alerts(
         raised_by_member=raised_by_member,
         affected_member=affected_member,
     )
-    rows, cursor = await service.list_alerts(
+    rows, cursor = await queries.list_alerts(
         session=session, principal=principal, filters=filters, page=page
     )
     return Page[AlertPublic](items=[present(a, settings) for a in rows], next_cursor=cursor)
@@ -217,7 +217,7 @@ async def list_alerts(
 async def public_feed(
     request: Request, session: SessionDep, settings: SettingsDep, now: Now
 ) -> Response:
-    alerts = await service.public_feed_alerts(session=session, limit=settings.feed_max_entries)
+    alerts = await queries.public_feed_alerts(session=session, limit=settings.feed_max_entries)
     base = _base_url(request, settings)
     document = atom_feed(alerts, base_url=base, feed_url=f"{base}/v1/alerts/feed.atom", now=now)
     return Response(document, media_type=ATOM_MEDIA_TYPE)
@@ -236,7 +236,7 @@ async def get_alert(
     settings: SettingsDep,
     response: Response,
 ) -> AlertPublic:
-    alert = await service.get_visible_alert(session=session, alert_id=alert_id, principal=principal)
+    alert = await queries.get_visible_alert(session=session, alert_id=alert_id, principal=principal)
     set_etag(response, alert.version)
     return present(alert, settings)
 
@@ -250,7 +250,7 @@ async def get_alert(
 async def get_timeline(
     alert_id: AlertId, principal: CurrentPrincipal, session: SessionDep, page: PageRequestDep
 ) -> Page[TimelineEntryPublic]:
-    rows, cursor = await service.list_timeline(
+    rows, cursor = await queries.list_timeline(
         session=session, alert_id=alert_id, principal=principal, page=page
     )
     return Page[TimelineEntryPublic](
@@ -277,11 +277,11 @@ async def get_cap(
     session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
-    alert = await service.get_public_or_visible_alert(
+    alert = await queries.get_public_or_visible_alert(
         session=session, alert_id=alert_id, principal=principal
     )
     web = f"{_base_url(request, settings)}/v1/alerts/{alert.id}"
-    context = await service.cap_context(session=session, alert=alert, settings=settings, web=web)
+    context = await queries.cap_context(session=session, alert=alert, settings=settings, web=web)
     headers = _etag(alert)
     if alert.sensitivity != Sensitivity.public:
         headers["Cache-Control"] = "private, no-store"
@@ -304,7 +304,7 @@ async def add_update(
         alert_id,
         principal,
         update_in,
-        partial(service.add_situation_update, update_in=update_in, settings=steps.settings),
+        partial(raising.add_situation_update, update_in=update_in, settings=steps.settings),
     )
 
 
@@ -338,7 +338,7 @@ async def acknowledge_page(
     ],
 ) -> Response:
     try:
-        alert = await service.inspect_ack_link(
+        alert = await links.inspect(
             session=session, alert_id=alert_id, token=token, settings=settings, now=now
         )
     except ProblemError as problem:
@@ -370,17 +370,13 @@ async def acknowledge(
         return await _acknowledge_by_link(alert_id=alert_id, token=link_token, steps=steps)
     if principal is None:
         raise AuthenticationError("Bearer token or acknowledge link token required", missing=True)
-    if not service.is_co_chair(principal):
-        # Visibility first: a member who cannot see the alert learns nothing about it.
-        async with steps.write.sessions() as session:
-            await service.get_visible_alert(session=session, alert_id=alert_id, principal=principal)
-    return await steps.run("acknowledged", alert_id, principal, None, service.acknowledge_alert)
+    return await steps.run("acknowledged", alert_id, principal, None, lifecycle.acknowledge)
 
 
 async def _acknowledge_by_link(*, alert_id: str, token: str, steps: StepRunner) -> Response:
     try:
         async with steps.write.sessions() as session:
-            alert = await service.acknowledge_by_link(
+            alert = await links.acknowledge(
                 session=session,
                 alert_id=alert_id,
                 token=token,
@@ -393,7 +389,7 @@ async def _acknowledge_by_link(*, alert_id: str, token: str, steps: StepRunner) 
             raise
         if problem.slug == "illegal-transition":
             async with steps.write.sessions() as session:
-                current = await session.get(Alert, alert_id)
+                current = await queries.find_alert(session=session, alert_id=alert_id)
             if current is not None:
                 return pages.already_acknowledged_page(current, status=409)
         return pages.error_page(status=problem.status, title=problem.title, detail=problem.detail)
@@ -422,7 +418,7 @@ async def escalate(
         alert_id,
         principal,
         escalation,
-        partial(service.escalate_alert, escalation_in=escalation),
+        partial(lifecycle.escalate, escalation_in=escalation),
     )
 
 
@@ -440,7 +436,7 @@ async def convene(
         alert_id,
         principal,
         consultation_in,
-        partial(service.convene_consultation, consultation_in=consultation_in),
+        partial(lifecycle.convene, consultation_in=consultation_in),
     )
 
 
@@ -458,7 +454,7 @@ async def outreach(
         alert_id,
         principal,
         outreach_in,
-        partial(service.log_outreach, outreach_in=outreach_in),
+        partial(lifecycle.log_outreach, outreach_in=outreach_in),
     )
 
 
@@ -476,7 +472,7 @@ async def resolve(
         alert_id,
         principal,
         resolution_in,
-        partial(service.resolve_alert, resolution_in=resolution_in),
+        partial(lifecycle.resolve, resolution_in=resolution_in),
     )
 
 
@@ -491,7 +487,7 @@ async def withdraw(
 ) -> Response:
     reason = reason_in or ReasonCreate()
     return await steps.run(
-        "withdrawn", alert_id, principal, reason, partial(service.withdraw_alert, reason_in=reason)
+        "withdrawn", alert_id, principal, reason, partial(lifecycle.withdraw, reason_in=reason)
     )
 
 
@@ -512,5 +508,5 @@ async def reopen(
         alert_id,
         principal,
         reason,
-        partial(service.reopen_alert, reason_in=reason, settings=steps.settings),
+        partial(lifecycle.reopen, reason_in=reason, settings=steps.settings),
     )

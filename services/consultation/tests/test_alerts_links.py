@@ -1,4 +1,4 @@
-"""One-click acknowledge links: signed, expiring, single use; the member directory from events."""
+"""One-click acknowledge links: signed, expiring, single use, only for co-chairs."""
 
 from __future__ import annotations
 
@@ -8,22 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest_asyncio
-from aiokafka import AIOKafkaProducer
-from bali_common.events import STREAM_TOPICS, CloudEvent, Stream
-from bali_common.events.members import (
-    FocalPointData,
-    FocalPointRole,
-    MemberKind,
-    MemberRegistered,
-    MemberUpdated,
-)
 from bali_common.links import ACKNOWLEDGE_LINK_PURPOSE, mint_link_token
-from bali_common.messaging.inbox import InboxEntry
-from bali_consultation.models import DirectoryMember
-from bali_devkit.testing.plugin import eventually
-from consultation_testkit import Service, alert_body
+from consultation_testkit import Service, add_to_directory, member_snapshot
 from pydantic import SecretStr
-from sqlmodel import col, select
 
 ID_FOCAL_POINT = "duty.officer@kemlu.go.id"
 PH_FOCAL_POINT = "desk@dfa.gov.ph"
@@ -31,70 +18,19 @@ HTML = {"Accept": "text/html"}
 JSON = {"Accept": "application/json"}
 
 
-def member(
-    member_id: str, *, co_chair: bool = False, email: str | None = None, version: int = 1
-) -> MemberRegistered:
-    focal_points = (
-        [
-            FocalPointData(
-                focal_point_id=f"{member_id}-1", name=f"Duty officer {member_id}", email=email
-            )
-        ]
-        if email
-        else []
-    )
-    return MemberRegistered(
-        member_id=member_id,
-        name=f"Member {member_id}",
-        kind=MemberKind.member_state,
-        is_co_chair=co_chair,
-        focal_points=focal_points,
-        version=version,
-    )
-
-
-async def publish_members(service: Service, snapshots: list[Any]) -> list[CloudEvent]:
-    """Publish as the activities service does: real records on the members topic."""
-    settings = service.settings
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await producer.start()
-    events = []
-    try:
-        topic = STREAM_TOPICS[Stream.members].qualified(settings.kafka_topic_prefix)
-        for snapshot in snapshots:
-            event = CloudEvent.of(snapshot, source="/bali/activities", subject=snapshot.member_id)
-            events.append(event)
-            await producer.send_and_wait(
-                topic, event.kafka_value(), key=event.kafka_key(), headers=event.kafka_headers()
-            )
-    finally:
-        await producer.stop()
-    return events
-
-
-async def directory(service: Service) -> dict[str, DirectoryMember]:
-    async with service.sessions() as session:
-        return {m.member_id: m for m in (await session.exec(select(DirectoryMember))).all()}
-
-
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def service(service: Service) -> Service:
     """The module's service, with co-chairs ID and AU and members MY, TH, PH in its directory."""
-    await publish_members(
+    await add_to_directory(
         service,
         [
-            member("ID", co_chair=True, email=ID_FOCAL_POINT),
-            member("AU", co_chair=True),
-            member("MY"),
-            member("TH"),
-            member("PH", email=PH_FOCAL_POINT),
+            member_snapshot("ID", co_chair=True, email=ID_FOCAL_POINT),
+            member_snapshot("AU", co_chair=True),
+            member_snapshot("MY"),
+            member_snapshot("TH"),
+            member_snapshot("PH", email=PH_FOCAL_POINT),
         ],
     )
-
-    async def known() -> bool:
-        return len(await directory(service)) == 5
-
-    await eventually(known)
     return service
 
 
@@ -267,46 +203,3 @@ async def test_link_for_an_already_acknowledged_alert_says_who_and_stays_unused(
     pressed = await press_button(service, alert["id"], token)
     assert pressed.status_code == 409
     assert "Already acknowledged by" in pressed.text
-
-
-async def test_an_affected_member_the_directory_lacks_never_blocks_an_alert(
-    service: Service,
-) -> None:
-    """The directory is a projection that can lag; an emergency must not wait for it."""
-    response = await service.client.post(
-        "/v1/alerts",
-        json=alert_body(affected_members=["TH", "XX", "ID"]),
-        headers=service.auth("MY"),
-    )
-    assert response.status_code == 201
-    assert response.json()["affected_members"] == ["TH", "XX", "ID"]
-
-
-async def test_member_snapshots_apply_by_version_and_stale_ones_are_ignored(
-    service: Service,
-) -> None:
-    focal = FocalPointData(
-        focal_point_id="TH-9",
-        name="Senior",
-        email="so@mfa.go.th",
-        role=FocalPointRole.senior_official,
-    )
-    newer = MemberUpdated(
-        **{**member("TH").model_dump(), "name": "Thailand", "version": 3, "focal_points": [focal]}
-    )
-    older = MemberUpdated(**{**member("TH").model_dump(), "name": "Old name", "version": 2})
-    events = await publish_members(service, [newer, older])
-
-    async def both_applied() -> bool:
-        async with service.sessions() as session:
-            applied = await session.exec(
-                select(InboxEntry.event_id).where(
-                    col(InboxEntry.event_id).in_([str(e.id) for e in events])
-                )
-            )
-            return len(applied.all()) == 2
-
-    await eventually(both_applied)
-    current = (await directory(service))["TH"]
-    assert (current.name, current.version) == ("Thailand", 3)
-    assert current.focal_points[0]["email"] == "so@mfa.go.th"

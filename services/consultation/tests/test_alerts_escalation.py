@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-import pytest
 from bali_common.events import STREAM_TOPICS, Stream
-from bali_common.events.alerts import Severity
+from bali_common.events.alerts import AlertStatus, Severity
 from bali_common.messaging.outbox import OutboxMessage
-from bali_consultation.models import AlertTimelineEntry, EscalationTimer
-from bali_consultation.service import fire_due_escalations
+from bali_consultation.alerts import escalation
+from bali_consultation.alerts.models import Alert, AlertTimelineEntry, EscalationTimer
 from bali_consultation.settings import ConsultationSettings, EscalationStep
 from bali_devkit.testing.plugin import SettingsFactory, eventually, read_topic
 from consultation_testkit import FakeClock, Service, consultation_settings, started
@@ -18,7 +18,7 @@ from sqlmodel import col, func, select
 
 
 async def fire(service: Service, *, replica: str = "test") -> list[tuple[str, int, bool]]:
-    fired = await fire_due_escalations(
+    fired = await escalation.fire_due(
         sessions=service.sessions, now=service.clock(), replica=replica
     )
     return [(f.alert_id, f.level, f.notify_senior_officials) for f in fired]
@@ -128,21 +128,6 @@ async def test_manual_escalation_by_a_co_chair_is_an_escalation_event(service: S
     assert 'bali_alert_escalations_total{reason="manual"}' in metrics
 
 
-def test_escalation_policy_is_configurable_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    policy = {
-        "Minor": [{"after_minutes": 2}, {"after_minutes": 5, "notify_senior_officials": True}]
-    }
-    monkeypatch.setenv("BALI_ESCALATION_POLICY", json.dumps(policy))
-    settings = ConsultationSettings()
-    assert settings.escalation_steps(Severity.minor) == [
-        EscalationStep(after_minutes=2),
-        EscalationStep(after_minutes=5, notify_senior_officials=True),
-    ]
-    assert settings.escalation_steps(Severity.extreme) == []
-
-
 # --- restarts and replicas: several service instances on one database -------------------------
 
 
@@ -232,3 +217,73 @@ async def test_concurrent_firing_calls_on_two_instances_split_the_timers_without
         assert sorted(alert_id for alert_id, _, _ in together) == sorted(alerts)
         assert {level for _, level, _ in together} == {1}
         assert await escalations_staged(replica_a, alerts) == 10
+
+
+# --- planning and raising the level, without a service --------------------------------------------
+
+ANCHOR = datetime(2026, 11, 28, 16, 0, tzinfo=UTC)
+POLICY = ConsultationSettings(
+    escalation_policy={
+        Severity.extreme: [
+            EscalationStep(after_minutes=10),
+            EscalationStep(after_minutes=30, notify_senior_officials=True),
+        ],
+        Severity.minor: [],
+    }
+)
+
+
+def unacknowledged(severity: Severity, **fields: Any) -> Alert:
+    defaults = {
+        "id": "alert-1",
+        "status": AlertStatus.raised.value,
+        "severity": severity.value,
+        "escalation_level": 0,
+        "escalation_plan": 2,
+        "escalation_anchor_at": ANCHOR,
+    }
+    return Alert(**{**defaults, **fields})
+
+
+def test_a_plan_has_one_timer_per_policy_step_due_from_its_anchor() -> None:
+    now = ANCHOR + timedelta(minutes=3)
+    timers = escalation.plan(alert=unacknowledged(Severity.extreme), settings=POLICY, now=now)
+    assert [(t.step, t.due_at, t.notify_senior_officials) for t in timers] == [
+        (1, ANCHOR + timedelta(minutes=10), False),
+        (2, ANCHOR + timedelta(minutes=30), True),
+    ]
+    assert {(t.alert_id, t.plan, t.created_at) for t in timers} == {("alert-1", 2, now)}
+    assert all(t.fired_at is None and t.cancelled_at is None for t in timers)
+    assert len({t.id for t in timers}) == 2
+
+
+def test_a_plan_leaves_out_fired_steps_and_severities_without_policy() -> None:
+    replanned = escalation.plan(
+        alert=unacknowledged(Severity.extreme),
+        settings=POLICY,
+        now=ANCHOR,
+        skip_steps=frozenset({1}),
+    )
+    assert [t.step for t in replanned] == [2]
+    assert escalation.plan(alert=unacknowledged(Severity.minor), settings=POLICY, now=ANCHOR) == []
+
+
+def test_a_plan_reads_a_naive_anchor_as_utc() -> None:
+    naive = unacknowledged(Severity.extreme, escalation_anchor_at=ANCHOR.replace(tzinfo=None))
+    timers = escalation.plan(alert=naive, settings=POLICY, now=ANCHOR)
+    assert timers[0].due_at == ANCHOR + timedelta(minutes=10)
+
+
+def test_raising_the_level_escalates_an_unacknowledged_alert_only() -> None:
+    raised = unacknowledged(Severity.extreme)
+    change = escalation.raise_level(alert=raised, reason="manual", notify=True, note="Flag state")
+    assert (raised.status, raised.escalation_level) == ("escalated", 1)
+    assert change.details == {
+        "level": 1,
+        "reason": "manual",
+        "note": "Flag state",
+        "notify_senior_officials": True,
+    }
+    acknowledged = unacknowledged(Severity.extreme, status=AlertStatus.acknowledged.value)
+    escalation.raise_level(alert=acknowledged, reason="manual", notify=False)
+    assert (acknowledged.status, acknowledged.escalation_level) == ("acknowledged", 1)

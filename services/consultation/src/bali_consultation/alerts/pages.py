@@ -7,7 +7,7 @@ from html import escape
 from bali_common.db import as_utc
 from fastapi.responses import HTMLResponse
 
-from bali_consultation.models import Alert
+from bali_consultation.alerts.models import Alert
 
 #: The token is in the URL: never leak it in a Referer, never cache, never frame (clickjacking).
 _HEADERS = {
