@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PYTEST_ARGS ?=
 
-.PHONY: up test lint bench asyncapi bootstrap clean
+.PHONY: up test faults lint bench asyncapi bootstrap clean
 
 bootstrap:
 	@test -x "$(UV)" || { python3 -m venv .tools && .tools/bin/pip install -q uv; }
@@ -15,6 +15,10 @@ up: bootstrap
 test: bootstrap
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
+# The platform fault suite under its full load, with the recovery times it measures.
+faults: bootstrap
+	$(UV) run --frozen python bench/recovery.py
+
 lint: bootstrap
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen ruff check .
@@ -23,6 +27,7 @@ lint: bootstrap
 
 bench: bootstrap
 	$(UV) run --frozen python bench/backbone.py
+	$(UV) run --frozen python bench/outbox_retention.py --kept 200000
 
 asyncapi: bootstrap
 	$(UV) run --frozen bali asyncapi

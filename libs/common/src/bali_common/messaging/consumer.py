@@ -140,15 +140,8 @@ class ConsumerRunner:
             return False
         for partition in consumer.assignment():
             highwater = consumer.highwater(partition)
-            if highwater is None:
-                return False
-            position = self._consumed.get(partition)
-            if position is None:
-                try:
-                    position = await asyncio.wait_for(consumer.position(partition), 1.0)
-                except Exception:
-                    return False
-            if position < highwater:
+            position = await self._applied_position(consumer, partition)
+            if highwater is None or position is None or position < highwater:
                 return False
         return True
 
@@ -180,7 +173,7 @@ class ConsumerRunner:
             if consumer.assignment():
                 self.ready.set()
             if not batches:
-                self._update_lag(consumer)
+                await self._update_lag(consumer)
                 continue
             async with self._processing:
                 for partition, records in batches.items():
@@ -190,7 +183,7 @@ class ConsumerRunner:
                     self._positions[partition] = records[-1].offset + 1
                     self._consumed[partition] = records[-1].offset + 1
                 committed = await self._commit()
-            self._update_lag(consumer)
+            await self._update_lag(consumer)
             failures = 0 if committed else await self._count_failure(failures + 1)
 
     async def _count_failure(self, failures: int) -> int:
@@ -420,16 +413,30 @@ class ConsumerRunner:
             with contextlib.suppress(KeyError):
                 self._metrics.consumer_lag.remove(self._group, tp.topic, str(tp.partition))
 
-    def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
-        """Lag from the fetch high-water mark: tansu's ListOffsets(latest) answers wrongly."""
+    async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Lag from the fetch high-water mark: tansu's ListOffsets(latest) answers wrongly.
+
+        Every assigned partition gets a series, idle ones included, so that 0 means caught up
+        rather than "not measured".
+        """
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
-            consumed = self._consumed.get(tp)
+            consumed = await self._applied_position(consumer, tp)
             if highwater is None or consumed is None:
                 continue
             self._metrics.consumer_lag.labels(self._group, tp.topic, str(tp.partition)).set(
                 max(0, highwater - consumed)
             )
+
+    async def _applied_position(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+        """The next offset to apply. Outside a batch that is the consumer's fetch position,
+        which a partition nothing was applied from yet gets from the committed offset."""
+        if tp not in self._consumed:
+            try:
+                self._consumed[tp] = await asyncio.wait_for(consumer.position(tp), 1.0)
+            except Exception:
+                return None
+        return self._consumed[tp]
 
     def _catalogue_topic(self, topic: str) -> str:
         return (
