@@ -59,10 +59,12 @@ from bali_common.testing.plugin import (
     settings_factory_for,
 )
 from bali_notifications.app import create_app
+from bali_notifications.deliveries.models import Delivery
 from bali_notifications.deps import Notifications
+from bali_notifications.directory import MemberEntry
 from bali_notifications.dispatcher import Dispatcher
 from bali_notifications.metrics import NotificationMetrics
-from bali_notifications.models import AlertState, Delivery, MemberEntry
+from bali_notifications.planning import AlertState
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import Resolver
 from cryptography import x509

@@ -31,7 +31,7 @@ from bali_common.links import ACKNOWLEDGE_LINK_PURPOSE, verify_link_token
 from bali_common.messaging.inbox import InboxEntry
 from bali_common.testing.plugin import eventually
 from bali_notifications import service
-from bali_notifications.models import Delivery
+from bali_notifications.deliveries.models import Delivery
 from notification_harness import (
     Harness,
     MailSink,

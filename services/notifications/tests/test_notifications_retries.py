@@ -15,7 +15,7 @@ import pytest_asyncio
 from bali_common.db import as_utc, utcnow
 from bali_common.events.alerts import Severity
 from bali_common.messaging.outbox import OutboxMessage
-from bali_notifications.models import Delivery
+from bali_notifications.deliveries.models import Delivery
 from bali_notifications.settings import NotificationsSettings
 from notification_harness import (
     Canary,

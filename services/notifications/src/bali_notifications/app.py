@@ -11,14 +11,18 @@ from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app, ru
 from fastapi import FastAPI
 
 from bali_notifications.consumers import notification_handlers
+from bali_notifications.deliveries.models import Delivery, DeliveryAttempt, SourceEvent
 from bali_notifications.deps import Notifications
+from bali_notifications.directory import MemberEntry
 from bali_notifications.dispatcher import Dispatcher
 from bali_notifications.hub import NotificationHub
+from bali_notifications.inbox.models import InboxItem
 from bali_notifications.metrics import NotificationMetrics
-from bali_notifications.models import MODELS
+from bali_notifications.planning import AlertState
 from bali_notifications.routes import deliveries_router, inbox_router, subscriptions_router
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import EgressGuard, Resolver
+from bali_notifications.subscriptions.models import Subscription
 
 
 def create_app(
@@ -46,7 +50,17 @@ def create_app(
                 "Delivers alert and activity events to the people who must act: email, "
                 "signed webhooks and an in-app inbox."
             ),
-            models=[*MODELS, IdempotencyRecord, AuditRecord],
+            models=[
+                MemberEntry,
+                AlertState,
+                Subscription,
+                SourceEvent,
+                Delivery,
+                DeliveryAttempt,
+                InboxItem,
+                IdempotencyRecord,
+                AuditRecord,
+            ],
             routers=[subscriptions_router, deliveries_router, inbox_router],
             publishes=[Stream.notifications],
             consumer_groups=[

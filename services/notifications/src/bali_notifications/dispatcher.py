@@ -38,19 +38,18 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_notifications.channels import EmailChannel, SendOutcome, WebhookChannel
-from bali_notifications.hub import NotificationHub
-from bali_notifications.metrics import NotificationMetrics
-from bali_notifications.models import (
+from bali_notifications.deliveries.models import (
     DUE_STATUSES,
     Delivery,
     DeliveryAttempt,
+    DeliveryJob,
     DeliveryReason,
     DeliveryStatus,
-    InboxItem,
-    InboxItemPublic,
     SourceEvent,
-    Subscription,
 )
+from bali_notifications.hub import NotificationHub
+from bali_notifications.inbox.models import InboxItem, InboxItemPublic
+from bali_notifications.metrics import NotificationMetrics
 from bali_notifications.rendering import (
     DIGEST_EVENT_TYPE,
     Rendered,
@@ -58,22 +57,13 @@ from bali_notifications.rendering import (
     render,
     webhook_body,
 )
-from bali_notifications.service import active_secrets
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import EgressGuard
+from bali_notifications.subscriptions.models import Subscription, active_secrets
 
 log = logging.getLogger(__name__)
 
 _EXTREME = Severity.extreme.value
-
-
-@dataclass(frozen=True)
-class DeliveryJob:
-    """A claimed delivery with what sending it needs, loaded before the transaction closes."""
-
-    delivery: Delivery
-    source: SourceEvent
-    subscription: Subscription | None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_notifications import service
+from bali_notifications.deliveries.models import DeliveryDetail, DeliveryFilters, DeliveryPublic
 from bali_notifications.deps import (
     DeliveryViewer,
     InboxReader,
@@ -25,13 +26,13 @@ from bali_notifications.deps import (
     SessionDep,
     SubscriptionManager,
 )
-from bali_notifications.models import (
-    DeliveryDetail,
-    DeliveryFilters,
-    DeliveryPublic,
+from bali_notifications.inbox.models import (
+    MAX_ITEM_ID,
     InboxItemPublic,
     InboxItemUpdate,
     InboxPage,
+)
+from bali_notifications.subscriptions.models import (
     SecretRotated,
     SubscriptionCreate,
     SubscriptionCreated,
@@ -42,10 +43,6 @@ from bali_notifications.models import (
 subscriptions_router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
 deliveries_router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 inbox_router = APIRouter(prefix="/v1/inbox", tags=["inbox"])
-
-#: Inbox ids are 32-bit integers on PostgreSQL; anything larger cannot exist.
-MAX_ITEM_ID = 2_147_483_647
-
 
 # --- subscriptions ------------------------------------------------------------------------
 

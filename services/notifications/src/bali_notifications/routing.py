@@ -11,7 +11,9 @@ from bali_common.events.alerts import AlertEscalated, AlertEvent, AlertStatus, S
 from bali_common.events.members import FocalPointRole
 from bali_common.events.notifications import Channel
 
-from bali_notifications.models import DeliveryReason, DigestMode, MemberEntry, Subscription
+from bali_notifications.deliveries.models import DeliveryReason
+from bali_notifications.directory import MemberEntry
+from bali_notifications.subscriptions.models import DigestMode, Subscription
 
 #: The Consultation Mechanism is strategy item 11: every alert belongs to it.
 CONSULTATION_ITEM = 11

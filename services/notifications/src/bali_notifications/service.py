@@ -24,10 +24,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bali_notifications import routing
-from bali_notifications.models import (
-    CLOSED_ALERT_STATUSES,
+from bali_notifications.deliveries.models import (
     REPLAYABLE_STATUSES,
-    AlertState,
     Delivery,
     DeliveryAttempt,
     DeliveryAttemptPublic,
@@ -35,20 +33,22 @@ from bali_notifications.models import (
     DeliveryFilters,
     DeliveryPublic,
     DeliveryStatus,
-    InboxItem,
-    InboxItemPublic,
-    InboxPage,
-    MemberEntry,
-    SecretRotated,
     SourceEvent,
+)
+from bali_notifications.directory import MemberEntry
+from bali_notifications.inbox.models import InboxItem, InboxItemPublic, InboxPage
+from bali_notifications.planning import CLOSED_ALERT_STATUSES, AlertState
+from bali_notifications.signing import new_secret
+from bali_notifications.ssrf import BlockedDestination, EgressGuard
+from bali_notifications.subscriptions.models import (
+    SecretRotated,
     Subscription,
     SubscriptionCreate,
     SubscriptionCreated,
     SubscriptionPublic,
     SubscriptionUpdate,
+    active_secrets,
 )
-from bali_notifications.signing import new_secret
-from bali_notifications.ssrf import BlockedDestination, EgressGuard
 
 # --- members projection -------------------------------------------------------------------
 
@@ -510,15 +510,6 @@ async def delete_subscription(
     subscription.version += 1
     subscription.updated_at = now
     await _commit_audited(session, subscription, principal=principal, action="subscription.delete")
-
-
-def active_secrets(subscription: Subscription, now: datetime) -> list[str]:
-    """Secrets that still sign: the current one, and a rotated-out one until it expires."""
-    return [
-        str(entry["secret"])
-        for entry in subscription.secrets
-        if entry.get("expires_at") is None or datetime.fromisoformat(str(entry["expires_at"])) > now
-    ]
 
 
 async def rotate_secret(
