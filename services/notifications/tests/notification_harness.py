@@ -612,7 +612,7 @@ class ServiceStarter:
     ) -> AsyncIterator[Harness]:
         """One app per test module, the member directory registered: consumers join once.
 
-        `members` replaces the standard `directory()`; empty, the app starts as a fresh system.
+        `members` replaces the `standard_directory()`; empty, the app starts as a fresh system.
         """
         values: dict[str, Any] = {
             "smtp_port": self.smtp_server.port,
@@ -628,7 +628,9 @@ class ServiceStarter:
             try:
                 async with running(app) as client:
                     harness = Harness(app, client, settings, producer, TokenBook(settings))
-                    await harness.register_members(directory() if members is None else members)
+                    await harness.register_members(
+                        standard_directory() if members is None else members
+                    )
                     yield harness
             finally:
                 await producer.stop()
@@ -676,7 +678,7 @@ def member(
     )
 
 
-def directory() -> list[MemberRegistered]:
+def standard_directory() -> list[MemberRegistered]:
     """Two co-chairs (AU with two focal points, ID with one) and three other members."""
     senior = FocalPointRole.senior_official
     return [

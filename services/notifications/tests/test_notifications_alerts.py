@@ -24,7 +24,7 @@ from bali_common.events.alerts import (
 from bali_common.links import ACKNOWLEDGE_LINK_PURPOSE, verify_link_token
 from bali_common.messaging.outbox import OutboxMessage
 from bali_common.testing.plugin import eventually, serving
-from bali_notifications import service
+from bali_notifications import planning
 from bali_notifications.deliveries.models import Delivery
 from notification_harness import (
     Endpoint,
@@ -184,9 +184,7 @@ async def test_same_event_delivered_twice_by_kafka_notifies_once(
 
     # Even if the inbox were bypassed, planning the same event again adds nothing ...
     async with transaction(harness.app.state.runtime.sessions) as session:
-        added = await service.plan_alert_notifications(
-            session=session, event=event, payload=payload
-        )
+        added = await planning.plan_for_alert(session=session, event=event, payload=payload)
     assert added == 0
     # ... and the database refuses a second row for the same (event, recipient, channel).
     with pytest.raises(IntegrityError):

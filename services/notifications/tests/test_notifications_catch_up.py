@@ -30,7 +30,7 @@ from bali_common.events.members import FocalPointData, FocalPointRole
 from bali_common.links import ACKNOWLEDGE_LINK_PURPOSE, verify_link_token
 from bali_common.messaging.inbox import InboxEntry
 from bali_common.testing.plugin import eventually
-from bali_notifications import service
+from bali_notifications import directory, planning
 from bali_notifications.deliveries.models import Delivery
 from notification_harness import (
     Harness,
@@ -39,14 +39,14 @@ from notification_harness import (
     WebhookReceiver,
     alert_closed,
     alert_raised,
-    directory,
     focal_point,
     member,
+    standard_directory,
 )
 from sqlalchemy import text
 from sqlmodel import func, select
 
-DIRECTORY_IDS = [entry.member_id for entry in directory()]
+DIRECTORY_IDS = [entry.member_id for entry in standard_directory()]
 LINK = re.compile(r"http://127\.0\.0\.1:8002/v1/alerts/(?P<alert>[^/]+)/acknowledge\?token=(\S+)")
 
 
@@ -64,7 +64,7 @@ async def harness(notifications: ServiceStarter) -> AsyncIterator[Harness]:
 
 async def ensure_directory(harness: Harness) -> None:
     """The standard directory; version 1 again changes nothing once it is there."""
-    for entry in directory():
+    for entry in standard_directory():
         await harness.publish(entry, subject=entry.member_id)
     await harness.members_known(*DIRECTORY_IDS)
 
@@ -157,7 +157,7 @@ async def test_alert_raised_before_the_directory_reaches_the_co_chairs_once_they
     event = await raise_alert(harness, payload)
     assert await harness.deliveries(alert_id=alert_id) == [], "a fresh system knows nobody yet"
 
-    await harness.register_members(directory())
+    await harness.register_members(standard_directory())
     # AU: ana, ben + inbox; ID: dewi + inbox; affected MY: mei + inbox. Not the raiser PH,
     # not AU's inactive focal point, not the senior officials (no escalation asked for them).
     deliveries = await delivered(harness, alert_id, 7)
@@ -372,7 +372,7 @@ async def test_member_event_delivered_again_plans_nothing_more(
         assert {d.id for d in again} == {d.id for d in planned}
         # Even asked directly, the catch-up finds nobody left to tell.
         async with transaction(harness.app.state.runtime.sessions) as session:
-            added = await service.plan_missed_alert_notifications(
+            added = await planning.plan_missed_alerts(
                 session=session, member_id="AU", window=timedelta(days=1)
             )
         assert added == 0
@@ -429,17 +429,15 @@ async def test_alert_planned_while_its_affected_member_registers_reaches_that_me
     async def register(member_id: str) -> int:
         async with transaction(sessions) as session:
             snapshot = member(member_id, member_id, focal_point(member_id, "fp"))
-            assert await service.apply_member_snapshot(session=session, snapshot=snapshot)
-            return await service.plan_missed_alert_notifications(
+            assert await directory.apply_snapshot(session=session, snapshot=snapshot)
+            return await planning.plan_missed_alerts(
                 session=session, member_id=member_id, window=timedelta(days=1)
             )
 
     async def plan(payload: AlertRaised) -> int:
         event = CloudEvent.of(payload, source="/bali/test-upstream", subject="race")
         async with transaction(sessions) as session:
-            return await service.plan_alert_notifications(
-                session=session, event=event, payload=payload
-            )
+            return await planning.plan_for_alert(session=session, event=event, payload=payload)
 
     def waits_its_turn(task: asyncio.Task[int]) -> Callable[[], Awaitable[bool]]:
         """Until the task is blocked on the routing lock, or (the failure) ran to its end."""
@@ -453,7 +451,7 @@ async def test_alert_planned_while_its_affected_member_registers_reaches_that_me
     first = alert_raised(raised_by="PH", affected=["WS"])
     event = CloudEvent.of(first, source="/bali/test-upstream", subject="race")
     async with transaction(sessions) as session:
-        assert await service.plan_alert_notifications(session=session, event=event, payload=first)
+        assert await planning.plan_for_alert(session=session, event=event, payload=first)
         registering = asyncio.create_task(register("WS"))
         await eventually(waits_its_turn(registering))
         assert not registering.done(), "the member's catch-up ran before the alert committed"
@@ -463,17 +461,17 @@ async def test_alert_planned_while_its_affected_member_registers_reaches_that_me
     second = alert_raised(raised_by="PH", affected=["FJ"])
     async with transaction(sessions) as session:
         snapshot = member("FJ", "FJ", focal_point("FJ", "fp"))
-        assert await service.apply_member_snapshot(session=session, snapshot=snapshot)
+        assert await directory.apply_snapshot(session=session, snapshot=snapshot)
         assert (
-            await service.plan_missed_alert_notifications(
+            await planning.plan_missed_alerts(
                 session=session, member_id="FJ", window=timedelta(days=1)
             )
             == 0
         )
-        planning = asyncio.create_task(plan(second))
-        await eventually(waits_its_turn(planning))
-        assert not planning.done(), "the alert was planned before the member committed"
-    await planning
+        alert_planning = asyncio.create_task(plan(second))
+        await eventually(waits_its_turn(alert_planning))
+        assert not alert_planning.done(), "the alert was planned before the member committed"
+    await alert_planning
 
     for payload, member_id in ((first, "WS"), (second, "FJ")):
         deliveries = await harness.deliveries(alert_id=payload.alert.alert_id)

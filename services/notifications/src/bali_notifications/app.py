@@ -12,17 +12,19 @@ from fastapi import FastAPI
 
 from bali_notifications.consumers import notification_handlers
 from bali_notifications.deliveries.models import Delivery, DeliveryAttempt, SourceEvent
+from bali_notifications.deliveries.routes import router as deliveries_router
 from bali_notifications.deps import Notifications
 from bali_notifications.directory import MemberEntry
 from bali_notifications.dispatcher import Dispatcher
 from bali_notifications.hub import NotificationHub
 from bali_notifications.inbox.models import InboxItem
+from bali_notifications.inbox.routes import router as inbox_router
 from bali_notifications.metrics import NotificationMetrics
 from bali_notifications.planning import AlertState
-from bali_notifications.routes import deliveries_router, inbox_router, subscriptions_router
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import EgressGuard, Resolver
 from bali_notifications.subscriptions.models import Subscription
+from bali_notifications.subscriptions.routes import router as subscriptions_router
 
 
 def create_app(

@@ -11,6 +11,7 @@ from bali_common.events.alerts import AlertEscalated, AlertEvent, AlertStatus, S
 from bali_common.events.members import FocalPointRole
 from bali_common.events.notifications import Channel
 
+from bali_notifications import directory
 from bali_notifications.deliveries.models import DeliveryReason
 from bali_notifications.directory import MemberEntry
 from bali_notifications.subscriptions.models import DigestMode, Subscription
@@ -157,14 +158,6 @@ def subscription_recipient(subscription: Subscription, facts: EventFacts) -> Rec
     )
 
 
-def _focal_point_emails(member: MemberEntry, role: FocalPointRole) -> list[str]:
-    return [
-        str(point["email"]).lower()
-        for point in member.focal_points
-        if point.get("active", True) and point.get("role", FocalPointRole.focal_point) == role
-    ]
-
-
 def rule_recipients(event: AlertEvent, members: Sequence[MemberEntry]) -> list[Recipient]:
     """Co-chairs hear of every alert, affected members of theirs, senior officials on escalation."""
     alert = event.alert
@@ -185,7 +178,7 @@ def alert_rule_recipients(
 ) -> list[Recipient]:
     """The rule recipients of an alert in `status`, as the member directory stands now."""
     by_id = {member.member_id: member for member in members if member.active}
-    co_chairs = [member for member in by_id.values() if member.is_co_chair]
+    co_chairs = directory.co_chairs(members)
     with_link = status in _UNACKNOWLEDGED
     recipients: list[Recipient] = []
     for member in co_chairs:
@@ -197,7 +190,7 @@ def alert_rule_recipients(
                 DeliveryReason.co_chair,
                 acknowledge_link=with_link,
             )
-            for email in _focal_point_emails(member, FocalPointRole.focal_point)
+            for email in directory.focal_point_emails(member, FocalPointRole.focal_point)
         ]
         recipients.append(
             Recipient(
@@ -213,7 +206,7 @@ def alert_rule_recipients(
             continue
         recipients += [
             Recipient(Channel.email, email, affected.member_id, DeliveryReason.affected_member)
-            for email in _focal_point_emails(affected, FocalPointRole.focal_point)
+            for email in directory.focal_point_emails(affected, FocalPointRole.focal_point)
         ]
         recipients.append(
             Recipient(
@@ -227,6 +220,6 @@ def alert_rule_recipients(
         for member in co_chairs:
             recipients += [
                 Recipient(Channel.email, email, member.member_id, DeliveryReason.senior_official)
-                for email in _focal_point_emails(member, FocalPointRole.senior_official)
+                for email in directory.focal_point_emails(member, FocalPointRole.senior_official)
             ]
     return recipients
