@@ -58,7 +58,7 @@ from bali_common.testing.plugin import (
     serving,
     settings_factory_for,
 )
-from bali_notifications.app import create_app
+from bali_notifications.app import channel_senders, create_app
 from bali_notifications.deliveries.models import Delivery
 from bali_notifications.deps import Notifications
 from bali_notifications.directory import MemberEntry
@@ -497,7 +497,7 @@ class Harness:
             hub=self.parts.hub,
             # Its own registry: the running app's already holds these metric names.
             metrics=NotificationMetrics(CollectorRegistry()),
-            guard=self.parts.guard,
+            senders=channel_senders(settings=settings, guard=self.parts.guard, hub=self.parts.hub),
         )
         try:
             yield dispatcher

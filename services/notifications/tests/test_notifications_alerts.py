@@ -184,7 +184,9 @@ async def test_same_event_delivered_twice_by_kafka_notifies_once(
 
     # Even if the inbox were bypassed, planning the same event again adds nothing ...
     async with transaction(harness.app.state.runtime.sessions) as session:
-        added = await planning.plan_for_alert(session=session, event=event, payload=payload)
+        added = await planning.plan_for_alert(
+            session=session, event=event, payload=payload, senders=harness.parts.senders
+        )
     assert added == 0
     # ... and the database refuses a second row for the same (event, recipient, channel).
     with pytest.raises(IntegrityError):

@@ -437,7 +437,9 @@ async def test_alert_planned_while_its_affected_member_registers_reaches_that_me
     async def plan(payload: AlertRaised) -> int:
         event = CloudEvent.of(payload, source="/bali/test-upstream", subject="race")
         async with transaction(sessions) as session:
-            return await planning.plan_for_alert(session=session, event=event, payload=payload)
+            return await planning.plan_for_alert(
+                session=session, event=event, payload=payload, senders=harness.parts.senders
+            )
 
     def waits_its_turn(task: asyncio.Task[int]) -> Callable[[], Awaitable[bool]]:
         """Until the task is blocked on the routing lock, or (the failure) ran to its end."""
@@ -451,7 +453,9 @@ async def test_alert_planned_while_its_affected_member_registers_reaches_that_me
     first = alert_raised(raised_by="PH", affected=["WS"])
     event = CloudEvent.of(first, source="/bali/test-upstream", subject="race")
     async with transaction(sessions) as session:
-        assert await planning.plan_for_alert(session=session, event=event, payload=first)
+        assert await planning.plan_for_alert(
+            session=session, event=event, payload=first, senders=harness.parts.senders
+        )
         registering = asyncio.create_task(register("WS"))
         await eventually(waits_its_turn(registering))
         assert not registering.done(), "the member's catch-up ran before the alert committed"

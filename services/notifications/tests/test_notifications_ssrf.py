@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 from bali_common.testing.plugin import serving
-from bali_notifications.channels import WebhookChannel
+from bali_notifications.channels.webhook import WebhookSender
 from bali_notifications.ssrf import (
     BlockedDestination,
     EgressGuard,
@@ -122,10 +122,10 @@ async def test_every_ssrf_vector_is_refused_again_at_connect_time(
 ) -> None:
     """Sends blocked = 100 %, even for a URL that somehow bypassed registration."""
     dns.answers["loopback.test"] = [["127.0.0.1"]]
-    channel = WebhookChannel(harness.settings, harness.parts.guard)
+    channel = WebhookSender(harness.settings, harness.parts.guard)
     try:
         for url in vectors(canary):
-            outcome = await channel.send(
+            outcome = await channel.post(
                 url=url, message_id="m", secrets_in_use=["whsec_AAAA"], body=b"{}", timestamp=1
             )
             assert not outcome.succeeded, url

@@ -5,11 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bali_common.events import Stream
+from bali_common.events.notifications import Channel
 from bali_common.http.audit import AuditRecord
 from bali_common.http.idempotency import IdempotencyRecord
 from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app, runtime_of
 from fastapi import FastAPI
 
+from bali_notifications.channels import ChannelSender
+from bali_notifications.channels.email import EmailSender
+from bali_notifications.channels.inbox import InboxSender
+from bali_notifications.channels.webhook import WebhookSender
 from bali_notifications.consumers import notification_handlers
 from bali_notifications.deliveries.models import Delivery, DeliveryAttempt, SourceEvent
 from bali_notifications.deliveries.routes import router as deliveries_router
@@ -34,8 +39,11 @@ def create_app(
     settings = settings or NotificationsSettings()
     hub = NotificationHub()
     guard = EgressGuard(settings.webhook_allow_list, resolver)
+    senders = channel_senders(settings=settings, guard=guard, hub=hub)
     handlers = notification_handlers(
-        hub=hub, catch_up_window=timedelta(seconds=settings.alert_catch_up_window_s)
+        hub=hub,
+        senders=senders,
+        catch_up_window=timedelta(seconds=settings.alert_catch_up_window_s),
     )
 
     async def deliver_notifications(_runtime: ServiceRuntime) -> None:
@@ -85,9 +93,20 @@ def create_app(
         sessions=runtime.sessions,
         hub=hub,
         metrics=NotificationMetrics(runtime.metrics.registry),
-        guard=guard,
+        senders=senders,
     )
     app.state.notifications = Notifications(
-        settings=settings, hub=hub, guard=guard, dispatcher=dispatcher
+        settings=settings, hub=hub, guard=guard, senders=senders, dispatcher=dispatcher
     )
     return app
+
+
+def channel_senders(
+    *, settings: NotificationsSettings, guard: EgressGuard, hub: NotificationHub
+) -> dict[Channel, ChannelSender]:
+    """The sender of each channel kind: adding a channel is its module and a line here."""
+    return {
+        Channel.email: EmailSender(settings),
+        Channel.webhook: WebhookSender(settings, guard),
+        Channel.inbox: InboxSender(hub),
+    }

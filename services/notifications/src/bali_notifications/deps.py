@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
 from bali_common.auth import CurrentPrincipal, Principal, Role, require_roles
 from bali_common.deps import RuntimeDep, SessionDep
+from bali_common.events.notifications import Channel
 from fastapi import Depends, Request
 
+from bali_notifications.channels import ChannelSender
 from bali_notifications.dispatcher import Dispatcher
 from bali_notifications.hub import NotificationHub
 from bali_notifications.settings import NotificationsSettings
@@ -33,6 +36,7 @@ class Notifications:
     settings: NotificationsSettings
     hub: NotificationHub
     guard: EgressGuard
+    senders: Mapping[Channel, ChannelSender]
     dispatcher: Dispatcher
 
 

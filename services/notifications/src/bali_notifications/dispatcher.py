@@ -15,8 +15,8 @@ import logging
 import os
 import random
 import socket
-import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,13 +31,12 @@ from bali_common.events.notifications import (
     NotificationFailed,
     NotificationSent,
 )
-from bali_common.links import ACKNOWLEDGE_LINK_PURPOSE, mint_link_token
 from bali_common.messaging.outbox import stage_event
 from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_notifications.channels import EmailChannel, SendOutcome, WebhookChannel
+from bali_notifications.channels import ChannelSender, Notification, SendResult
 from bali_notifications.deliveries.models import (
     DUE_STATUSES,
     Delivery,
@@ -48,18 +47,10 @@ from bali_notifications.deliveries.models import (
     SourceEvent,
 )
 from bali_notifications.hub import NotificationHub
-from bali_notifications.inbox.models import InboxItem, InboxItemPublic
 from bali_notifications.metrics import NotificationMetrics
-from bali_notifications.rendering import (
-    DIGEST_EVENT_TYPE,
-    Rendered,
-    acknowledge_url,
-    render,
-    webhook_body,
-)
+from bali_notifications.rendering import DIGEST_EVENT_TYPE, render_delivery
 from bali_notifications.settings import NotificationsSettings
-from bali_notifications.ssrf import EgressGuard
-from bali_notifications.subscriptions.models import Subscription, active_secrets
+from bali_notifications.subscriptions.models import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +73,14 @@ class Dispatcher:
         sessions: SessionFactory,
         hub: NotificationHub,
         metrics: NotificationMetrics,
-        guard: EgressGuard,
+        senders: Mapping[Channel, ChannelSender],
         rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
         self._hub = hub
         self._metrics = metrics
-        self._email = EmailChannel(settings)
-        self._webhooks = WebhookChannel(settings, guard)
+        self._senders = senders
         self._rng = rng or random.Random()
         self._lease = timedelta(
             seconds=max(
@@ -135,8 +125,9 @@ class Dispatcher:
             await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the pooled webhook connections."""
-        await self._webhooks.aclose()
+        """Close what the senders keep open (pooled webhook connections)."""
+        for sender in self._senders.values():
+            await sender.aclose()
 
     async def run_digests(self) -> None:
         if not self._settings.dispatch_in_background:
@@ -222,7 +213,7 @@ class Dispatcher:
         except Exception as error:
             # A rendering or channel bug counts as a failed attempt, so retries still end.
             log.exception("sending delivery %s failed unexpectedly", job.delivery.id)
-            result = SendOutcome(
+            result = SendResult(
                 succeeded=False, latency_ms=0, error=f"internal error: {type(error).__name__}"
             )
         try:
@@ -233,23 +224,8 @@ class Dispatcher:
                 "delivery %s could not be recorded; its claim will expire", job.delivery.id
             )
 
-    def _render(self, job: DeliveryJob, now: datetime) -> Rendered:
-        delivery, source = job.delivery, job.source
-        link = None
-        if delivery.acknowledge_link and delivery.alert_id:
-            token = mint_link_token(
-                self._settings.link_signing_secret,
-                purpose=ACKNOWLEDGE_LINK_PURPOSE,
-                subject=delivery.alert_id,
-                recipient=delivery.recipient,
-                expires_at=now + timedelta(seconds=self._settings.acknowledge_link_ttl_s),
-            )
-            link = acknowledge_url(self._settings.consultation_public_url, delivery.alert_id, token)
-        return render(source.event_type, source.event_version, source.data, acknowledge=link)
-
-    async def _send(self, job: DeliveryJob, now: datetime) -> SendOutcome | _Skipped:
+    async def _send(self, job: DeliveryJob, now: datetime) -> SendResult | _Skipped:
         delivery = job.delivery
-        channel = Channel(delivery.channel)
         subscription = job.subscription
         if delivery.subscription_id is not None:
             if subscription is None or subscription.deleted_at is not None:
@@ -258,51 +234,16 @@ class Dispatcher:
                 return _Skipped(
                     f"endpoint disabled: {subscription.disabled_reason}", "endpoint_disabled"
                 )
-        if channel is Channel.inbox:
-            return SendOutcome(succeeded=True, latency_ms=0)
-        if channel is Channel.email:
-            headers = {
-                "X-Bali-Delivery-Id": delivery.id,
-                "X-Bali-Event-Id": delivery.source_event_id,
-                "X-Bali-Event-Type": delivery.event_type,
-            }
-            if delivery.alert_id:
-                headers["X-Bali-Alert-Id"] = delivery.alert_id
-            if delivery.severity:
-                headers["X-Bali-Severity"] = delivery.severity
-            message = self._email.message(
-                delivery_id=delivery.id,
-                to=delivery.recipient,
-                rendered=self._render(job, now),
-                headers=headers,
-                now=now,
-            )
-            return await self._email.send(message)
-        assert subscription is not None
-        assert subscription.url is not None
-        body = webhook_body(
-            event_type=job.source.event_type,
-            event_id=job.source.event_id,
-            occurred_at=job.source.occurred_at,
-            data=job.source.data,
+        rendered = render_delivery(
+            delivery=delivery, source=job.source, settings=self._settings, now=now
         )
-        return await self._webhooks.send(
-            url=subscription.url,
-            # Standard Webhooks: the id is the same on every retry so receivers can dedupe.
-            message_id=delivery.id,
-            secrets_in_use=active_secrets(subscription, utcnow()),
-            body=body,
-            # The receiver checks freshness against its own clock: always the real send time.
-            timestamp=int(time.time()),
-        )
+        sender = self._senders[Channel(delivery.channel)]
+        return await sender.send(Notification(job=job, rendered=rendered), now=now)
 
     # --- record ----------------------------------------------------------------------------
 
-    async def _record(
-        self, job: DeliveryJob, result: SendOutcome | _Skipped, now: datetime
-    ) -> None:
+    async def _record(self, job: DeliveryJob, result: SendResult | _Skipped, now: datetime) -> None:
         channel = job.delivery.channel
-        inbox_items: list[InboxItem] = []
         async with transaction(self._sessions) as session:
             delivery = await session.get(Delivery, job.delivery.id, with_for_update=True)
             if delivery is None or delivery.status not in DUE_STATUSES:
@@ -346,9 +287,7 @@ class Dispatcher:
                 delivery.status = DeliveryStatus.delivered.value
                 delivery.delivered_at = now
                 delivery.next_attempt_at = None
-                if channel == Channel.inbox.value:
-                    inbox_items.append(self._inbox_item(job, now))
-                    session.add(inbox_items[-1])
+                session.add_all(result.stored)
                 self._stage(
                     session, NotificationDelivered, delivery, now, latency_ms=result.latency_ms
                 )
@@ -388,15 +327,15 @@ class Dispatcher:
             self._metrics.attempt_latency.labels(channel).observe(result.latency_ms / 1000)
             if delivery.status != DeliveryStatus.retrying.value:
                 self._metrics.finished.labels(channel, delivery.status).inc()
-        if inbox_items:
-            self._hub.publish(InboxItemPublic.model_validate(item) for item in inbox_items)
+        if result.succeeded and result.on_committed is not None:
+            result.on_committed()
 
     async def _fail_for_good(
         self,
         session: AsyncSession,
         job: DeliveryJob,
         delivery: Delivery,
-        result: SendOutcome,
+        result: SendResult,
         now: datetime,
     ) -> None:
         reason = "permanent_failure"
@@ -427,7 +366,7 @@ class Dispatcher:
         self,
         session: AsyncSession,
         delivery: Delivery,
-        result: SendOutcome,
+        result: SendResult,
         now: datetime,
         *,
         status: DeliveryStatus,
@@ -449,7 +388,7 @@ class Dispatcher:
             operator_warning=warn,
         )
 
-    def next_attempt_at(self, delivery: Delivery, result: SendOutcome, now: datetime) -> datetime:
+    def next_attempt_at(self, delivery: Delivery, result: SendResult, now: datetime) -> datetime:
         """Exponential schedule from settings, +/- jitter; never before a 429's Retry-After."""
         schedule = self._settings.delivery_retry_schedule_s
         base = schedule[min(delivery.attempts_in_round, len(schedule)) - 1]
@@ -475,19 +414,6 @@ class Dispatcher:
             delivery.last_error,
         )
         return True
-
-    def _inbox_item(self, job: DeliveryJob, now: datetime) -> InboxItem:
-        rendered = self._render(job, now)
-        return InboxItem(
-            owner=job.delivery.recipient,
-            delivery_id=job.delivery.id,
-            event_type=job.delivery.event_type,
-            title=rendered.subject[:500],
-            body=rendered.summary,
-            severity=job.delivery.severity,
-            alert_id=job.delivery.alert_id,
-            created_at=now,
-        )
 
     @staticmethod
     def _stage(

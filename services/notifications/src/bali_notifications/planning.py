@@ -5,18 +5,20 @@ Consumers call these inside their transaction; nothing here commits or does netw
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from bali_common.db import as_utc, utc_column, utcnow
 from bali_common.events import CloudEvent
 from bali_common.events.activities import ActivityEvent
 from bali_common.events.alerts import AlertEscalated, AlertEvent, AlertStatus
+from bali_common.events.notifications import Channel
 from sqlalchemy import func
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_notifications import directory, routing
+from bali_notifications.channels import ChannelSender
 from bali_notifications.deliveries.models import Delivery, DeliveryStatus, SourceEvent
 from bali_notifications.fields import json_list, timestamp_now
 from bali_notifications.subscriptions.models import Subscription
@@ -60,7 +62,13 @@ async def _take_turns_routing_alerts(session: AsyncSession) -> None:
         await session.exec(select(func.pg_advisory_xact_lock(_ALERT_ROUTING_LOCK)))
 
 
-async def plan_for_alert(*, session: AsyncSession, event: CloudEvent, payload: AlertEvent) -> int:
+async def plan_for_alert(
+    *,
+    session: AsyncSession,
+    event: CloudEvent,
+    payload: AlertEvent,
+    senders: Mapping[Channel, ChannelSender],
+) -> int:
     """Rule recipients plus matching subscriptions, one delivery row each; returns rows added."""
     await _take_turns_routing_alerts(session)
     await _remember_alert(session, event, payload)
@@ -70,7 +78,7 @@ async def plan_for_alert(*, session: AsyncSession, event: CloudEvent, payload: A
     plan = routing.RecipientPlan()
     for recipient in routing.rule_recipients(payload, members):
         plan.add(recipient)
-    await _add_subscribers(session, plan, facts)
+    await _add_subscribers(session, plan, facts, senders)
     alert = payload.alert
     return await _store_plan(
         session, event, plan, alert_id=alert.alert_id, severity=alert.severity.value
@@ -172,16 +180,23 @@ async def plan_missed_alerts(
 
 
 async def plan_for_activity(
-    *, session: AsyncSession, event: CloudEvent, payload: ActivityEvent
+    *,
+    session: AsyncSession,
+    event: CloudEvent,
+    payload: ActivityEvent,
+    senders: Mapping[Channel, ChannelSender],
 ) -> int:
     """Activities reach subscribers only; daily-digest subscribers get them queued."""
     plan = routing.RecipientPlan()
-    await _add_subscribers(session, plan, routing.activity_facts(event.type, payload))
+    await _add_subscribers(session, plan, routing.activity_facts(event.type, payload), senders)
     return await _store_plan(session, event, plan, alert_id=None, severity=None)
 
 
 async def _add_subscribers(
-    session: AsyncSession, plan: routing.RecipientPlan, facts: routing.EventFacts
+    session: AsyncSession,
+    plan: routing.RecipientPlan,
+    facts: routing.EventFacts,
+    senders: Mapping[Channel, ChannelSender],
 ) -> None:
     subscriptions = await session.exec(
         select(Subscription).where(
@@ -190,7 +205,8 @@ async def _add_subscribers(
     )
     for subscription in subscriptions:
         if routing.subscription_matches(subscription, facts):
-            plan.add(routing.subscription_recipient(subscription, facts))
+            address = senders[Channel(subscription.channel)].address_of(subscription)
+            plan.add(routing.subscription_recipient(subscription, facts, address=address))
 
 
 async def _store_source(session: AsyncSession, event: CloudEvent) -> None:

@@ -140,16 +140,12 @@ def subscription_matches(subscription: Subscription, facts: EventFacts) -> bool:
     )
 
 
-def subscription_recipient(subscription: Subscription, facts: EventFacts) -> Recipient:
-    channel = Channel(subscription.channel)
-    if channel is Channel.email:
-        address = (subscription.email or "").lower()
-    elif channel is Channel.webhook:
-        address = subscription.id
-    else:
-        address = f"user:{subscription.created_by}"
+def subscription_recipient(
+    subscription: Subscription, facts: EventFacts, *, address: str
+) -> Recipient:
+    """The subscriber of a matching event, reached at `address` (its channel says which)."""
     return Recipient(
-        channel=channel,
+        channel=Channel(subscription.channel),
         address=address,
         member_id=subscription.member_id,
         reason=DeliveryReason.subscription,

@@ -42,7 +42,7 @@ async def create_subscription(
 ) -> JSONResponse:
     async def operation(session: AsyncSession) -> WriteOutcome:
         created = await service.create(
-            session=session, sub_in=body, principal=principal, guard=parts.guard
+            session=session, sub_in=body, principal=principal, senders=parts.senders
         )
         return WriteOutcome.versioned(
             created,
@@ -109,7 +109,7 @@ async def update_subscription(
         changes=body,
         if_match=if_match,
         principal=principal,
-        guard=parts.guard,
+        senders=parts.senders,
     )
     set_etag(response, subscription.version)
     return subscription

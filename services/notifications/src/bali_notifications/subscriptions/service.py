@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -15,9 +16,9 @@ from sqlalchemy import and_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bali_notifications.channels import ChannelSender, Target, UnusableTarget
 from bali_notifications.persistence import commit_audited, page_by_creation
 from bali_notifications.signing import new_secret
-from bali_notifications.ssrf import BlockedDestination, EgressGuard
 from bali_notifications.subscriptions.models import (
     SecretRotated,
     Subscription,
@@ -44,26 +45,11 @@ def _owner_member(principal: Principal, requested: str | None) -> str | None:
     return principal.member_id
 
 
-async def _checked_url(guard: EgressGuard, url: str) -> str:
+async def _usable(sender: ChannelSender, target: Target) -> Target:
     try:
-        return (await guard.check(url)).url
-    except BlockedDestination as error:
-        raise field_error("body.url", str(error)) from error
-
-
-def _check_channel_target(channel: Channel, email: str | None, url: str | None) -> None:
-    if channel is Channel.email:
-        if not email:
-            raise field_error("body.email", "required for the email channel")
-        if url is not None:
-            raise field_error("body.url", "only webhook subscriptions have a URL")
-    elif channel is Channel.webhook:
-        if not url:
-            raise field_error("body.url", "required for the webhook channel")
-        if email is not None:
-            raise field_error("body.email", "only email subscriptions have an address")
-    elif email is not None or url is not None:
-        raise field_error("body.channel", "inbox subscriptions take neither email nor url")
+        return await sender.check_target(target)
+    except UnusableTarget as error:
+        raise field_error(f"body.{error.field}", error.reason) from error
 
 
 def public(subscription: Subscription) -> SubscriptionPublic:
@@ -75,11 +61,10 @@ async def create(
     session: AsyncSession,
     sub_in: SubscriptionCreate,
     principal: Principal,
-    guard: EgressGuard,
+    senders: Mapping[Channel, ChannelSender],
 ) -> SubscriptionCreated:
     owner = _owner_member(principal, sub_in.member_id)
-    _check_channel_target(sub_in.channel, sub_in.email, sub_in.url)
-    url = await _checked_url(guard, sub_in.url) if sub_in.url else None
+    target = await _usable(senders[sub_in.channel], Target(email=sub_in.email, url=sub_in.url))
     secret = new_secret() if sub_in.channel is Channel.webhook else None
     now = utcnow()
     subscription = Subscription(
@@ -87,8 +72,8 @@ async def create(
         created_by=principal.subject,
         name=sub_in.name,
         channel=sub_in.channel.value,
-        email=sub_in.email.lower() if sub_in.email else None,
-        url=url,
+        email=target.email,
+        url=target.url,
         digest=sub_in.digest.value,
         event_types=list(sub_in.event_types),
         severities=[severity.value for severity in sub_in.severities],
@@ -161,25 +146,19 @@ async def update(
     changes: SubscriptionUpdate,
     if_match: str | None,
     principal: Principal,
-    guard: EgressGuard,
+    senders: Mapping[Channel, ChannelSender],
 ) -> SubscriptionPublic:
-    # The URL is checked (DNS) before the row is locked: no lock is held across network I/O.
-    url = await _checked_url(guard, changes.url) if changes.url else None
+    given = changes.model_dump(exclude_unset=True)
+    target = None
+    if "email" in given or "url" in given:
+        target = await _changed_target(session, subscription_id, principal, changes, senders)
     subscription = await _visible(session, subscription_id, principal, for_update=True)
     check_version(subscription.version, if_match)
-    given = changes.model_dump(exclude_unset=True)
-    if "email" in given or "url" in given:
-        _check_channel_target(
-            Channel(subscription.channel),
-            changes.email if "email" in given else subscription.email,
-            url if "url" in given else subscription.url,
-        )
     if "name" in given and changes.name is not None:
         subscription.name = changes.name
-    if "email" in given:
-        subscription.email = changes.email.lower() if changes.email else None
-    if "url" in given:
-        subscription.url = url
+    if target is not None:
+        subscription.email = target.email
+        subscription.url = target.url
     if changes.digest is not None:
         subscription.digest = changes.digest.value
     for name in ("event_types", "area_numbers", "item_numbers", "member_ids"):
@@ -204,6 +183,28 @@ async def update(
         details={"fields": sorted(given)},
     )
     return public(subscription)
+
+
+async def _changed_target(
+    session: AsyncSession,
+    subscription_id: str,
+    principal: Principal,
+    changes: SubscriptionUpdate,
+    senders: Mapping[Channel, ChannelSender],
+) -> Target:
+    """The subscription's target after the change, checked by its channel."""
+    current = await _visible(session, subscription_id, principal)
+    given = changes.model_fields_set
+    target = Target(
+        email=changes.email if "email" in given else current.email,
+        url=changes.url if "url" in given else current.url,
+    )
+    sender = senders[Channel(current.channel)]
+    # The check may resolve a URL: it runs with no row locked and no connection held (SQLite
+    # has just one). The change itself reads the row again under lock, and If-Match
+    # refuses it should the subscription have moved on in between.
+    await session.rollback()
+    return await _usable(sender, target)
 
 
 async def delete(*, session: AsyncSession, subscription_id: str, principal: Principal) -> None:
