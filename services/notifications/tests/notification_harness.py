@@ -50,6 +50,7 @@ from bali_common.events.members import (
 )
 from bali_common.events.shared import Actor
 from bali_common.messaging.outbox import OutboxMessage
+from bali_common.runtime import ServiceRuntime, runtime_of
 from bali_common.testing.plugin import (
     TokenBook,
     eventually,
@@ -59,10 +60,11 @@ from bali_common.testing.plugin import (
     settings_factory_for,
 )
 from bali_notifications.app import channel_senders, create_app
+from bali_notifications.deliveries import digests
+from bali_notifications.deliveries.dispatcher import Dispatcher
 from bali_notifications.deliveries.models import Delivery
 from bali_notifications.deps import Notifications
 from bali_notifications.directory import MemberEntry
-from bali_notifications.dispatcher import Dispatcher
 from bali_notifications.metrics import NotificationMetrics
 from bali_notifications.planning import AlertState
 from bali_notifications.settings import NotificationsSettings
@@ -448,6 +450,10 @@ class Harness:
     tokens: TokenBook
 
     @property
+    def runtime(self) -> ServiceRuntime:
+        return runtime_of(self.app)
+
+    @property
     def parts(self) -> Notifications:
         parts = self.app.state.notifications
         assert isinstance(parts, Notifications)
@@ -468,7 +474,7 @@ class Harness:
         return event
 
     async def deliveries(self, **where: Any) -> list[Delivery]:
-        async with self.app.state.runtime.sessions() as session:
+        async with self.runtime.sessions() as session:
             query = select(Delivery)
             for name, value in where.items():
                 query = query.where(getattr(Delivery, name) == value)
@@ -486,6 +492,9 @@ class Harness:
     async def dispatch(self, now: datetime | None = None) -> int:
         return await self.parts.dispatcher.dispatch_due(now=now or utcnow())
 
+    async def bundle_digests(self, now: datetime) -> int:
+        return await digests.bundle(sessions=self.runtime.sessions, hub=self.parts.hub, now=now)
+
     @contextlib.asynccontextmanager
     async def dispatcher_with(self, **overrides: Any) -> AsyncIterator[Dispatcher]:
         """The service's dispatcher on the same database, under other settings (say another
@@ -493,7 +502,7 @@ class Harness:
         settings = NotificationsSettings.model_validate(self.settings.model_dump() | overrides)
         dispatcher = Dispatcher(
             settings=settings,
-            sessions=self.app.state.runtime.sessions,
+            sessions=self.runtime.sessions,
             hub=self.parts.hub,
             # Its own registry: the running app's already holds these metric names.
             metrics=NotificationMetrics(CollectorRegistry()),
@@ -505,7 +514,7 @@ class Harness:
             await dispatcher.aclose()
 
     async def member(self, member_id: str) -> MemberEntry | None:
-        async with self.app.state.runtime.sessions() as session:
+        async with self.runtime.sessions() as session:
             return await session.get(MemberEntry, member_id)
 
     async def members_known(self, *member_ids: str, version: int = 1) -> None:
@@ -552,7 +561,7 @@ class Harness:
         return event
 
     async def alert_state(self, alert_id: str) -> AlertState | None:
-        async with self.app.state.runtime.sessions() as session:
+        async with self.runtime.sessions() as session:
             return await session.get(AlertState, alert_id)
 
     async def register_members(self, members: Sequence[MemberRegistered]) -> None:
@@ -560,7 +569,7 @@ class Harness:
             await self.publish(member, subject=member.member_id)
 
         async def projected() -> bool:
-            async with self.app.state.runtime.sessions() as session:
+            async with self.runtime.sessions() as session:
                 count = await session.exec(select(func.count()).select_from(MemberEntry))
                 return int(count.one()) >= len(members)
 
@@ -570,14 +579,14 @@ class Harness:
         """How many notification.* events were staged, and those on the topic once all relayed."""
 
         async def relayed() -> bool:
-            async with self.app.state.runtime.sessions() as session:
+            async with self.runtime.sessions() as session:
                 pending = await session.exec(
                     select(OutboxMessage.id).where(col(OutboxMessage.sent_at).is_(None))
                 )
                 return pending.first() is None
 
         await eventually(relayed)
-        async with self.app.state.runtime.sessions() as session:
+        async with self.runtime.sessions() as session:
             staged = len((await session.exec(select(OutboxMessage.id))).all())
         topic = STREAM_TOPICS[Stream.notifications]
         return staged, await read_topic(self.settings, topic, expected=staged)

@@ -145,7 +145,7 @@ async def test_alert_raised_gives_one_email_per_co_chair_focal_point_and_one_web
         "member:ID",
         "member:MY",
     ]
-    async with harness.app.state.runtime.sessions() as session:
+    async with harness.runtime.sessions() as session:
         staged = (
             await session.exec(
                 select(OutboxMessage.event_type, OutboxMessage.key).where(
@@ -165,7 +165,7 @@ async def test_same_event_delivered_twice_by_kafka_notifies_once(
 ) -> None:
     sub_id, endpoint = await subscribe(harness, "IOM", webhook_receiver, member_ids=["IOM"])
     assert endpoint is not None
-    duplicates = harness.app.state.runtime.metrics.events_duplicate.labels("notifications.alerts")
+    duplicates = harness.runtime.metrics.events_duplicate.labels("notifications.alerts")
     before = duplicates._value.get()
     payload = alert_raised(raised_by="IOM", affected=["PH"])
     event = await harness.publish(payload, subject=payload.alert.alert_id)
@@ -183,14 +183,14 @@ async def test_same_event_delivered_twice_by_kafka_notifies_once(
     assert len(endpoint.requests) == 1
 
     # Even if the inbox were bypassed, planning the same event again adds nothing ...
-    async with transaction(harness.app.state.runtime.sessions) as session:
+    async with transaction(harness.runtime.sessions) as session:
         added = await planning.plan_for_alert(
             session=session, event=event, payload=payload, senders=harness.parts.senders
         )
     assert added == 0
     # ... and the database refuses a second row for the same (event, recipient, channel).
     with pytest.raises(IntegrityError):
-        async with transaction(harness.app.state.runtime.sessions) as session:
+        async with transaction(harness.runtime.sessions) as session:
             session.add(
                 Delivery(
                     source_event_id=str(event.id),
@@ -347,10 +347,10 @@ async def test_activity_events_go_one_by_one_or_as_a_daily_digest(
     assert await harness.deliveries(source_event_id=str(events[2].id)) == []
     assert smtp_server.messages(header="To", value="digest@iom.example.org") == []
 
-    assert await harness.parts.dispatcher.send_digests(now=utcnow()) == 0, "not before tomorrow"
+    assert await harness.bundle_digests(utcnow()) == 0, "not before tomorrow"
     tomorrow = utcnow() + timedelta(days=1)
-    assert await harness.parts.dispatcher.send_digests(now=tomorrow) == 1
-    assert await harness.parts.dispatcher.send_digests(now=tomorrow) == 0, "never twice"
+    assert await harness.bundle_digests(tomorrow) == 1
+    assert await harness.bundle_digests(tomorrow) == 0, "never twice"
     await harness.dispatch(tomorrow)
     [digest] = smtp_server.messages(header="To", value="digest@iom.example.org")
     assert digest.message["Subject"].startswith("[DIGEST] 2 activity updates")

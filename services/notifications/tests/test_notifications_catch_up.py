@@ -348,9 +348,7 @@ async def test_member_event_delivered_again_plans_nothing_more(
         assert "eko@au.example.org" in {d.recipient for d in planned}
 
         # Kafka redelivers the very event (the inbox drops it) ...
-        duplicates = harness.app.state.runtime.metrics.events_duplicate.labels(
-            "notifications.members"
-        )
+        duplicates = harness.runtime.metrics.events_duplicate.labels("notifications.members")
         seen_before = duplicates._value.get()
         await harness.publish(update.payload(), subject="AU", event=update)
 
@@ -363,7 +361,7 @@ async def test_member_event_delivered_again_plans_nothing_more(
         republished = await harness.publish(update.payload(), subject="AU")
 
         async def applied() -> bool:
-            async with harness.app.state.runtime.sessions() as session:
+            async with harness.runtime.sessions() as session:
                 key = ("notifications.members", str(republished.id))
                 return await session.get(InboxEntry, key) is not None
 
@@ -371,7 +369,7 @@ async def test_member_event_delivered_again_plans_nothing_more(
         again = await delivered(harness, alert_id, 6)
         assert {d.id for d in again} == {d.id for d in planned}
         # Even asked directly, the catch-up finds nobody left to tell.
-        async with transaction(harness.app.state.runtime.sessions) as session:
+        async with transaction(harness.runtime.sessions) as session:
             added = await planning.plan_missed_alerts(
                 session=session, member_id="AU", window=timedelta(days=1)
             )
@@ -405,7 +403,7 @@ async def test_affected_member_registered_after_its_alert_hears_of_that_alert_on
 
 
 async def someone_waits_for_the_routing_lock(harness: Harness) -> bool:
-    async with harness.app.state.runtime.sessions() as session:
+    async with harness.runtime.sessions() as session:
         waiting = await session.exec(
             select(func.count())
             .select_from(text("pg_locks"))
@@ -424,7 +422,7 @@ async def test_alert_planned_while_its_affected_member_registers_reaches_that_me
     would never hear of the alert (SQLite's single connection serializes anyway).
     """
     await ensure_directory(harness)
-    sessions: SessionFactory = harness.app.state.runtime.sessions
+    sessions: SessionFactory = harness.runtime.sessions
 
     async def register(member_id: str) -> int:
         async with transaction(sessions) as session:

@@ -106,7 +106,7 @@ def assert_delay_follows_schedule(previous: datetime, following: datetime, step:
 
 
 async def staged_events(harness: Harness, delivery_id: str) -> list[dict[str, Any]]:
-    async with harness.app.state.runtime.sessions() as session:
+    async with harness.runtime.sessions() as session:
         rows = await session.exec(
             select(OutboxMessage)
             .where(OutboxMessage.key == delivery_id)

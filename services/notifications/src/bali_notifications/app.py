@@ -16,11 +16,12 @@ from bali_notifications.channels.email import EmailSender
 from bali_notifications.channels.inbox import InboxSender
 from bali_notifications.channels.webhook import WebhookSender
 from bali_notifications.consumers import notification_handlers
+from bali_notifications.deliveries import digests
+from bali_notifications.deliveries.dispatcher import Dispatcher
 from bali_notifications.deliveries.models import Delivery, DeliveryAttempt, SourceEvent
 from bali_notifications.deliveries.routes import router as deliveries_router
 from bali_notifications.deps import Notifications
 from bali_notifications.directory import MemberEntry
-from bali_notifications.dispatcher import Dispatcher
 from bali_notifications.hub import NotificationHub
 from bali_notifications.inbox.models import InboxItem
 from bali_notifications.inbox.routes import router as inbox_router
@@ -49,8 +50,8 @@ def create_app(
     async def deliver_notifications(_runtime: ServiceRuntime) -> None:
         await dispatcher.run()
 
-    async def send_daily_digests(_runtime: ServiceRuntime) -> None:
-        await dispatcher.run_digests()
+    async def send_daily_digests(runtime: ServiceRuntime) -> None:
+        await digests.run(sessions=runtime.sessions, hub=hub, settings=settings)
 
     app = build_app(
         ServiceDefinition(

@@ -12,7 +12,7 @@ from bali_common.events.notifications import Channel
 from fastapi import Depends, Request
 
 from bali_notifications.channels import ChannelSender
-from bali_notifications.dispatcher import Dispatcher
+from bali_notifications.deliveries.dispatcher import Dispatcher
 from bali_notifications.hub import NotificationHub
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import EgressGuard
