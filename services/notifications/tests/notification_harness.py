@@ -63,9 +63,9 @@ from bali_notifications.app import channel_senders, create_app
 from bali_notifications.deliveries import digests
 from bali_notifications.deliveries.dispatcher import Dispatcher
 from bali_notifications.deliveries.models import Delivery
-from bali_notifications.deps import Notifications
 from bali_notifications.directory import MemberEntry
 from bali_notifications.metrics import NotificationMetrics
+from bali_notifications.parts import NotificationParts
 from bali_notifications.planning import AlertState
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import Resolver
@@ -454,10 +454,8 @@ class Harness:
         return runtime_of(self.app)
 
     @property
-    def parts(self) -> Notifications:
-        parts = self.app.state.notifications
-        assert isinstance(parts, Notifications)
-        return parts
+    def parts(self) -> NotificationParts:
+        return self.runtime.parts_as(NotificationParts)
 
     async def publish(
         self, payload: EventPayload, *, subject: str, event: CloudEvent | None = None

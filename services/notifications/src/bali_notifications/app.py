@@ -1,4 +1,4 @@
-"""Composition root of the notifications service: what it owns, publishes and consumes."""
+"""Composition root of the notifications service: what it owns, publishes, consumes and runs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from bali_common.events import Stream
 from bali_common.events.notifications import Channel
 from bali_common.http.audit import AuditRecord
 from bali_common.http.idempotency import IdempotencyRecord
-from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app, runtime_of
+from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app
 from fastapi import FastAPI
 
 from bali_notifications.channels import ChannelSender
@@ -20,12 +20,12 @@ from bali_notifications.deliveries import digests
 from bali_notifications.deliveries.dispatcher import Dispatcher
 from bali_notifications.deliveries.models import Delivery, DeliveryAttempt, SourceEvent
 from bali_notifications.deliveries.routes import router as deliveries_router
-from bali_notifications.deps import Notifications
 from bali_notifications.directory import MemberEntry
 from bali_notifications.hub import NotificationHub
 from bali_notifications.inbox.models import InboxItem
 from bali_notifications.inbox.routes import router as inbox_router
 from bali_notifications.metrics import NotificationMetrics
+from bali_notifications.parts import NotificationParts
 from bali_notifications.planning import AlertState
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import EgressGuard, Resolver
@@ -38,6 +38,8 @@ def create_app(
 ) -> FastAPI:
     """`resolver` replaces the system DNS resolver (tests of DNS rebinding only)."""
     settings = settings or NotificationsSettings()
+    # The consumers need the hub and the senders before the runtime exists: they plan for
+    # the channels the dispatcher sends on, and wake it once their plans commit.
     hub = NotificationHub()
     guard = EgressGuard(settings.webhook_allow_list, resolver)
     senders = channel_senders(settings=settings, guard=guard, hub=hub)
@@ -47,13 +49,19 @@ def create_app(
         catch_up_window=timedelta(seconds=settings.alert_catch_up_window_s),
     )
 
-    async def deliver_notifications(_runtime: ServiceRuntime) -> None:
-        await dispatcher.run()
+    def parts(runtime: ServiceRuntime) -> NotificationParts:
+        dispatcher = Dispatcher(
+            settings=settings,
+            sessions=runtime.sessions,
+            hub=hub,
+            metrics=NotificationMetrics(runtime.metrics.registry),
+            senders=senders,
+        )
+        return NotificationParts(
+            settings=settings, hub=hub, guard=guard, senders=senders, dispatcher=dispatcher
+        )
 
-    async def send_daily_digests(runtime: ServiceRuntime) -> None:
-        await digests.run(sessions=runtime.sessions, hub=hub, settings=settings)
-
-    app = build_app(
+    return build_app(
         ServiceDefinition(
             name="notifications",
             title="Bali Process Notifications API",
@@ -79,6 +87,7 @@ def create_app(
                 handlers.consumer_group("notifications.alerts", streams=[Stream.alerts]),
                 handlers.consumer_group("notifications.activities", streams=[Stream.activities]),
             ],
+            parts=parts,
             background=[deliver_notifications, send_daily_digests],
             openapi_tags=[
                 {"name": "subscriptions", "description": "Who wants which events, and how"},
@@ -88,18 +97,6 @@ def create_app(
         ),
         settings,
     )
-    runtime = runtime_of(app)
-    dispatcher = Dispatcher(
-        settings=settings,
-        sessions=runtime.sessions,
-        hub=hub,
-        metrics=NotificationMetrics(runtime.metrics.registry),
-        senders=senders,
-    )
-    app.state.notifications = Notifications(
-        settings=settings, hub=hub, guard=guard, senders=senders, dispatcher=dispatcher
-    )
-    return app
 
 
 def channel_senders(
@@ -111,3 +108,12 @@ def channel_senders(
         Channel.webhook: WebhookSender(settings, guard),
         Channel.inbox: InboxSender(hub),
     }
+
+
+async def deliver_notifications(runtime: ServiceRuntime) -> None:
+    await runtime.parts_as(NotificationParts).dispatcher.run()
+
+
+async def send_daily_digests(runtime: ServiceRuntime) -> None:
+    parts = runtime.parts_as(NotificationParts)
+    await digests.run(sessions=runtime.sessions, hub=parts.hub, settings=parts.settings)

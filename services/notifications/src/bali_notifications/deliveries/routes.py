@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from bali_notifications.deliveries import service
 from bali_notifications.deliveries.models import DeliveryDetail, DeliveryFilters, DeliveryPublic
-from bali_notifications.deps import DeliveryViewer, NotificationsDep, SessionDep
+from bali_notifications.deps import DeliveryViewer, PartsDep, SessionDep
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 
@@ -50,7 +50,7 @@ async def get_delivery(
     summary="Send a failed or exhausted delivery again, with a fresh retry budget",
 )
 async def replay_delivery(
-    delivery_id: str, session: SessionDep, parts: NotificationsDep, principal: DeliveryViewer
+    delivery_id: str, session: SessionDep, parts: PartsDep, principal: DeliveryViewer
 ) -> DeliveryPublic:
     return await service.replay(
         session=session, delivery_id=delivery_id, principal=principal, hub=parts.hub

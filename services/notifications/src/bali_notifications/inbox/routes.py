@@ -9,7 +9,7 @@ from bali_common.problems import problem_responses
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import StreamingResponse
 
-from bali_notifications.deps import InboxReader, NotificationsDep, RuntimeDep, SessionDep
+from bali_notifications.deps import InboxReader, PartsDep, RuntimeDep, SessionDep
 from bali_notifications.inbox import service, stream
 from bali_notifications.inbox.models import MAX_ITEM_ID, InboxItemPublic, InboxItemUpdate, InboxPage
 
@@ -57,7 +57,7 @@ async def update_inbox_item(
 )
 async def stream_inbox(
     runtime: RuntimeDep,
-    parts: NotificationsDep,
+    parts: PartsDep,
     principal: InboxReader,
     last_event_id: Annotated[
         str | None,

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_notifications.deps import NotificationsDep, SessionDep, SubscriptionManager
+from bali_notifications.deps import PartsDep, SessionDep, SubscriptionManager
 from bali_notifications.subscriptions import service
 from bali_notifications.subscriptions.models import (
     SecretRotated,
@@ -37,7 +37,7 @@ router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
 async def create_subscription(
     body: SubscriptionCreate,
     write: IdempotentWriteDep,
-    parts: NotificationsDep,
+    parts: PartsDep,
     principal: SubscriptionManager,
 ) -> JSONResponse:
     async def operation(session: AsyncSession) -> WriteOutcome:
@@ -98,7 +98,7 @@ async def update_subscription(
     subscription_id: str,
     body: SubscriptionUpdate,
     session: SessionDep,
-    parts: NotificationsDep,
+    parts: PartsDep,
     principal: SubscriptionManager,
     response: Response,
     if_match: IfMatchHeader = None,
@@ -137,7 +137,7 @@ async def delete_subscription(
 async def rotate_secret(
     subscription_id: str,
     session: SessionDep,
-    parts: NotificationsDep,
+    parts: PartsDep,
     principal: SubscriptionManager,
 ) -> SecretRotated:
     return await service.rotate_secret(
