@@ -7,7 +7,7 @@ from typing import Any
 from bali_common.auth import Principal, Role
 from bali_common.db import as_utc, utcnow
 from bali_common.http.pagination import Page, PageRequest
-from bali_common.problems import ProblemError
+from bali_common.problems import conflict, not_found
 from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -67,7 +67,7 @@ async def _visible(
         or delivery.recipient == f"user:{principal.subject}"
     )
     if not visible:
-        raise ProblemError(404, "Not Found", f"No delivery {delivery_id}.")
+        raise not_found(f"No delivery {delivery_id}.")
     assert delivery is not None
     return delivery
 
@@ -93,22 +93,22 @@ async def replay(
     now = utcnow()
     claimed = delivery.claimed_until is not None and as_utc(delivery.claimed_until) > now
     if delivery.status not in REPLAYABLE_STATUSES or claimed:
-        raise ProblemError(
-            409,
-            "Conflict",
+        raise conflict(
             f"Delivery {delivery_id} is {delivery.status}; only failed, exhausted or retrying "
             "deliveries that are not being sent right now can be replayed.",
+            slug="not-replayable",
         )
     if delivery.subscription_id is not None:
         subscription = await session.get(Subscription, delivery.subscription_id)
         if subscription is None or subscription.deleted_at is not None:
-            raise ProblemError(409, "Conflict", "The subscription of this delivery was deleted.")
+            raise conflict(
+                "The subscription of this delivery was deleted.", slug="subscription-deleted"
+            )
         if not subscription.enabled:
-            raise ProblemError(
-                409,
-                "Conflict",
+            raise conflict(
                 f"The endpoint is disabled ({subscription.disabled_reason}); re-enable the "
                 "subscription first (PATCH with enabled: true).",
+                slug="endpoint-disabled",
             )
     delivery.status = DeliveryStatus.pending.value
     delivery.attempts_in_round = 0

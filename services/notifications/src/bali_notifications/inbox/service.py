@@ -5,7 +5,7 @@ from __future__ import annotations
 from bali_common.auth import Principal
 from bali_common.db import utcnow
 from bali_common.http.pagination import PageRequest, keyset_page
-from bali_common.problems import ProblemError
+from bali_common.problems import not_found
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -48,7 +48,7 @@ async def mark(
 ) -> InboxItemPublic:
     item = await session.get(InboxItem, item_id, with_for_update=True)
     if item is None or item.owner not in owners(principal):
-        raise ProblemError(404, "Not Found", f"No inbox item {item_id}.")
+        raise not_found(f"No inbox item {item_id}.")
     if read and item.read_at is None:
         item.read_at = utcnow()
     elif not read:

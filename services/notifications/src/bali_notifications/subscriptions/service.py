@@ -11,7 +11,7 @@ from bali_common.db import utcnow
 from bali_common.events.notifications import Channel
 from bali_common.http.concurrency import check_version
 from bali_common.http.pagination import Page, PageRequest
-from bali_common.problems import ProblemError, field_error
+from bali_common.problems import conflict, field_error, forbidden, not_found
 from sqlalchemy import and_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -35,12 +35,10 @@ def _owner_member(principal: Principal, requested: str | None) -> str | None:
     if principal.is_admin:
         return requested if requested is not None else principal.member_id
     if principal.member_id is None:
-        raise ProblemError(
-            403, "Forbidden", "Subscriptions belong to a member; this token names none."
-        )
+        raise forbidden("Subscriptions belong to a member; this token names none.")
     if requested is not None and requested != principal.member_id:
-        raise field_error(
-            "body.member_id", "only administrators may subscribe for another member", status=403
+        raise forbidden(
+            "Only administrators may subscribe for another member.", field="body.member_id"
         )
     return principal.member_id
 
@@ -134,7 +132,7 @@ async def _visible(
     if visible and not principal.is_admin:
         visible = principal.member_id is not None and subscription.member_id == principal.member_id  # type: ignore[union-attr]
     if not visible:
-        raise ProblemError(404, "Not Found", f"No subscription {subscription_id}.")
+        raise not_found(f"No subscription {subscription_id}.")
     assert subscription is not None
     return subscription
 
@@ -228,7 +226,9 @@ async def rotate_secret(
 ) -> SecretRotated:
     subscription = await _visible(session, subscription_id, principal, for_update=True)
     if subscription.channel != Channel.webhook.value:
-        raise ProblemError(409, "Conflict", "Only webhook subscriptions have a signing secret.")
+        raise conflict(
+            "Only webhook subscriptions have a signing secret.", slug="no-signing-secret"
+        )
     now = utcnow()
     expires_at = now + overlap
     kept = [
