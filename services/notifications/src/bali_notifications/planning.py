@@ -1,7 +1,7 @@
-"""Turning an event into delivery rows: rule recipients, subscribers, catch-up of missed alerts.
+"""Turning an event into delivery rows: rule recipients, subscribers, catch-up of missed alerts."""
 
-Consumers call these inside their transaction; nothing here commits or does network I/O.
-"""
+# Consumers call these inside their transaction: nothing here commits or does network I/O,
+# so that a plan and the event's consumption commit together.
 
 from __future__ import annotations
 

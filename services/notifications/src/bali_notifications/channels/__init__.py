@@ -1,8 +1,4 @@
-"""How notifications leave the service: one sender per channel, each a `ChannelSender`.
-
-A channel is one module with its sender plus one entry in the composition root's
-mapping from channel kind to sender; nothing else branches on the kind.
-"""
+"""How notifications leave the service: one `ChannelSender` per channel kind."""
 
 from __future__ import annotations
 
@@ -63,7 +59,12 @@ class SendResult:
 
 
 class ChannelSender(Protocol):
-    """One channel: which targets it takes, whom a subscription's deliveries go to, sending."""
+    """One channel: which targets it takes, whom a subscription's deliveries go to, sending.
+
+    A channel is a module with its sender plus one entry in the composition root's
+    mapping from channel kind to sender (`app.channel_senders`); nothing else
+    branches on the kind.
+    """
 
     async def check_target(self, target: Target) -> Target:
         """The target as stored (normalised); raises UnusableTarget if it cannot be used."""

@@ -1,12 +1,4 @@
-"""The dispatcher: claims due deliveries, sends them outside any transaction, records every attempt.
-
-Consumers only plan deliveries (rows with a due time); this loop does the
-network I/O. A claim is a lease (FOR UPDATE SKIP LOCKED on PostgreSQL, so
-replicas share the work); the send happens with no database connection held;
-the attempt, the new status and the notification.* events then commit in one
-transaction. The schedule is driven by the `now` handed in, so tests drive the
-clock instead of sleeping.
-"""
+"""The dispatcher: claims due deliveries, hands them to their channel, records every attempt."""
 
 from __future__ import annotations
 
@@ -68,6 +60,15 @@ class _Skipped:
 
 
 class Dispatcher:
+    """Does the network I/O of deliveries that consumers only planned (rows with a due time).
+
+    A claim is a lease (FOR UPDATE SKIP LOCKED on PostgreSQL, so replicas share
+    the work); the send happens with no database connection held; the attempt,
+    the new status and the notification.* events then commit in one transaction.
+    The schedule is driven by the `now` handed in, so tests drive the clock
+    instead of sleeping.
+    """
+
     def __init__(
         self,
         *,

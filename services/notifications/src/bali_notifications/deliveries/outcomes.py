@@ -1,8 +1,4 @@
-"""What one attempt means for its delivery: delivered, tried again at a time, or given up on.
-
-Pure: the dispatcher writes what `outcome_of` decides. Operators are warned when a
-delivery of an Extreme alert keeps failing, and again when it is given up on.
-"""
+"""What one attempt means for its delivery: delivered, tried again at a time, or given up on."""
 
 from __future__ import annotations
 
@@ -28,6 +24,8 @@ class FinalReason(StrEnum):
 
 
 class OperatorWarning(StrEnum):
+    """Operators must know when a delivery of an Extreme alert is not getting through."""
+
     extreme_failing = "extreme_failing"
     extreme_undeliverable = "extreme_undeliverable"
 
