@@ -26,7 +26,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from bali_common.db import utcnow
+from bali_common.db import as_utc, utcnow
 from bali_common.events import REGISTRY, STREAM_TOPICS, CloudEvent, EventPayload, Stream
 from bali_common.events.activities import ActivityCreated, ActivitySummary, ActivityType
 from bali_common.events.alerts import (
@@ -596,6 +596,57 @@ class Harness:
             for line in text.splitlines()
             if line.startswith(name) and not line.startswith("#")
         )
+
+
+#: The retry schedule of the modules that drive the clock through retries.
+RETRY_SCHEDULE = [5.0, 300.0, 1_800.0, 7_200.0, 18_000.0, 36_000.0, 36_000.0]
+RETRY_JITTER = 0.2
+
+
+async def reload(harness: Harness, delivery: Delivery) -> Delivery:
+    [fresh] = await harness.deliveries(id=delivery.id)
+    return fresh
+
+
+def due(delivery: Delivery) -> datetime:
+    assert delivery.next_attempt_at is not None
+    return as_utc(delivery.next_attempt_at)
+
+
+def assert_delay_follows_schedule(previous: datetime, following: datetime, step: int) -> None:
+    delay = (following - previous).total_seconds()
+    low = RETRY_SCHEDULE[step] * (1 - RETRY_JITTER)
+    high = RETRY_SCHEDULE[step] * (1 + RETRY_JITTER)
+    assert low <= delay <= high, f"retry {step + 1}: {delay}s not within [{low}, {high}]"
+
+
+async def subscribe(
+    harness: Harness,
+    member: str,
+    receiver: WebhookReceiver | None = None,
+    **body: Any,
+) -> tuple[str, Endpoint | None]:
+    """A subscription through the API; webhooks get their own receiver endpoint and secret."""
+    endpoint = receiver.endpoint() if receiver is not None else None
+    document = {"name": f"{member} subscription", "channel": "webhook", **body}
+    if endpoint is not None:
+        document["url"] = endpoint.url
+    response = await harness.client.post(
+        "/v1/subscriptions", json=document, headers=harness.tokens(member)
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    if endpoint is not None:
+        endpoint.secrets.append(created["secret"])
+    return created["id"], endpoint
+
+
+async def unsubscribe(harness: Harness, member: str, *subscription_ids: str) -> None:
+    for subscription_id in subscription_ids:
+        response = await harness.client.delete(
+            f"/v1/subscriptions/{subscription_id}", headers=harness.tokens(member)
+        )
+        assert response.status_code == 204
 
 
 @dataclass(frozen=True)

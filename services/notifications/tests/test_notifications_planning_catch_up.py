@@ -1,12 +1,4 @@
-"""The running service delivers by itself, and catches up on alerts that came before their people.
-
-One app for the module, with its dispatcher running in the background (waking on
-new plans only: its poll interval is a minute). It starts as a fresh system with
-an empty member directory, which the first test relies on; the later tests
-register the standard directory themselves (a no-op once it is there). Every test
-closes the alerts it raises and takes back the focal points it adds, so that the
-next one finds no open alert and the standard directory.
-"""
+"""Catch-up: an alert that came before its people reaches them once they join the directory."""
 
 from __future__ import annotations
 
@@ -36,7 +28,6 @@ from notification_harness import (
     Harness,
     MailSink,
     ServiceStarter,
-    WebhookReceiver,
     alert_closed,
     alert_raised,
     focal_point,
@@ -52,6 +43,13 @@ LINK = re.compile(r"http://127\.0\.0\.1:8002/v1/alerts/(?P<alert>[^/]+)/acknowle
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def harness(notifications: ServiceStarter) -> AsyncIterator[Harness]:
+    """A fresh system with an empty member directory, which the first test relies on, and its
+    dispatcher running in the background (waking on new plans only).
+
+    The later tests register the standard directory themselves (a no-op once it is
+    there). Every test closes the alerts it raises and takes back the focal points
+    it adds, so that the next one finds no open alert and the standard directory.
+    """
     async with notifications.started(
         "catch-up",
         members=(),
@@ -185,40 +183,6 @@ async def test_alert_raised_before_the_directory_reaches_the_co_chairs_once_they
     assert LINK.findall(affected.text) == []
     inbox = await harness.client.get("/v1/inbox", headers=harness.tokens.co_chair("AU"))
     assert alert_id in [item["alert_id"] for item in inbox.json()["items"]]
-    await close_alert(harness, payload)
-
-
-async def test_raised_alert_is_emailed_and_stored_in_inboxes_without_manual_dispatch(
-    harness: Harness, smtp_server: MailSink, webhook_receiver: WebhookReceiver
-) -> None:
-    await ensure_directory(harness)
-    emails_before = await harness.metric('bali_notification_attempts_total{channel="email"')
-    endpoint = webhook_receiver.endpoint()
-    created = await harness.client.post(
-        "/v1/subscriptions",
-        json={"name": "live", "channel": "webhook", "url": endpoint.url},
-        headers=harness.tokens("IOM"),
-    )
-    endpoint.secrets.append(created.json()["secret"])
-    payload = alert_raised(raised_by="PH", affected=["IOM"])
-    event = await harness.publish(payload, subject=payload.alert.alert_id)
-
-    async def all_delivered() -> bool:
-        deliveries = await harness.deliveries(source_event_id=str(event.id))
-        return len(deliveries) == 8 and {d.status for d in deliveries} == {"delivered"}
-
-    await eventually(all_delivered, timeout=30)
-    assert len(smtp_server.for_alert(payload.alert.alert_id)) == 4
-    assert len(endpoint.requests) == 1
-    assert endpoint.requests[0].verified
-    inbox = await harness.client.get("/v1/inbox", headers=harness.tokens("IOM"))
-    assert payload.alert.alert_id in [i["alert_id"] for i in inbox.json()["items"]]
-    emails = await harness.metric('bali_notification_attempts_total{channel="email"')
-    assert emails - emails_before == 4
-    deleted = await harness.client.delete(
-        f"/v1/subscriptions/{created.json()['id']}", headers=harness.tokens("IOM")
-    )
-    assert deleted.status_code == 204
     await close_alert(harness, payload)
 
 

@@ -1,18 +1,13 @@
-"""Alerts reach the people who must act, exactly once: rule recipients, subscriptions, channels."""
+"""Planning: each event reaches the people who must act, exactly once, on every channel."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
-from bali_common.auth import Role
 from bali_common.db import transaction, utcnow
 from bali_common.events.alerts import (
     AlertAcknowledged,
@@ -23,22 +18,21 @@ from bali_common.events.alerts import (
 )
 from bali_common.links import ACKNOWLEDGE_LINK_PURPOSE, verify_link_token
 from bali_common.messaging.outbox import OutboxMessage
-from bali_common.testing.plugin import eventually, serving
+from bali_common.testing.plugin import eventually
 from bali_notifications import planning
 from bali_notifications.deliveries.models import Delivery
 from notification_harness import (
-    Endpoint,
     Harness,
     MailSink,
     ServiceStarter,
     WebhookReceiver,
     activity_created,
     alert_raised,
-    free_port,
+    subscribe,
+    unsubscribe,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
-from standardwebhooks import Webhook
 
 CO_CHAIR_FOCAL_POINTS = {"ana@au.example.org", "ben@au.example.org", "dewi@id.example.org"}
 LINK = re.compile(r"http://127\.0\.0\.1:8002/v1/alerts/(?P<alert>[^/]+)/acknowledge\?token=(\S+)")
@@ -46,37 +40,8 @@ LINK = re.compile(r"http://127\.0\.0\.1:8002/v1/alerts/(?P<alert>[^/]+)/acknowle
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def harness(notifications: ServiceStarter) -> AsyncIterator[Harness]:
-    async with notifications.started("alerts") as harness:
+    async with notifications.started("planning") as harness:
         yield harness
-
-
-async def subscribe(
-    harness: Harness,
-    member: str,
-    receiver: WebhookReceiver | None = None,
-    **body: Any,
-) -> tuple[str, Endpoint | None]:
-    """A subscription through the API; webhooks get their own receiver endpoint and secret."""
-    endpoint = receiver.endpoint() if receiver is not None else None
-    document = {"name": f"{member} subscription", "channel": "webhook", **body}
-    if endpoint is not None:
-        document["url"] = endpoint.url
-    response = await harness.client.post(
-        "/v1/subscriptions", json=document, headers=harness.tokens(member)
-    )
-    assert response.status_code == 201, response.text
-    created = response.json()
-    if endpoint is not None:
-        endpoint.secrets.append(created["secret"])
-    return created["id"], endpoint
-
-
-async def unsubscribe(harness: Harness, member: str, *subscription_ids: str) -> None:
-    for subscription_id in subscription_ids:
-        response = await harness.client.delete(
-            f"/v1/subscriptions/{subscription_id}", headers=harness.tokens(member)
-        )
-        assert response.status_code == 204
 
 
 async def test_alert_raised_gives_one_email_per_co_chair_focal_point_and_one_webhook_per_match(
@@ -359,272 +324,3 @@ async def test_activity_events_go_one_by_one_or_as_a_daily_digest(
     queued = await harness.deliveries(subscription_id=digest_response.json()["id"])
     assert sorted(d.status for d in queued) == ["delivered", "digested", "digested"]
     await unsubscribe(harness, "IOM", immediate, digest_response.json()["id"])
-
-
-async def test_deliveries_are_listed_filtered_and_scoped_to_their_member(
-    harness: Harness,
-) -> None:
-    payload = alert_raised(raised_by="MY", affected=["IOM"])
-    alert_id = payload.alert.alert_id
-    event = await harness.publish(payload, subject=alert_id)
-    await harness.planned(event, 7)
-    await harness.dispatch()
-    ops = harness.tokens.ops()
-
-    everything = await harness.client.get(f"/v1/deliveries?alert_id={alert_id}", headers=ops)
-    assert everything.status_code == 200
-    assert len(everything.json()["items"]) == 7
-    emails = await harness.client.get(
-        f"/v1/deliveries?alert_id={alert_id}&channel=email&status=delivered", headers=ops
-    )
-    assert len(emails.json()["items"]) == 4
-    first_page = await harness.client.get(
-        f"/v1/deliveries?alert_id={alert_id}&page_size=4", headers=ops
-    )
-    cursor = first_page.json()["next_cursor"]
-    assert cursor
-    second_page = await harness.client.get(
-        f"/v1/deliveries?alert_id={alert_id}&page_size=4&cursor={cursor}", headers=ops
-    )
-    ids = [d["id"] for d in first_page.json()["items"] + second_page.json()["items"]]
-    assert len(ids) == len(set(ids)) == 7
-    assert second_page.json()["next_cursor"] is None
-
-    own = await harness.client.get(
-        f"/v1/deliveries?alert_id={alert_id}", headers=harness.tokens("IOM")
-    )
-    assert {d["member_id"] for d in own.json()["items"]} == {"IOM"}
-    assert len(own.json()["items"]) == 2
-    co_chair = await harness.client.get(
-        f"/v1/deliveries?alert_id={alert_id}", headers=harness.tokens.co_chair("AU")
-    )
-    assert len(co_chair.json()["items"]) == 3
-    iom_delivery = own.json()["items"][0]["id"]
-    detail = await harness.client.get(
-        f"/v1/deliveries/{iom_delivery}", headers=harness.tokens("IOM")
-    )
-    assert detail.status_code == 200
-    [attempt] = detail.json()["attempts"]
-    assert attempt["succeeded"] is True
-    assert attempt["latency_ms"] is not None
-    for missing in (iom_delivery, "no-such-delivery"):
-        hidden = await harness.client.get(f"/v1/deliveries/{missing}", headers=harness.tokens("PH"))
-        assert hidden.status_code == 404
-    replay = await harness.client.post(f"/v1/deliveries/{iom_delivery}/replay", headers=ops)
-    assert replay.status_code == 409, "a delivered notification is not replayed"
-    anonymous = await harness.client.get("/v1/deliveries")
-    assert anonymous.status_code == 401
-    bad_cursor = await harness.client.get("/v1/deliveries?cursor=%%%", headers=ops)
-    assert bad_cursor.status_code == 422
-
-
-async def test_inbox_lists_marks_read_and_streams_new_items_live(harness: Harness) -> None:
-    port = free_port()
-    member = harness.tokens("MY", subject="mei")
-    payload = alert_raised(raised_by="PH", affected=["MY"])
-    async with (
-        serving(harness.app, port),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http,
-        http.stream("GET", "/v1/inbox/stream", headers=member) as stream,
-    ):
-        assert stream.status_code == 200
-        assert stream.headers["content-type"].startswith("text/event-stream")
-        frames = _sse_frames(stream)
-        event = await harness.publish(payload, subject=payload.alert.alert_id)
-        await harness.planned(event, 7)
-        await harness.dispatch()
-        item = await asyncio.wait_for(_next_item_for(frames, payload.alert.alert_id), 20)
-        assert item["owner"] == "member:MY"
-        assert item["severity"] == "Extreme"
-        assert item["read"] is False
-        assert item["title"].startswith("[EXTREME] Alert raised")
-        # A reconnecting client names the last item it saw and gets what came after it.
-        resumed = http.stream(
-            "GET", "/v1/inbox/stream", headers={**member, "Last-Event-ID": str(item["id"] - 1)}
-        )
-        async with resumed as again:
-            first = await asyncio.wait_for(_next_item_for(_sse_frames(again), None), 20)
-            assert first["id"] == item["id"]
-
-    inbox = await harness.client.get("/v1/inbox?unread=true", headers=member)
-    assert inbox.status_code == 200
-    unread_before = inbox.json()["unread_count"]
-    assert item["id"] in [i["id"] for i in inbox.json()["items"]]
-    marked = await harness.client.patch(
-        f"/v1/inbox/{item['id']}", json={"read": True}, headers=member
-    )
-    assert marked.status_code == 200
-    assert marked.json()["read"] is True
-    after = await harness.client.get("/v1/inbox", headers=member)
-    assert after.json()["unread_count"] == unread_before - 1
-    other = await harness.client.patch(
-        f"/v1/inbox/{item['id']}", json={"read": True}, headers=harness.tokens("IOM")
-    )
-    assert other.status_code == 404
-    bad = await harness.client.patch(
-        f"/v1/inbox/{item['id']}", json={"read": "maybe"}, headers=member
-    )
-    assert bad.status_code == 422
-
-
-async def _sse_frames(stream: httpx.Response) -> AsyncIterator[dict[str, str]]:
-    frame: dict[str, str] = {}
-    async for line in stream.aiter_lines():
-        if not line:
-            if frame:
-                yield frame
-            frame = {}
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        frame[name] = value.lstrip()
-
-
-async def _next_item_for(
-    frames: AsyncIterator[dict[str, str]], alert_id: str | None
-) -> dict[str, Any]:
-    async for frame in frames:
-        if frame.get("event") == "inbox.item":
-            item: dict[str, Any] = json.loads(frame["data"])
-            if alert_id is None or item["alert_id"] == alert_id:
-                assert frame["id"] == str(item["id"])
-                return item
-    raise AssertionError("stream ended")
-
-
-async def test_rotated_secret_signs_beside_the_old_one_during_the_overlap(
-    harness: Harness, webhook_receiver: WebhookReceiver
-) -> None:
-    sub_id, endpoint = await subscribe(harness, "PH", webhook_receiver, member_ids=["PH"])
-    assert endpoint is not None
-    old_secret = endpoint.secrets[0]
-    rotated = await harness.client.post(
-        f"/v1/subscriptions/{sub_id}/rotate-secret", headers=harness.tokens("PH")
-    )
-    assert rotated.status_code == 200
-    new_secret = rotated.json()["secret"]
-    assert new_secret != old_secret
-    assert rotated.json()["previous_secret_expires_at"] is not None
-    payload = alert_raised(raised_by="PH", affected=[])
-    event = await harness.publish(payload, subject=payload.alert.alert_id)
-    await harness.planned(event, 6)
-    await harness.dispatch()
-    [hook] = endpoint.requests
-    assert len(hook.headers["webhook-signature"].split(" ")) == 2
-    assert Webhook(old_secret).verify(hook.body, hook.headers)
-    assert Webhook(new_secret).verify(hook.body, hook.headers)
-    shown = await harness.client.get(f"/v1/subscriptions/{sub_id}", headers=harness.tokens("PH"))
-    assert "secret" not in shown.json()
-    assert "secrets" not in shown.json()
-    await unsubscribe(harness, "PH", sub_id)
-
-
-async def test_subscription_api_validates_authorizes_and_versions(
-    harness: Harness, webhook_receiver: WebhookReceiver
-) -> None:
-    url = webhook_receiver.endpoint().url
-    ph = harness.tokens("PH")
-    invalid = [
-        ({"name": "x", "channel": "webhook"}, "body.url"),
-        ({"name": "x", "channel": "email"}, "body.email"),
-        ({"name": "x", "channel": "email", "email": "not-an-address"}, "body.email"),
-        (
-            {"name": "x", "channel": "webhook", "url": url, "event_types": ["nope"]},
-            "body.event_types",
-        ),
-        (
-            {"name": "x", "channel": "webhook", "url": url, "item_numbers": [99]},
-            "body.item_numbers",
-        ),
-        ({"name": "x", "channel": "webhook", "url": url, "area_numbers": [9]}, "body.area_numbers"),
-        (
-            {"name": "x", "channel": "webhook", "url": url, "severities": ["Huge"]},
-            "body.severities.0",
-        ),
-        ({"name": "x", "channel": "inbox", "url": url}, "body.channel"),
-        ({"name": "x", "channel": "webhook", "url": "https://example.invalid/"}, "body.url"),
-        ({"name": "x", "channel": "webhook", "url": url, "id": "mine"}, "body.id"),
-    ]
-    for body, field in invalid:
-        response = await harness.client.post("/v1/subscriptions", json=body, headers=ph)
-        assert response.status_code == 422, (body, response.text)
-        assert field in [e["field"] for e in response.json()["errors"]], (body, response.text)
-
-    foreign = await harness.client.post(
-        "/v1/subscriptions",
-        json={"name": "x", "channel": "inbox", "member_id": "AU"},
-        headers=ph,
-    )
-    assert foreign.status_code == 403
-    no_member = await harness.client.post(
-        "/v1/subscriptions",
-        json={"name": "x", "channel": "inbox"},
-        headers=harness.tokens(None, [Role.ops], subject="ops-2"),
-    )
-    assert no_member.status_code == 403
-
-    body = {"name": "idempotent", "channel": "webhook", "url": url, "severities": ["Severe"]}
-    first = await harness.client.post(
-        "/v1/subscriptions", json=body, headers={**ph, "Idempotency-Key": "k-1"}
-    )
-    again = await harness.client.post(
-        "/v1/subscriptions", json=body, headers={**ph, "Idempotency-Key": "k-1"}
-    )
-    assert first.status_code == again.status_code == 201
-    assert first.json()["id"] == again.json()["id"]
-    assert again.headers["Idempotent-Replayed"] == "true"
-    sub_id = first.json()["id"]
-
-    for other in (harness.tokens("IOM"), harness.tokens.co_chair("AU")):
-        assert (
-            await harness.client.get(f"/v1/subscriptions/{sub_id}", headers=other)
-        ).status_code == 404
-        assert (
-            await harness.client.patch(
-                f"/v1/subscriptions/{sub_id}",
-                json={"name": "mine"},
-                headers={**other, "If-Match": '"v1"'},
-            )
-        ).status_code == 404
-    admin = await harness.client.get(f"/v1/subscriptions/{sub_id}", headers=harness.tokens.admin())
-    assert admin.status_code == 200
-    assert admin.headers["ETag"] == '"v1"'
-
-    unconditional = await harness.client.patch(
-        f"/v1/subscriptions/{sub_id}", json={"severities": ["Extreme"]}, headers=ph
-    )
-    assert unconditional.status_code == 428
-    updated = await harness.client.patch(
-        f"/v1/subscriptions/{sub_id}",
-        json={"severities": ["Extreme"], "enabled": False},
-        headers={**ph, "If-Match": '"v1"'},
-    )
-    assert updated.status_code == 200, updated.text
-    assert updated.json()["severities"] == ["Extreme"]
-    assert updated.json()["enabled"] is False
-    assert updated.headers["ETag"] == '"v2"'
-    stale = await harness.client.patch(
-        f"/v1/subscriptions/{sub_id}", json={"name": "late"}, headers={**ph, "If-Match": '"v1"'}
-    )
-    assert stale.status_code == 412
-    server_owned = await harness.client.patch(
-        f"/v1/subscriptions/{sub_id}",
-        json={"member_id": "AU"},
-        headers={**ph, "If-Match": '"v2"'},
-    )
-    assert server_owned.status_code == 422
-
-    listed = await harness.client.get("/v1/subscriptions?channel=webhook", headers=ph)
-    assert sub_id in [s["id"] for s in listed.json()["items"]]
-    assert {s["member_id"] for s in listed.json()["items"]} == {"PH"}
-    await unsubscribe(harness, "PH", sub_id)
-    gone = await harness.client.get(f"/v1/subscriptions/{sub_id}", headers=ph)
-    assert gone.status_code == 404
-
-
-async def test_notification_events_reach_the_notifications_topic(harness: Harness) -> None:
-    staged, events = await harness.relayed_notifications()
-    assert len(events) == staged
-    assert {e.type for e in events} == {"notification.sent", "notification.delivered"}
-    assert all(e.source == "/bali/notifications" for e in events)
