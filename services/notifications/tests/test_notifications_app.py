@@ -6,13 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 from bali_common.testing.plugin import eventually
-from notification_harness import (
-    Harness,
-    MailSink,
-    ServiceStarter,
-    WebhookReceiver,
-    alert_raised,
-)
+from notification_harness import Harness, ServiceStarter, alert_raised
+from notification_receivers import MailSink, WebhookReceiver
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")

@@ -28,14 +28,12 @@ from notification_harness import (
     RETRY_SCHEDULE,
     Harness,
     ServiceStarter,
-    TlsFiles,
     alert_raised,
     assert_delay_follows_schedule,
     due,
-    issue_tls,
     reload,
-    smtp_relay,
 )
+from notification_receivers import TlsFiles, issue_tls, smtp_relay
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")

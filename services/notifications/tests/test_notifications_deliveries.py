@@ -15,19 +15,14 @@ from bali_notifications.deliveries.models import Delivery
 from notification_harness import (
     RETRY_JITTER,
     RETRY_SCHEDULE,
-    Canary,
-    Endpoint,
     Harness,
-    MailSink,
-    Reply,
     ServiceStarter,
-    WebhookReceiver,
     alert_raised,
     assert_delay_follows_schedule,
     due,
-    free_port,
     reload,
 )
+from notification_receivers import Canary, Endpoint, MailSink, Reply, WebhookReceiver, free_port
 from sqlmodel import col, select
 
 DEAD_PORT = free_port()

@@ -10,12 +10,8 @@ from typing import Any
 import httpx
 import pytest_asyncio
 from bali_common.testing.plugin import serving
-from notification_harness import (
-    Harness,
-    ServiceStarter,
-    alert_raised,
-    free_port,
-)
+from notification_harness import Harness, ServiceStarter, alert_raised
+from notification_receivers import free_port
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")

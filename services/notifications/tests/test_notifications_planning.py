@@ -23,14 +23,13 @@ from bali_notifications import planning
 from bali_notifications.deliveries.models import Delivery
 from notification_harness import (
     Harness,
-    MailSink,
     ServiceStarter,
-    WebhookReceiver,
     activity_created,
     alert_raised,
     subscribe,
     unsubscribe,
 )
+from notification_receivers import MailSink, WebhookReceiver
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 

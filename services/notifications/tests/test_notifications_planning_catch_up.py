@@ -26,7 +26,6 @@ from bali_notifications import directory, planning
 from bali_notifications.deliveries.models import Delivery
 from notification_harness import (
     Harness,
-    MailSink,
     ServiceStarter,
     alert_closed,
     alert_raised,
@@ -34,6 +33,7 @@ from notification_harness import (
     member,
     standard_directory,
 )
+from notification_receivers import MailSink
 from sqlalchemy import text
 from sqlmodel import func, select
 

@@ -17,16 +17,8 @@ from bali_notifications.ssrf import (
     refusal_reason,
     system_resolver,
 )
-from notification_harness import (
-    Canary,
-    Harness,
-    Reply,
-    ServiceStarter,
-    TlsFiles,
-    WebhookReceiver,
-    alert_raised,
-    issue_tls,
-)
+from notification_harness import Harness, ServiceStarter, alert_raised
+from notification_receivers import Canary, Reply, TlsFiles, WebhookReceiver, issue_tls
 
 PUBLIC_ADDRESS = "93.184.216.34"
 

@@ -7,15 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest_asyncio
 from bali_common.auth import Role
-from notification_harness import (
-    Canary,
-    Harness,
-    ServiceStarter,
-    WebhookReceiver,
-    alert_raised,
-    subscribe,
-    unsubscribe,
-)
+from notification_harness import Harness, ServiceStarter, alert_raised, subscribe, unsubscribe
+from notification_receivers import Canary, WebhookReceiver
 from standardwebhooks import Webhook
 
 
