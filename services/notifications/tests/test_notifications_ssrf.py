@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 from bali_devkit.testing.plugin import serving
-from bali_notifications.channels import WebhookChannel
+from bali_notifications.channels.webhook import WebhookSender
 from bali_notifications.ssrf import (
     BlockedDestination,
     EgressGuard,
@@ -17,16 +17,8 @@ from bali_notifications.ssrf import (
     refusal_reason,
     system_resolver,
 )
-from notification_harness import (
-    Canary,
-    Harness,
-    Reply,
-    ServiceStarter,
-    TlsFiles,
-    WebhookReceiver,
-    alert_raised,
-    issue_tls,
-)
+from notification_harness import Harness, ServiceStarter, alert_raised
+from notification_receivers import Canary, Reply, TlsFiles, WebhookReceiver, issue_tls
 
 PUBLIC_ADDRESS = "93.184.216.34"
 
@@ -122,10 +114,10 @@ async def test_every_ssrf_vector_is_refused_again_at_connect_time(
 ) -> None:
     """Sends blocked = 100 %, even for a URL that somehow bypassed registration."""
     dns.answers["loopback.test"] = [["127.0.0.1"]]
-    channel = WebhookChannel(harness.settings, harness.parts.guard)
+    channel = WebhookSender(harness.settings, harness.parts.guard)
     try:
         for url in vectors(canary):
-            outcome = await channel.send(
+            outcome = await channel.post(
                 url=url, message_id="m", secrets_in_use=["whsec_AAAA"], body=b"{}", timestamp=1
             )
             assert not outcome.succeeded, url

@@ -1,24 +1,36 @@
-"""Composition root of the notifications service: what it owns, publishes and consumes."""
+"""Composition root of the notifications service: what it owns, publishes, consumes and runs."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from bali_common.events import Stream
+from bali_common.events.notifications import Channel
 from bali_common.http.audit import AuditRecord
 from bali_common.http.idempotency import IdempotencyRecord
-from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app, runtime_of
+from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app
 from fastapi import FastAPI
 
+from bali_notifications.channels import ChannelSender
+from bali_notifications.channels.email import EmailSender
+from bali_notifications.channels.inbox import InboxSender
+from bali_notifications.channels.webhook import WebhookSender
 from bali_notifications.consumers import notification_handlers
-from bali_notifications.deps import Notifications
-from bali_notifications.dispatcher import Dispatcher
+from bali_notifications.deliveries import digests
+from bali_notifications.deliveries.dispatcher import Dispatcher
+from bali_notifications.deliveries.models import Delivery, DeliveryAttempt, SourceEvent
+from bali_notifications.deliveries.routes import router as deliveries_router
+from bali_notifications.directory import MemberEntry
 from bali_notifications.hub import NotificationHub
+from bali_notifications.inbox.models import InboxItem
+from bali_notifications.inbox.routes import router as inbox_router
 from bali_notifications.metrics import NotificationMetrics
-from bali_notifications.models import MODELS
-from bali_notifications.routes import deliveries_router, inbox_router, subscriptions_router
+from bali_notifications.parts import NotificationParts
+from bali_notifications.planning import AlertState
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import EgressGuard, Resolver
+from bali_notifications.subscriptions.models import Subscription
+from bali_notifications.subscriptions.routes import router as subscriptions_router
 
 
 def create_app(
@@ -26,19 +38,30 @@ def create_app(
 ) -> FastAPI:
     """`resolver` replaces the system DNS resolver (tests of DNS rebinding only)."""
     settings = settings or NotificationsSettings()
+    # The consumers need the hub and the senders before the runtime exists: they plan for
+    # the channels the dispatcher sends on, and wake it once their plans commit.
     hub = NotificationHub()
     guard = EgressGuard(settings.webhook_allow_list, resolver)
+    senders = channel_senders(settings=settings, guard=guard, hub=hub)
     handlers = notification_handlers(
-        hub=hub, catch_up_window=timedelta(seconds=settings.alert_catch_up_window_s)
+        hub=hub,
+        senders=senders,
+        catch_up_window=timedelta(seconds=settings.alert_catch_up_window_s),
     )
 
-    async def deliver_notifications(_runtime: ServiceRuntime) -> None:
-        await dispatcher.run()
+    def parts(runtime: ServiceRuntime) -> NotificationParts:
+        dispatcher = Dispatcher(
+            settings=settings,
+            sessions=runtime.sessions,
+            hub=hub,
+            metrics=NotificationMetrics(runtime.metrics.registry),
+            senders=senders,
+        )
+        return NotificationParts(
+            settings=settings, hub=hub, guard=guard, senders=senders, dispatcher=dispatcher
+        )
 
-    async def send_daily_digests(_runtime: ServiceRuntime) -> None:
-        await dispatcher.run_digests()
-
-    app = build_app(
+    return build_app(
         ServiceDefinition(
             name="notifications",
             title="Bali Process Notifications API",
@@ -46,7 +69,17 @@ def create_app(
                 "Delivers alert and activity events to the people who must act: email, "
                 "signed webhooks and an in-app inbox."
             ),
-            models=[*MODELS, IdempotencyRecord, AuditRecord],
+            models=[
+                MemberEntry,
+                AlertState,
+                Subscription,
+                SourceEvent,
+                Delivery,
+                DeliveryAttempt,
+                InboxItem,
+                IdempotencyRecord,
+                AuditRecord,
+            ],
             routers=[subscriptions_router, deliveries_router, inbox_router],
             publishes=[Stream.notifications],
             consumer_groups=[
@@ -54,6 +87,7 @@ def create_app(
                 handlers.consumer_group("notifications.alerts", streams=[Stream.alerts]),
                 handlers.consumer_group("notifications.activities", streams=[Stream.activities]),
             ],
+            parts=parts,
             background=[deliver_notifications, send_daily_digests],
             openapi_tags=[
                 {"name": "subscriptions", "description": "Who wants which events, and how"},
@@ -63,15 +97,23 @@ def create_app(
         ),
         settings,
     )
-    runtime = runtime_of(app)
-    dispatcher = Dispatcher(
-        settings=settings,
-        sessions=runtime.sessions,
-        hub=hub,
-        metrics=NotificationMetrics(runtime.metrics.registry),
-        guard=guard,
-    )
-    app.state.notifications = Notifications(
-        settings=settings, hub=hub, guard=guard, dispatcher=dispatcher
-    )
-    return app
+
+
+def channel_senders(
+    *, settings: NotificationsSettings, guard: EgressGuard, hub: NotificationHub
+) -> dict[Channel, ChannelSender]:
+    """The sender of each channel kind: adding a channel is its module and a line here."""
+    return {
+        Channel.email: EmailSender(settings),
+        Channel.webhook: WebhookSender(settings, guard),
+        Channel.inbox: InboxSender(hub),
+    }
+
+
+async def deliver_notifications(runtime: ServiceRuntime) -> None:
+    await runtime.parts_as(NotificationParts).dispatcher.run()
+
+
+async def send_daily_digests(runtime: ServiceRuntime) -> None:
+    parts = runtime.parts_as(NotificationParts)
+    await digests.run(sessions=runtime.sessions, hub=parts.hub, settings=parts.settings)

@@ -2,47 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from bali_common.auth import CurrentPrincipal, Principal, Role, require_roles
 from bali_common.deps import RuntimeDep, SessionDep
-from fastapi import Depends, Request
+from fastapi import Depends
 
-from bali_notifications.dispatcher import Dispatcher
-from bali_notifications.hub import NotificationHub
-from bali_notifications.settings import NotificationsSettings
-from bali_notifications.ssrf import EgressGuard
+from bali_notifications.parts import NotificationParts
 
 __all__ = [
     "CurrentPrincipal",
     "DeliveryViewer",
     "InboxReader",
-    "Notifications",
-    "NotificationsDep",
+    "PartsDep",
     "RuntimeDep",
     "SessionDep",
     "SubscriptionManager",
 ]
 
 
-@dataclass(frozen=True)
-class Notifications:
-    """The service's own parts, built once per app in `create_app`."""
-
-    settings: NotificationsSettings
-    hub: NotificationHub
-    guard: EgressGuard
-    dispatcher: Dispatcher
+def notification_parts(runtime: RuntimeDep) -> NotificationParts:
+    return runtime.parts_as(NotificationParts)
 
 
-def get_notifications(request: Request) -> Notifications:
-    parts = request.app.state.notifications
-    assert isinstance(parts, Notifications)
-    return parts
-
-
-NotificationsDep = Annotated[Notifications, Depends(get_notifications)]
+PartsDep = Annotated[NotificationParts, Depends(notification_parts)]
 SubscriptionManager = Annotated[Principal, Depends(require_roles(Role.member, Role.co_chair))]
 DeliveryViewer = Annotated[Principal, Depends(require_roles(Role.member, Role.co_chair, Role.ops))]
 InboxReader = Annotated[Principal, Depends(require_roles(Role.member, Role.co_chair, Role.ops))]

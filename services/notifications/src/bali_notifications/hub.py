@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_notifications.models import InboxItemPublic
+from bali_notifications.inbox.models import InboxItemPublic
 
 _WAKE_INFO_KEY = "bali_notifications_wake"
 #: How far a slow stream may fall behind before it is closed (the client reconnects, catches up).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +21,10 @@ from bali_common.events.alerts import (
     AlertResolved,
     AlertUpdated,
 )
+from bali_common.links import ACKNOWLEDGE_LINK_PURPOSE, mint_link_token
+
+from bali_notifications.deliveries.models import Delivery, SourceEvent
+from bali_notifications.settings import NotificationsSettings
 
 DIGEST_EVENT_TYPE = "activity.digest"
 
@@ -94,6 +98,23 @@ def parse_event(event_type: str, version: int, data: dict[str, Any]) -> Any:
 
 def acknowledge_url(base_url: str, alert_id: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/v1/alerts/{quote(alert_id, safe='')}/acknowledge?token={token}"
+
+
+def render_delivery(
+    *, delivery: Delivery, source: SourceEvent, settings: NotificationsSettings, now: datetime
+) -> Rendered:
+    """What one delivery says; one that asks for it carries a one-click acknowledge link."""
+    link = None
+    if delivery.acknowledge_link and delivery.alert_id:
+        token = mint_link_token(
+            settings.link_signing_secret,
+            purpose=ACKNOWLEDGE_LINK_PURPOSE,
+            subject=delivery.alert_id,
+            recipient=delivery.recipient,
+            expires_at=now + timedelta(seconds=settings.acknowledge_link_ttl_s),
+        )
+        link = acknowledge_url(settings.consultation_public_url, delivery.alert_id, token)
+    return render(source.event_type, source.event_version, source.data, acknowledge=link)
 
 
 def render(

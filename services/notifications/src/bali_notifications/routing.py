@@ -11,7 +11,10 @@ from bali_common.events.alerts import AlertEscalated, AlertEvent, AlertStatus, S
 from bali_common.events.members import FocalPointRole
 from bali_common.events.notifications import Channel
 
-from bali_notifications.models import DeliveryReason, DigestMode, MemberEntry, Subscription
+from bali_notifications import directory
+from bali_notifications.deliveries.models import DeliveryReason
+from bali_notifications.directory import MemberEntry
+from bali_notifications.subscriptions.models import DigestMode, Subscription
 
 #: The Consultation Mechanism is strategy item 11: every alert belongs to it.
 CONSULTATION_ITEM = 11
@@ -137,30 +140,18 @@ def subscription_matches(subscription: Subscription, facts: EventFacts) -> bool:
     )
 
 
-def subscription_recipient(subscription: Subscription, facts: EventFacts) -> Recipient:
-    channel = Channel(subscription.channel)
-    if channel is Channel.email:
-        address = (subscription.email or "").lower()
-    elif channel is Channel.webhook:
-        address = subscription.id
-    else:
-        address = f"user:{subscription.created_by}"
+def subscription_recipient(
+    subscription: Subscription, facts: EventFacts, *, address: str
+) -> Recipient:
+    """The subscriber of a matching event, reached at `address` (its channel says which)."""
     return Recipient(
-        channel=channel,
+        channel=Channel(subscription.channel),
         address=address,
         member_id=subscription.member_id,
         reason=DeliveryReason.subscription,
         subscription_id=subscription.id,
         digest=facts.is_activity and subscription.digest == DigestMode.daily.value,
     )
-
-
-def _focal_point_emails(member: MemberEntry, role: FocalPointRole) -> list[str]:
-    return [
-        str(point["email"]).lower()
-        for point in member.focal_points
-        if point.get("active", True) and point.get("role", FocalPointRole.focal_point) == role
-    ]
 
 
 def rule_recipients(event: AlertEvent, members: Sequence[MemberEntry]) -> list[Recipient]:
@@ -183,7 +174,7 @@ def alert_rule_recipients(
 ) -> list[Recipient]:
     """The rule recipients of an alert in `status`, as the member directory stands now."""
     by_id = {member.member_id: member for member in members if member.active}
-    co_chairs = [member for member in by_id.values() if member.is_co_chair]
+    co_chairs = directory.co_chairs(members)
     with_link = status in _UNACKNOWLEDGED
     recipients: list[Recipient] = []
     for member in co_chairs:
@@ -195,7 +186,7 @@ def alert_rule_recipients(
                 DeliveryReason.co_chair,
                 acknowledge_link=with_link,
             )
-            for email in _focal_point_emails(member, FocalPointRole.focal_point)
+            for email in directory.focal_point_emails(member, FocalPointRole.focal_point)
         ]
         recipients.append(
             Recipient(
@@ -211,7 +202,7 @@ def alert_rule_recipients(
             continue
         recipients += [
             Recipient(Channel.email, email, affected.member_id, DeliveryReason.affected_member)
-            for email in _focal_point_emails(affected, FocalPointRole.focal_point)
+            for email in directory.focal_point_emails(affected, FocalPointRole.focal_point)
         ]
         recipients.append(
             Recipient(
@@ -225,6 +216,6 @@ def alert_rule_recipients(
         for member in co_chairs:
             recipients += [
                 Recipient(Channel.email, email, member.member_id, DeliveryReason.senior_official)
-                for email in _focal_point_emails(member, FocalPointRole.senior_official)
+                for email in directory.focal_point_emails(member, FocalPointRole.senior_official)
             ]
     return recipients

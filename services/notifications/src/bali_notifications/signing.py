@@ -1,10 +1,4 @@
-"""Standard Webhooks signatures: `v1,` + base64 HMAC-SHA256 over `id.timestamp.body`.
-
-See https://www.standardwebhooks.com (signature scheme v1). A secret is
-`whsec_` + base64 of 32 random bytes; the bytes after decoding are the HMAC
-key. During a rotation the header carries one signature per active secret,
-space-separated, and a receiver accepts any of them.
-"""
+"""Standard Webhooks signatures: `v1,` + base64 HMAC-SHA256 over `id.timestamp.body`."""
 
 from __future__ import annotations
 
@@ -15,6 +9,9 @@ import hmac
 import secrets
 from collections.abc import Sequence
 
+# https://www.standardwebhooks.com, signature scheme v1: a secret is `whsec_` + base64 of
+# 32 random bytes, the decoded bytes being the HMAC key. During a rotation the header
+# carries one signature per active secret, space-separated; a receiver accepts any of them.
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the scheme's marker, not a secret
 _SECRET_BYTES = 32
 

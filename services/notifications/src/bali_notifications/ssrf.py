@@ -1,11 +1,4 @@
-"""SSRF guard for webhook URLs (OWASP API7): checked at registration and again at connect time.
-
-A URL passes when it is https and every address its host resolves to is
-globally routable, or when its host:port (or every resolved address) is on the
-operator's allow-list. The check runs again at connect time, and the
-connection goes to the very address that was checked, so a DNS answer that
-changes between the two (rebinding) cannot reach an internal service.
-"""
+"""SSRF guard for webhook URLs (OWASP API7): checked at registration and again at connect time."""
 
 from __future__ import annotations
 
@@ -103,7 +96,14 @@ def refusal_reason(address: IPAddress) -> str | None:
 
 
 class EgressGuard:
-    """Decides whether a webhook URL may be called and which address to connect to."""
+    """Decides whether a webhook URL may be called and which address to connect to.
+
+    A URL passes when it is https and every address its host resolves to is
+    globally routable, or when its host:port (or every resolved address) is on the
+    operator's allow-list. The check runs again at connect time, and the
+    connection goes to the very address that was checked, so a DNS answer that
+    changes between the two (rebinding) cannot reach an internal service.
+    """
 
     def __init__(self, allow_list: Sequence[str], resolver: Resolver | None = None) -> None:
         self._resolver = resolver or system_resolver

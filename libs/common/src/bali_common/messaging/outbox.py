@@ -281,13 +281,15 @@ class OutboxRelay:
         self._incarnation = cluster_id
 
     async def _return_sent_rows(self, cluster_id: str) -> int:
-        returned = 0
+        returned, after = 0, 0
         while True:
             async with transaction(self._sessions) as session:
+                # Resuming after the last id keeps each batch as cheap as the first.
                 ids = list(
                     (
                         await session.exec(
                             select(OutboxMessage.id)
+                            .where(col(OutboxMessage.id) > after)
                             .where(col(OutboxMessage.sent_at).is_not(None))
                             .where(
                                 or_(
@@ -310,6 +312,7 @@ class OutboxRelay:
                     )
                 )
             returned += len(ids)
+            after = max(id_ for id_ in ids if id_ is not None)
 
     async def _release_own_claims(self) -> None:
         """A restarted relay takes back at once what its previous life had claimed."""

@@ -1,51 +1,40 @@
-"""Retries on a driven clock: outage, 410, 429, 302, timeouts, SMTP refusals and logins, warnings.
-
-The SMTP tests also cover transport security: STARTTLS and implicit TLS to a real
-relay that demands a login, with its certificate verified against a test CA.
-"""
+"""Deliveries on a driven clock: outage, 410, 429, 302, timeouts and SMTP refusals; the API."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 import pytest_asyncio
 from bali_common.db import as_utc, utcnow
 from bali_common.events.alerts import Severity
 from bali_common.messaging.outbox import OutboxMessage
-from bali_notifications.models import Delivery
-from bali_notifications.settings import NotificationsSettings
+from bali_notifications.deliveries.models import Delivery
 from notification_harness import (
-    Canary,
-    Endpoint,
+    RETRY_JITTER,
+    RETRY_SCHEDULE,
     Harness,
-    MailSink,
-    Reply,
     ServiceStarter,
-    TlsFiles,
-    WebhookReceiver,
     alert_raised,
-    free_port,
-    issue_tls,
-    smtp_relay,
+    assert_delay_follows_schedule,
+    due,
+    reload,
 )
-from pydantic import ValidationError
+from notification_receivers import Canary, Endpoint, MailSink, Reply, WebhookReceiver, free_port
 from sqlmodel import col, select
 
-SCHEDULE = [5.0, 300.0, 1_800.0, 7_200.0, 18_000.0, 36_000.0, 36_000.0]
-JITTER = 0.2
 DEAD_PORT = free_port()
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def harness(notifications: ServiceStarter) -> AsyncIterator[Harness]:
     async with notifications.started(
-        "retries",
+        "deliveries",
         also_allow=[f"127.0.0.1:{DEAD_PORT}"],
-        delivery_retry_schedule_s=SCHEDULE,
-        delivery_retry_jitter=JITTER,
+        delivery_retry_schedule_s=RETRY_SCHEDULE,
+        delivery_retry_jitter=RETRY_JITTER,
         webhook_timeout_s=1.0,
     ) as harness:
         yield harness
@@ -89,32 +78,71 @@ async def raise_alert(harness: Harness, member: str, **kwargs: Any) -> Delivery:
     return webhook
 
 
-async def reload(harness: Harness, delivery: Delivery) -> Delivery:
-    [fresh] = await harness.deliveries(id=delivery.id)
-    return fresh
-
-
-def due(delivery: Delivery) -> datetime:
-    assert delivery.next_attempt_at is not None
-    return as_utc(delivery.next_attempt_at)
-
-
-def assert_delay_follows_schedule(previous: datetime, following: datetime, step: int) -> None:
-    delay = (following - previous).total_seconds()
-    low, high = SCHEDULE[step] * (1 - JITTER), SCHEDULE[step] * (1 + JITTER)
-    assert low <= delay <= high, f"retry {step + 1}: {delay}s not within [{low}, {high}]"
-
-
 async def staged_events(harness: Harness, delivery_id: str) -> list[dict[str, Any]]:
-    async with harness.app.state.runtime.sessions() as session:
+    async with harness.runtime.sessions() as session:
         rows = await session.exec(
             select(OutboxMessage)
             .where(OutboxMessage.key == delivery_id)
             .order_by(col(OutboxMessage.id))
         )
-        import json
-
         return [{"type": row.event_type, **json.loads(row.value)} for row in rows]
+
+
+async def test_deliveries_are_listed_filtered_and_scoped_to_their_member(
+    harness: Harness,
+) -> None:
+    payload = alert_raised(raised_by="MY", affected=["IOM"])
+    alert_id = payload.alert.alert_id
+    event = await harness.publish(payload, subject=alert_id)
+    await harness.planned(event, 7)
+    await harness.dispatch()
+    ops = harness.tokens.ops()
+
+    everything = await harness.client.get(f"/v1/deliveries?alert_id={alert_id}", headers=ops)
+    assert everything.status_code == 200
+    assert len(everything.json()["items"]) == 7
+    emails = await harness.client.get(
+        f"/v1/deliveries?alert_id={alert_id}&channel=email&status=delivered", headers=ops
+    )
+    assert len(emails.json()["items"]) == 4
+    first_page = await harness.client.get(
+        f"/v1/deliveries?alert_id={alert_id}&page_size=4", headers=ops
+    )
+    cursor = first_page.json()["next_cursor"]
+    assert cursor
+    second_page = await harness.client.get(
+        f"/v1/deliveries?alert_id={alert_id}&page_size=4&cursor={cursor}", headers=ops
+    )
+    ids = [d["id"] for d in first_page.json()["items"] + second_page.json()["items"]]
+    assert len(ids) == len(set(ids)) == 7
+    assert second_page.json()["next_cursor"] is None
+
+    own = await harness.client.get(
+        f"/v1/deliveries?alert_id={alert_id}", headers=harness.tokens("IOM")
+    )
+    assert {d["member_id"] for d in own.json()["items"]} == {"IOM"}
+    assert len(own.json()["items"]) == 2
+    co_chair = await harness.client.get(
+        f"/v1/deliveries?alert_id={alert_id}", headers=harness.tokens.co_chair("AU")
+    )
+    assert len(co_chair.json()["items"]) == 3
+    iom_delivery = own.json()["items"][0]["id"]
+    detail = await harness.client.get(
+        f"/v1/deliveries/{iom_delivery}", headers=harness.tokens("IOM")
+    )
+    assert detail.status_code == 200
+    [attempt] = detail.json()["attempts"]
+    assert attempt["succeeded"] is True
+    assert attempt["latency_ms"] is not None
+    for missing in (iom_delivery, "no-such-delivery"):
+        hidden = await harness.client.get(f"/v1/deliveries/{missing}", headers=harness.tokens("PH"))
+        assert hidden.status_code == 404
+    replay = await harness.client.post(f"/v1/deliveries/{iom_delivery}/replay", headers=ops)
+    assert replay.status_code == 409, "a delivered notification is not replayed"
+    anonymous = await harness.client.get("/v1/deliveries")
+    assert anonymous.status_code == 401
+    bad_cursor = await harness.client.get("/v1/deliveries?cursor=%%%", headers=ops)
+    assert bad_cursor.status_code == 422
 
 
 async def test_receiver_down_then_up_is_delivered_once_after_recovery_on_schedule(
@@ -267,7 +295,7 @@ async def test_extreme_alert_that_keeps_failing_warns_operators_then_is_dead_let
     clock = utcnow()
     first = clock
     await harness.dispatch(clock)
-    for step in range(len(SCHEDULE)):
+    for step in range(len(RETRY_SCHEDULE)):
         delivery = await reload(harness, delivery)
         assert delivery.status == "retrying"
         assert_delay_follows_schedule(clock, due(delivery), step)
@@ -276,9 +304,11 @@ async def test_extreme_alert_that_keeps_failing_warns_operators_then_is_dead_let
         await harness.dispatch(clock)
     delivery = await reload(harness, delivery)
     assert delivery.status == "exhausted"
-    assert delivery.attempt_count == len(SCHEDULE) + 1 == 8
+    assert delivery.attempt_count == len(RETRY_SCHEDULE) + 1 == 8
     span = (clock - first).total_seconds()
-    assert sum(SCHEDULE) * (1 - JITTER) <= span <= sum(SCHEDULE) * (1 + JITTER)
+    assert (
+        sum(RETRY_SCHEDULE) * (1 - RETRY_JITTER) <= span <= sum(RETRY_SCHEDULE) * (1 + RETRY_JITTER)
+    )
     assert span > 20 * 3600, "retries cover about a day"
 
     events = await staged_events(harness, delivery.id)
@@ -384,158 +414,3 @@ async def test_unreachable_and_slow_receivers_fail_without_holding_up_others(
     assert refused[0].last_status_code is None
     assert len(fast.requests) == 1
     assert len(deliveries) == 8
-
-
-# --- SMTP transport security and login ------------------------------------------------------
-
-RELAY_USER = "bali-notifications"
-RELAY_PASSWORD = "correct horse battery staple"
-CO_CHAIR_FOCAL_POINTS = ["ana@au.example.org", "ben@au.example.org", "dewi@id.example.org"]
-
-
-@pytest.fixture(scope="module")
-def relay_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    """A test CA and the relay's certificate, which names `localhost` only."""
-    return issue_tls(tmp_path_factory.mktemp("smtp-tls"))
-
-
-def relay_settings(
-    files: TlsFiles,
-    port: int,
-    *,
-    implicit_tls: bool = False,
-    password: str = RELAY_PASSWORD,
-    trust_test_ca: bool = True,
-) -> dict[str, Any]:
-    """How the service reaches the relay: by the name in its certificate, logged in."""
-    return {
-        "smtp_host": "localhost",
-        "smtp_port": port,
-        "smtp_starttls": not implicit_tls,
-        "smtp_implicit_tls": implicit_tls,
-        "smtp_username": RELAY_USER,
-        "smtp_password": password,
-        "smtp_ca_file": files.ca if trust_test_ca else None,
-    }
-
-
-async def alert_for_co_chairs(harness: Harness) -> tuple[str, list[Delivery]]:
-    """An alert whose only emails go to the three co-chair focal points."""
-    payload = alert_raised(raised_by="IOM", affected=[])
-    event = await harness.publish(payload, subject=payload.alert.alert_id)
-    deliveries = await harness.planned(event, 5)
-    return payload.alert.alert_id, [d for d in deliveries if d.channel == "email"]
-
-
-def assert_sent_over_tls_as_the_service(mails: list[Any]) -> None:
-    assert sorted(r for mail in mails for r in mail.recipients) == CO_CHAIR_FOCAL_POINTS
-    for mail in mails:
-        assert mail.tls_version in {"TLSv1.2", "TLSv1.3"}
-        assert mail.login == RELAY_USER
-
-
-async def test_email_goes_over_starttls_with_a_login_to_a_relay_whose_certificate_is_verified(
-    harness: Harness, relay_tls: TlsFiles
-) -> None:
-    with smtp_relay(relay_tls, passwords={RELAY_USER: RELAY_PASSWORD}) as relay:
-        alert_id, emails = await alert_for_co_chairs(harness)
-        # In clear text the relay answers 530 "STARTTLS first": a relay setting, so retried.
-        plain = {"smtp_host": "localhost", "smtp_port": relay.port}
-        async with harness.dispatcher_with(**plain) as dispatcher:
-            await dispatcher.dispatch_due(now=utcnow())
-        refused = [await reload(harness, delivery) for delivery in emails]
-        for delivery in refused:
-            assert (delivery.status, delivery.last_status_code) == ("retrying", 530)
-        # Not told to trust the test CA, the service refuses the certificate (no login sent).
-        untrusted = relay_settings(relay_tls, relay.port, trust_test_ca=False)
-        async with harness.dispatcher_with(**untrusted) as dispatcher:
-            await dispatcher.dispatch_due(now=max(due(d) for d in refused))
-        refused = [await reload(harness, delivery) for delivery in emails]
-        for delivery in refused:
-            assert delivery.status == "retrying"
-            assert "certificate verify failed" in (delivery.last_error or "").lower()
-        assert relay.messages() == []
-
-        async with harness.dispatcher_with(**relay_settings(relay_tls, relay.port)) as dispatcher:
-            await dispatcher.dispatch_due(now=max(due(d) for d in refused))
-        mails = relay.for_alert(alert_id)
-    assert_sent_over_tls_as_the_service(mails)
-    for delivery in emails:
-        delivery = await reload(harness, delivery)
-        assert (delivery.status, delivery.attempt_count) == ("delivered", 3)
-
-
-async def test_wrong_smtp_password_is_retried_on_schedule_and_delivered_once_it_is_fixed(
-    harness: Harness, relay_tls: TlsFiles
-) -> None:
-    with smtp_relay(relay_tls, passwords={RELAY_USER: RELAY_PASSWORD}) as relay:
-        alert_id, emails = await alert_for_co_chairs(harness)
-        wrong = relay_settings(relay_tls, relay.port, password="not the password")
-        clock = utcnow()
-        async with harness.dispatcher_with(**wrong) as dispatcher:
-            await dispatcher.dispatch_due(now=clock)
-            first = [await reload(harness, delivery) for delivery in emails]
-            for delivery in first:
-                # A refused login is the relay's or our fault, never the message's: retried.
-                assert delivery.status == "retrying"
-                assert delivery.last_status_code == 535
-                assert "535" in (delivery.last_error or "")
-                assert_delay_follows_schedule(clock, due(delivery), 0)
-            clock = max(due(d) for d in first)
-            await dispatcher.dispatch_due(now=clock)
-            second = [await reload(harness, delivery) for delivery in emails]
-            for delivery in second:
-                assert (delivery.status, delivery.attempt_count) == ("retrying", 2)
-                assert_delay_follows_schedule(clock, due(delivery), 1)
-        assert relay.messages() == []
-
-        # The operator fixes the password: the next scheduled attempt goes through.
-        async with harness.dispatcher_with(**relay_settings(relay_tls, relay.port)) as dispatcher:
-            await dispatcher.dispatch_due(now=max(due(d) for d in second))
-        mails = relay.for_alert(alert_id)
-    assert_sent_over_tls_as_the_service(mails)
-    for delivery in emails:
-        detail = await harness.client.get(
-            f"/v1/deliveries/{delivery.id}", headers=harness.tokens.ops()
-        )
-        assert detail.status_code == 200
-        body = detail.json()
-        assert (body["status"], body["attempt_count"]) == ("delivered", 3)
-        assert [(a["succeeded"], a["status_code"]) for a in body["attempts"]] == [
-            (False, 535),
-            (False, 535),
-            (True, 250),
-        ]
-
-
-# aiosmtpd's `auth_require_tls` only knows STARTTLS, so this relay warns that it takes AUTH
-# without TLS; every session here is TLS from the first byte, and the test checks each one.
-@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
-async def test_email_goes_over_implicit_tls_with_a_login(
-    harness: Harness, relay_tls: TlsFiles
-) -> None:
-    with smtp_relay(relay_tls, passwords={RELAY_USER: RELAY_PASSWORD}, implicit_tls=True) as relay:
-        alert_id, emails = await alert_for_co_chairs(harness)
-        implicit = relay_settings(relay_tls, relay.port, implicit_tls=True)
-        async with harness.dispatcher_with(**implicit) as dispatcher:
-            await dispatcher.dispatch_due(now=utcnow())
-        mails = relay.for_alert(alert_id)
-    assert_sent_over_tls_as_the_service(mails)
-    for delivery in emails:
-        delivery = await reload(harness, delivery)
-        assert (delivery.status, delivery.attempt_count) == ("delivered", 1)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "complaint"),
-    [
-        ({"smtp_starttls": True, "smtp_implicit_tls": True}, "exclude each other"),
-        ({"smtp_starttls": True, "smtp_username": RELAY_USER}, "set together"),
-        ({"smtp_username": RELAY_USER, "smtp_password": RELAY_PASSWORD}, "never sent in clear"),
-    ],
-)
-def test_incoherent_smtp_security_settings_are_refused_at_start_up(
-    overrides: dict[str, Any], complaint: str
-) -> None:
-    with pytest.raises(ValidationError, match=complaint):
-        NotificationsSettings(**overrides)

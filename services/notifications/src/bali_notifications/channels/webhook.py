@@ -1,4 +1,4 @@
-"""The channels that carry notifications out: email over SMTP and signed webhooks over HTTP."""
+"""Webhooks per Standard Webhooks: signed POSTs to the subscription's endpoint, SSRF-guarded."""
 
 from __future__ import annotations
 
@@ -6,144 +6,26 @@ import asyncio
 import ssl
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
-import aiosmtplib
 import httpcore
+from bali_common.db import utcnow
 
-from bali_notifications.rendering import Rendered
+from bali_notifications.channels import (
+    Notification,
+    SendResult,
+    Target,
+    UnusableTarget,
+    elapsed_ms,
+)
+from bali_notifications.rendering import webhook_body
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.signing import webhook_headers
 from bali_notifications.ssrf import BlockedDestination, EgressGuard, WebhookTarget
+from bali_notifications.subscriptions.models import Subscription, active_secrets
 
 USER_AGENT = "BaliProcess-Webhooks/1.0"
-
-
-@dataclass(frozen=True)
-class SendOutcome:
-    """What one attempt came to; the dispatcher turns it into a status and the next step."""
-
-    succeeded: bool
-    latency_ms: int
-    status_code: int | None = None
-    error: str | None = None
-    permanent: bool = False
-    disable_endpoint: bool = False
-    retry_after_s: float | None = None
-
-
-def _elapsed_ms(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
-
-
-class EmailChannel:
-    """One SMTP session per message: simple, and a broken connection never poisons the next."""
-
-    def __init__(self, settings: NotificationsSettings) -> None:
-        self._settings = settings
-        domain = parseaddr(settings.smtp_from)[1].rpartition("@")[2]
-        self._domain = domain or "bali-process.example"
-        # None: aiosmtplib's default context, which verifies against the system CAs. Either
-        # way the certificate chain and the host name are checked; nothing turns that off.
-        self._tls_context = (
-            ssl.create_default_context(cafile=str(settings.smtp_ca_file))
-            if settings.smtp_ca_file
-            else None
-        )
-
-    def message(
-        self,
-        *,
-        delivery_id: str,
-        to: str,
-        rendered: Rendered,
-        headers: Mapping[str, str],
-        now: datetime,
-    ) -> EmailMessage:
-        message = EmailMessage()
-        message["From"] = self._settings.smtp_from
-        message["To"] = to
-        message["Subject"] = rendered.subject
-        message["Date"] = format_datetime(now)
-        # Stable per delivery: a resend after a crash is recognisably the same message.
-        message["Message-ID"] = f"<{delivery_id}@{self._domain}>"
-        message["Auto-Submitted"] = "auto-generated"  # RFC 3834 section 5
-        for name, value in headers.items():
-            message[name] = value
-        message.set_content(rendered.text)
-        message.add_alternative(rendered.html, subtype="html")
-        return message
-
-    async def send(self, message: EmailMessage) -> SendOutcome:
-        settings = self._settings
-        started = time.perf_counter()
-        try:
-            await aiosmtplib.send(
-                message,
-                hostname=settings.smtp_host,
-                port=settings.smtp_port,
-                username=settings.smtp_username,
-                password=(
-                    settings.smtp_password.get_secret_value() if settings.smtp_password else None
-                ),
-                use_tls=settings.smtp_implicit_tls,
-                start_tls=settings.smtp_starttls,
-                tls_context=self._tls_context,
-                timeout=settings.smtp_timeout_s,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as error:
-            codes = [refused.code for refused in error.recipients]
-            code = max(codes) if codes else None
-            return SendOutcome(
-                succeeded=False,
-                latency_ms=_elapsed_ms(started),
-                status_code=code,
-                error=f"recipient refused: {error}",
-                # RFC 5321 section 4.2.1: 5yz is a permanent negative reply.
-                permanent=code is not None and code >= 500,
-            )
-        except aiosmtplib.SMTPResponseException as error:
-            return SendOutcome(
-                succeeded=False,
-                latency_ms=_elapsed_ms(started),
-                status_code=error.code,
-                error=f"SMTP {error.code}: {error.message}",
-                permanent=_refuses_the_message(error),
-            )
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-            return SendOutcome(
-                succeeded=False,
-                latency_ms=_elapsed_ms(started),
-                error=f"{type(error).__name__}: {error}",
-            )
-        return SendOutcome(succeeded=True, latency_ms=_elapsed_ms(started), status_code=250)
-
-
-#: RFC 4954 replies about our own session (login required, credentials invalid, mechanism
-#: too weak, encryption required), whatever the command that drew them.
-_SESSION_REPLIES = frozenset({530, 534, 535, 538})
-
-
-def _refuses_the_message(error: aiosmtplib.SMTPResponseException) -> bool:
-    """A 5yz reply (RFC 5321 section 4.2.1) to the message itself fails it for good.
-
-    A refused login, a missing STARTTLS or a greeting that turns us away is a
-    fault of the relay or of our configuration, the same for every message:
-    once an operator fixes it the delivery must go through, so it is retried.
-    """
-    message_replies = (
-        aiosmtplib.SMTPSenderRefused,
-        aiosmtplib.SMTPRecipientRefused,
-        aiosmtplib.SMTPDataError,
-    )
-    return (
-        isinstance(error, message_replies)
-        and 500 <= error.code < 600
-        and error.code not in _SESSION_REPLIES
-    )
 
 
 class _CheckedConnections(httpcore.AsyncNetworkBackend):
@@ -194,7 +76,7 @@ class _CheckedConnections(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class WebhookChannel:
+class WebhookSender:
     """Signed POSTs per Standard Webhooks; redirects are never followed (httpcore has none)."""
 
     def __init__(self, settings: NotificationsSettings, guard: EgressGuard) -> None:
@@ -219,7 +101,42 @@ class WebhookChannel:
         for pool in self._pools.values():
             await pool.aclose()
 
-    async def send(
+    async def check_target(self, target: Target) -> Target:
+        if not target.url:
+            raise UnusableTarget("url", "required for the webhook channel")
+        if target.email is not None:
+            raise UnusableTarget("email", "only email subscriptions have an address")
+        try:
+            return Target(url=(await self._guard.check(target.url)).url)
+        except BlockedDestination as error:
+            raise UnusableTarget("url", str(error)) from error
+
+    def address_of(self, subscription: Subscription) -> str:
+        # Each endpoint has its own deliveries, whatever its URL becomes.
+        return subscription.id
+
+    async def send(self, notification: Notification, *, now: datetime) -> SendResult:
+        job = notification.job
+        subscription = job.subscription
+        assert subscription is not None
+        assert subscription.url is not None
+        body = webhook_body(
+            event_type=job.source.event_type,
+            event_id=job.source.event_id,
+            occurred_at=job.source.occurred_at,
+            data=job.source.data,
+        )
+        return await self.post(
+            url=subscription.url,
+            # Standard Webhooks: the id is the same on every retry so receivers can dedupe.
+            message_id=job.delivery.id,
+            secrets_in_use=active_secrets(subscription, utcnow()),
+            body=body,
+            # The receiver checks freshness against its own clock: always the real send time.
+            timestamp=int(time.time()),
+        )
+
+    async def post(
         self,
         *,
         url: str,
@@ -227,28 +144,23 @@ class WebhookChannel:
         secrets_in_use: list[str],
         body: bytes,
         timestamp: int,
-    ) -> SendOutcome:
+    ) -> SendResult:
+        """One signed POST; the URL is checked again at connect time."""
         started = time.perf_counter()
         try:
             target = self._guard.parse(url)
             headers = self._headers(target, message_id, secrets_in_use, body, timestamp)
             async with asyncio.timeout(self._settings.webhook_timeout_s):
-                return await self._post(target, headers, body, started)
-        except BlockedDestination as error:
-            return SendOutcome(
-                succeeded=False, latency_ms=_elapsed_ms(started), error=f"blocked: {error}"
-            )
-        except TimeoutError:
-            return SendOutcome(
-                succeeded=False,
-                latency_ms=_elapsed_ms(started),
-                error=f"timed out after {self._settings.webhook_timeout_s:g} s",
-            )
-        except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as error:
-            return SendOutcome(
-                succeeded=False,
-                latency_ms=_elapsed_ms(started),
-                error=f"{type(error).__name__}: {error}",
+                return await self._request(target, headers, body, started)
+        except (
+            BlockedDestination,
+            TimeoutError,
+            httpcore.TimeoutException,
+            httpcore.NetworkError,
+            httpcore.ProtocolError,
+        ) as error:
+            return failed_request(
+                error, latency_ms=elapsed_ms(started), timeout_s=self._settings.webhook_timeout_s
             )
 
     def _headers(
@@ -274,13 +186,13 @@ class WebhookChannel:
         }
         return [(name.encode(), value.encode()) for name, value in headers.items()]
 
-    async def _post(
+    async def _request(
         self,
         target: WebhookTarget,
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         started: float,
-    ) -> SendOutcome:
+    ) -> SendResult:
         timeout = self._settings.webhook_timeout_s
         url = httpcore.URL(
             scheme=target.scheme.encode(),
@@ -305,23 +217,34 @@ class WebhookChannel:
                 name.decode("latin-1").lower(): value.decode("latin-1")
                 for name, value in response.headers
             }
-        return _classify(status, response_headers, _elapsed_ms(started))
+        return classify_response(status, response_headers, elapsed_ms(started))
 
 
-def _classify(status: int, headers: Mapping[str, str], latency_ms: int) -> SendOutcome:
+def failed_request(error: Exception, *, latency_ms: int, timeout_s: float) -> SendResult:
+    """A request that got no answer: refused by the guard, timed out or broken; all retried."""
+    if isinstance(error, BlockedDestination):
+        reason = f"blocked: {error}"
+    elif isinstance(error, TimeoutError):
+        reason = f"timed out after {timeout_s:g} s"
+    else:
+        reason = f"{type(error).__name__}: {error}"
+    return SendResult(succeeded=False, latency_ms=latency_ms, error=reason)
+
+
+def classify_response(status: int, headers: Mapping[str, str], latency_ms: int) -> SendResult:
     """Standard Webhooks status handling: 2xx done, 410 disables, 429 waits, the rest retries."""
     if 200 <= status < 300:
-        return SendOutcome(succeeded=True, latency_ms=latency_ms, status_code=status)
+        return SendResult(succeeded=True, latency_ms=latency_ms, status_code=status)
     if 300 <= status < 400:
         location = headers.get("location", "")
-        return SendOutcome(
+        return SendResult(
             succeeded=False,
             latency_ms=latency_ms,
             status_code=status,
             error=f"redirect not followed (Location: {location[:300]})",
         )
     if status == 410:
-        return SendOutcome(
+        return SendResult(
             succeeded=False,
             latency_ms=latency_ms,
             status_code=status,
@@ -329,7 +252,7 @@ def _classify(status: int, headers: Mapping[str, str], latency_ms: int) -> SendO
             permanent=True,
             disable_endpoint=True,
         )
-    return SendOutcome(
+    return SendResult(
         succeeded=False,
         latency_ms=latency_ms,
         status_code=status,

@@ -1,12 +1,4 @@
-"""The running service delivers by itself, and catches up on alerts that came before their people.
-
-One app for the module, with its dispatcher running in the background (waking on
-new plans only: its poll interval is a minute). It starts as a fresh system with
-an empty member directory, which the first test relies on; the later tests
-register the standard directory themselves (a no-op once it is there). Every test
-closes the alerts it raises and takes back the focal points it adds, so that the
-next one finds no open alert and the standard directory.
-"""
+"""Catch-up: an alert that came before its people reaches them once they join the directory."""
 
 from __future__ import annotations
 
@@ -30,28 +22,34 @@ from bali_common.events.members import FocalPointData, FocalPointRole
 from bali_common.links import ACKNOWLEDGE_LINK_PURPOSE, verify_link_token
 from bali_common.messaging.inbox import InboxEntry
 from bali_devkit.testing.plugin import eventually
-from bali_notifications import service
-from bali_notifications.models import Delivery
+from bali_notifications import directory, planning
+from bali_notifications.deliveries.models import Delivery
 from notification_harness import (
     Harness,
-    MailSink,
     ServiceStarter,
-    WebhookReceiver,
     alert_closed,
     alert_raised,
-    directory,
     focal_point,
     member,
+    standard_directory,
 )
+from notification_receivers import MailSink
 from sqlalchemy import text
 from sqlmodel import func, select
 
-DIRECTORY_IDS = [entry.member_id for entry in directory()]
+DIRECTORY_IDS = [entry.member_id for entry in standard_directory()]
 LINK = re.compile(r"http://127\.0\.0\.1:8002/v1/alerts/(?P<alert>[^/]+)/acknowledge\?token=(\S+)")
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def harness(notifications: ServiceStarter) -> AsyncIterator[Harness]:
+    """A fresh system with an empty member directory, which the first test relies on, and its
+    dispatcher running in the background (waking on new plans only).
+
+    The later tests register the standard directory themselves (a no-op once it is
+    there). Every test closes the alerts it raises and takes back the focal points
+    it adds, so that the next one finds no open alert and the standard directory.
+    """
     async with notifications.started(
         "catch-up",
         members=(),
@@ -64,7 +62,7 @@ async def harness(notifications: ServiceStarter) -> AsyncIterator[Harness]:
 
 async def ensure_directory(harness: Harness) -> None:
     """The standard directory; version 1 again changes nothing once it is there."""
-    for entry in directory():
+    for entry in standard_directory():
         await harness.publish(entry, subject=entry.member_id)
     await harness.members_known(*DIRECTORY_IDS)
 
@@ -157,7 +155,7 @@ async def test_alert_raised_before_the_directory_reaches_the_co_chairs_once_they
     event = await raise_alert(harness, payload)
     assert await harness.deliveries(alert_id=alert_id) == [], "a fresh system knows nobody yet"
 
-    await harness.register_members(directory())
+    await harness.register_members(standard_directory())
     # AU: ana, ben + inbox; ID: dewi + inbox; affected MY: mei + inbox. Not the raiser PH,
     # not AU's inactive focal point, not the senior officials (no escalation asked for them).
     deliveries = await delivered(harness, alert_id, 7)
@@ -185,40 +183,6 @@ async def test_alert_raised_before_the_directory_reaches_the_co_chairs_once_they
     assert LINK.findall(affected.text) == []
     inbox = await harness.client.get("/v1/inbox", headers=harness.tokens.co_chair("AU"))
     assert alert_id in [item["alert_id"] for item in inbox.json()["items"]]
-    await close_alert(harness, payload)
-
-
-async def test_raised_alert_is_emailed_and_stored_in_inboxes_without_manual_dispatch(
-    harness: Harness, smtp_server: MailSink, webhook_receiver: WebhookReceiver
-) -> None:
-    await ensure_directory(harness)
-    emails_before = await harness.metric('bali_notification_attempts_total{channel="email"')
-    endpoint = webhook_receiver.endpoint()
-    created = await harness.client.post(
-        "/v1/subscriptions",
-        json={"name": "live", "channel": "webhook", "url": endpoint.url},
-        headers=harness.tokens("IOM"),
-    )
-    endpoint.secrets.append(created.json()["secret"])
-    payload = alert_raised(raised_by="PH", affected=["IOM"])
-    event = await harness.publish(payload, subject=payload.alert.alert_id)
-
-    async def all_delivered() -> bool:
-        deliveries = await harness.deliveries(source_event_id=str(event.id))
-        return len(deliveries) == 8 and {d.status for d in deliveries} == {"delivered"}
-
-    await eventually(all_delivered, timeout=30)
-    assert len(smtp_server.for_alert(payload.alert.alert_id)) == 4
-    assert len(endpoint.requests) == 1
-    assert endpoint.requests[0].verified
-    inbox = await harness.client.get("/v1/inbox", headers=harness.tokens("IOM"))
-    assert payload.alert.alert_id in [i["alert_id"] for i in inbox.json()["items"]]
-    emails = await harness.metric('bali_notification_attempts_total{channel="email"')
-    assert emails - emails_before == 4
-    deleted = await harness.client.delete(
-        f"/v1/subscriptions/{created.json()['id']}", headers=harness.tokens("IOM")
-    )
-    assert deleted.status_code == 204
     await close_alert(harness, payload)
 
 
@@ -348,9 +312,7 @@ async def test_member_event_delivered_again_plans_nothing_more(
         assert "eko@au.example.org" in {d.recipient for d in planned}
 
         # Kafka redelivers the very event (the inbox drops it) ...
-        duplicates = harness.app.state.runtime.metrics.events_duplicate.labels(
-            "notifications.members"
-        )
+        duplicates = harness.runtime.metrics.events_duplicate.labels("notifications.members")
         seen_before = duplicates._value.get()
         await harness.publish(update.payload(), subject="AU", event=update)
 
@@ -363,7 +325,7 @@ async def test_member_event_delivered_again_plans_nothing_more(
         republished = await harness.publish(update.payload(), subject="AU")
 
         async def applied() -> bool:
-            async with harness.app.state.runtime.sessions() as session:
+            async with harness.runtime.sessions() as session:
                 key = ("notifications.members", str(republished.id))
                 return await session.get(InboxEntry, key) is not None
 
@@ -371,8 +333,8 @@ async def test_member_event_delivered_again_plans_nothing_more(
         again = await delivered(harness, alert_id, 6)
         assert {d.id for d in again} == {d.id for d in planned}
         # Even asked directly, the catch-up finds nobody left to tell.
-        async with transaction(harness.app.state.runtime.sessions) as session:
-            added = await service.plan_missed_alert_notifications(
+        async with transaction(harness.runtime.sessions) as session:
+            added = await planning.plan_missed_alerts(
                 session=session, member_id="AU", window=timedelta(days=1)
             )
         assert added == 0
@@ -405,7 +367,7 @@ async def test_affected_member_registered_after_its_alert_hears_of_that_alert_on
 
 
 async def someone_waits_for_the_routing_lock(harness: Harness) -> bool:
-    async with harness.app.state.runtime.sessions() as session:
+    async with harness.runtime.sessions() as session:
         waiting = await session.exec(
             select(func.count())
             .select_from(text("pg_locks"))
@@ -424,21 +386,21 @@ async def test_alert_planned_while_its_affected_member_registers_reaches_that_me
     would never hear of the alert (SQLite's single connection serializes anyway).
     """
     await ensure_directory(harness)
-    sessions: SessionFactory = harness.app.state.runtime.sessions
+    sessions: SessionFactory = harness.runtime.sessions
 
     async def register(member_id: str) -> int:
         async with transaction(sessions) as session:
             snapshot = member(member_id, member_id, focal_point(member_id, "fp"))
-            assert await service.apply_member_snapshot(session=session, snapshot=snapshot)
-            return await service.plan_missed_alert_notifications(
+            assert await directory.apply_snapshot(session=session, snapshot=snapshot)
+            return await planning.plan_missed_alerts(
                 session=session, member_id=member_id, window=timedelta(days=1)
             )
 
     async def plan(payload: AlertRaised) -> int:
         event = CloudEvent.of(payload, source="/bali/test-upstream", subject="race")
         async with transaction(sessions) as session:
-            return await service.plan_alert_notifications(
-                session=session, event=event, payload=payload
+            return await planning.plan_for_alert(
+                session=session, event=event, payload=payload, senders=harness.parts.senders
             )
 
     def waits_its_turn(task: asyncio.Task[int]) -> Callable[[], Awaitable[bool]]:
@@ -453,7 +415,9 @@ async def test_alert_planned_while_its_affected_member_registers_reaches_that_me
     first = alert_raised(raised_by="PH", affected=["WS"])
     event = CloudEvent.of(first, source="/bali/test-upstream", subject="race")
     async with transaction(sessions) as session:
-        assert await service.plan_alert_notifications(session=session, event=event, payload=first)
+        assert await planning.plan_for_alert(
+            session=session, event=event, payload=first, senders=harness.parts.senders
+        )
         registering = asyncio.create_task(register("WS"))
         await eventually(waits_its_turn(registering))
         assert not registering.done(), "the member's catch-up ran before the alert committed"
@@ -463,17 +427,17 @@ async def test_alert_planned_while_its_affected_member_registers_reaches_that_me
     second = alert_raised(raised_by="PH", affected=["FJ"])
     async with transaction(sessions) as session:
         snapshot = member("FJ", "FJ", focal_point("FJ", "fp"))
-        assert await service.apply_member_snapshot(session=session, snapshot=snapshot)
+        assert await directory.apply_snapshot(session=session, snapshot=snapshot)
         assert (
-            await service.plan_missed_alert_notifications(
+            await planning.plan_missed_alerts(
                 session=session, member_id="FJ", window=timedelta(days=1)
             )
             == 0
         )
-        planning = asyncio.create_task(plan(second))
-        await eventually(waits_its_turn(planning))
-        assert not planning.done(), "the alert was planned before the member committed"
-    await planning
+        alert_planning = asyncio.create_task(plan(second))
+        await eventually(waits_its_turn(alert_planning))
+        assert not alert_planning.done(), "the alert was planned before the member committed"
+    await alert_planning
 
     for payload, member_id in ((first, "WS"), (second, "FJ")):
         deliveries = await harness.deliveries(alert_id=payload.alert.alert_id)

@@ -1,0 +1,424 @@
+"""The dispatcher: claims due deliveries, hands them to their channel, records every attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bali_common.db import SessionFactory, transaction, utcnow
+from bali_common.events.notifications import (
+    Channel,
+    DeliveryEvent,
+    NotificationDelivered,
+    NotificationExhausted,
+    NotificationFailed,
+    NotificationSent,
+)
+from bali_common.messaging.outbox import stage_event
+from sqlalchemy import or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bali_notifications.channels import ChannelSender, Notification, SendResult
+from bali_notifications.deliveries.models import (
+    DUE_STATUSES,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryJob,
+    DeliveryStatus,
+    SourceEvent,
+)
+from bali_notifications.deliveries.outcomes import (
+    FinalReason,
+    OperatorWarning,
+    Outcome,
+    RetryPolicy,
+    outcome_of,
+)
+from bali_notifications.hub import NotificationHub
+from bali_notifications.metrics import NotificationMetrics
+from bali_notifications.rendering import render_delivery
+from bali_notifications.settings import NotificationsSettings
+from bali_notifications.subscriptions.models import Subscription
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Skipped:
+    """A delivery that cannot be attempted at all (its endpoint is gone or disabled)."""
+
+    error: str
+    reason: FinalReason
+
+
+class Dispatcher:
+    """Does the network I/O of deliveries that consumers only planned (rows with a due time).
+
+    A claim is a lease (FOR UPDATE SKIP LOCKED on PostgreSQL, so replicas share
+    the work); the send happens with no database connection held; the attempt,
+    the new status and the notification.* events then commit in one transaction.
+    The schedule is driven by the `now` handed in, so tests drive the clock
+    instead of sleeping.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: NotificationsSettings,
+        sessions: SessionFactory,
+        hub: NotificationHub,
+        metrics: NotificationMetrics,
+        senders: Mapping[Channel, ChannelSender],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._hub = hub
+        self._metrics = metrics
+        self._senders = senders
+        self._policy = RetryPolicy.of(settings)
+        self._rng = rng or random.Random()
+        self._lease = timedelta(
+            seconds=max(
+                settings.dispatch_claim_seconds,
+                settings.webhook_timeout_s + 30,
+                settings.smtp_timeout_s + 30,
+            )
+        )
+        # Stable across restarts (host and service, never the pid): a restarted dispatcher
+        # recognises the claims of its previous life and takes them back at once.
+        self.dispatcher_id = f"{settings.relay_id or socket.gethostname()}:notifications:dispatcher"
+        # In-flight sends end within their channel's timeout; a stop waits that long for them.
+        self._send_bound = max(settings.webhook_timeout_s, settings.smtp_timeout_s) + 2.0
+
+    # --- loops -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Keep sending what is due; wakes on new plans, polls for retries coming due."""
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            if not self._settings.dispatch_in_background:
+                await asyncio.Event().wait()
+            await self.take_back_own_claims()
+            while True:
+                free = self._settings.dispatch_concurrency - len(in_flight)
+                jobs: list[DeliveryJob] = []
+                if free > 0:
+                    try:
+                        jobs = await self._claim(
+                            now=utcnow(), limit=min(free, self._settings.dispatch_batch_size)
+                        )
+                    except Exception:
+                        log.exception("claiming due deliveries failed; retrying")
+                for job in jobs:
+                    task = asyncio.create_task(self._process(job, now=None))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                if free <= 0:
+                    # Every slot is busy (slow receivers): claim more as soon as one frees up.
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                elif not jobs:
+                    await self._hub.wait_for_work(self._settings.dispatch_poll_interval_s)
+        finally:
+            await self._let_in_flight_finish(in_flight)
+            await self.aclose()
+
+    async def take_back_own_claims(self) -> int:
+        """What this dispatcher's previous life claimed and never recorded is due again now,
+        not when the lease runs out. (A send the receiver accepted just before a crash goes
+        again: at least once, the webhook-id lets receivers drop the repeat.)"""
+        async with transaction(self._sessions) as session:
+            taken = await session.exec(
+                update(Delivery)
+                .where(col(Delivery.claimed_by) == self.dispatcher_id)
+                .where(col(Delivery.status).in_(DUE_STATUSES))
+                .values(claimed_by=None, claimed_until=None)
+            )
+        count = int(taken.rowcount or 0)
+        if count:
+            log.warning("took back %d deliveries claimed before a restart", count)
+        return count
+
+    async def _let_in_flight_finish(self, in_flight: set[asyncio.Task[None]]) -> None:
+        """A stop lets sends under way record their outcome: cancelled after the receiver
+        accepted it, a send would go again once its claim expired."""
+        if not in_flight:
+            return
+        log.info("waiting for %d sends under way to record their outcome", len(in_flight))
+        _, unfinished = await asyncio.wait(set(in_flight), timeout=self._send_bound)
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Close what the senders keep open (pooled webhook connections)."""
+        for sender in self._senders.values():
+            await sender.aclose()
+
+    async def dispatch_due(self, *, now: datetime) -> int:
+        """Send everything due at `now` and wait for the outcomes; returns how many were tried."""
+        total = 0
+        while True:
+            jobs = await self._claim(now=now, limit=self._settings.dispatch_batch_size)
+            if not jobs:
+                return total
+            await asyncio.gather(*(self._process(job, now=now) for job in jobs))
+            total += len(jobs)
+
+    # --- claim -----------------------------------------------------------------------------
+
+    async def _claim(self, *, now: datetime, limit: int) -> list[DeliveryJob]:
+        async with transaction(self._sessions) as session:
+            ids = list(
+                (
+                    await session.exec(
+                        select(Delivery.id)
+                        .where(col(Delivery.status).in_(DUE_STATUSES))
+                        .where(col(Delivery.next_attempt_at) <= now)
+                        .where(
+                            or_(
+                                col(Delivery.claimed_until).is_(None),
+                                col(Delivery.claimed_until) < now,
+                            )
+                        )
+                        .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
+                        .limit(limit)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+            )
+            if not ids:
+                return []
+            await session.exec(
+                update(Delivery)
+                .where(col(Delivery.id).in_(ids))
+                .values(claimed_by=self.dispatcher_id, claimed_until=now + self._lease)
+            )
+            deliveries = list(
+                (await session.exec(select(Delivery).where(col(Delivery.id).in_(ids)))).all()
+            )
+            sources = {
+                source.event_id: source
+                for source in await session.exec(
+                    select(SourceEvent).where(
+                        col(SourceEvent.event_id).in_({d.source_event_id for d in deliveries})
+                    )
+                )
+            }
+            subscription_ids = {d.subscription_id for d in deliveries if d.subscription_id}
+            subscriptions = {
+                subscription.id: subscription
+                for subscription in await session.exec(
+                    select(Subscription).where(col(Subscription.id).in_(subscription_ids))
+                )
+            }
+        return [
+            DeliveryJob(
+                delivery=delivery,
+                source=sources[delivery.source_event_id],
+                subscription=subscriptions.get(delivery.subscription_id or ""),
+            )
+            for delivery in sorted(deliveries, key=lambda d: ids.index(d.id))
+        ]
+
+    # --- send ------------------------------------------------------------------------------
+
+    async def _process(self, job: DeliveryJob, *, now: datetime | None) -> None:
+        try:
+            result = await self._send(job, now or utcnow())
+        except Exception as error:
+            # A rendering or channel bug counts as a failed attempt, so retries still end.
+            log.exception("sending delivery %s failed unexpectedly", job.delivery.id)
+            result = SendResult(
+                succeeded=False, latency_ms=0, error=f"internal error: {type(error).__name__}"
+            )
+        try:
+            # The background loop records at the real time the attempt ended.
+            await self._record(job, result, now or utcnow())
+        except Exception:
+            log.exception(
+                "delivery %s could not be recorded; its claim will expire", job.delivery.id
+            )
+
+    async def _send(self, job: DeliveryJob, now: datetime) -> SendResult | _Skipped:
+        delivery = job.delivery
+        subscription = job.subscription
+        if delivery.subscription_id is not None:
+            if subscription is None or subscription.deleted_at is not None:
+                return _Skipped("subscription deleted", FinalReason.endpoint_disabled)
+            if not subscription.enabled:
+                return _Skipped(
+                    f"endpoint disabled: {subscription.disabled_reason}",
+                    FinalReason.endpoint_disabled,
+                )
+        rendered = render_delivery(
+            delivery=delivery, source=job.source, settings=self._settings, now=now
+        )
+        sender = self._senders[Channel(delivery.channel)]
+        return await sender.send(Notification(job=job, rendered=rendered), now=now)
+
+    # --- record ----------------------------------------------------------------------------
+
+    async def _record(self, job: DeliveryJob, result: SendResult | _Skipped, now: datetime) -> None:
+        async with transaction(self._sessions) as session:
+            delivery = await session.get(Delivery, job.delivery.id, with_for_update=True)
+            if delivery is None or delivery.status not in DUE_STATUSES:
+                return
+            delivery.claimed_by = None
+            delivery.claimed_until = None
+            delivery.updated_at = now
+            if isinstance(result, _Skipped):
+                self._record_skip(session, delivery, result, now)
+                return
+            self._record_attempt(session, delivery, result, now)
+            outcome = outcome_of(
+                result, delivery=delivery, policy=self._policy, now=now, rng=self._rng
+            )
+            await self._apply(session, delivery, result, outcome, now)
+        if outcome.status is DeliveryStatus.delivered and result.on_committed is not None:
+            result.on_committed()
+
+    def _record_skip(
+        self, session: AsyncSession, delivery: Delivery, skipped: _Skipped, now: datetime
+    ) -> None:
+        """No attempt: the subscriber itself removed or disabled the endpoint, so no warning."""
+        delivery.status = DeliveryStatus.failed.value
+        delivery.last_error = skipped.error
+        delivery.next_attempt_at = None
+        self._stage(
+            session,
+            NotificationExhausted,
+            delivery,
+            now,
+            error=skipped.error,
+            reason=skipped.reason,
+        )
+        self._metrics.finished.labels(delivery.channel, delivery.status).inc()
+        session.add(delivery)
+
+    def _record_attempt(
+        self, session: AsyncSession, delivery: Delivery, result: SendResult, now: datetime
+    ) -> None:
+        delivery.attempt_count += 1
+        delivery.attempts_in_round += 1
+        delivery.last_status_code = result.status_code
+        delivery.last_error = result.error
+        session.add(
+            DeliveryAttempt(
+                delivery_id=delivery.id,
+                number=delivery.attempt_count,
+                attempted_at=now,
+                succeeded=result.succeeded,
+                status_code=result.status_code,
+                latency_ms=result.latency_ms,
+                error=result.error,
+            )
+        )
+        self._stage(session, NotificationSent, delivery, now)
+        attempt_outcome = "delivered" if result.succeeded else "failed"
+        self._metrics.attempts.labels(delivery.channel, attempt_outcome).inc()
+        self._metrics.attempt_latency.labels(delivery.channel).observe(result.latency_ms / 1000)
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        delivery: Delivery,
+        result: SendResult,
+        outcome: Outcome,
+        now: datetime,
+    ) -> None:
+        """Write the outcome: the status, the endpoint, the warning and the event that says so."""
+        delivery.status = outcome.status.value
+        delivery.next_attempt_at = outcome.next_attempt_at
+        if outcome.disable_endpoint:
+            await self._disable_endpoint(session, delivery, reason=result.error, now=now)
+        if outcome.warning is not None:
+            self._warn_operators(delivery, outcome.warning)
+        if outcome.status is DeliveryStatus.delivered:
+            delivery.delivered_at = now
+            session.add_all(result.stored)
+            self._stage(session, NotificationDelivered, delivery, now, latency_ms=result.latency_ms)
+        elif outcome.status is DeliveryStatus.retrying:
+            self._stage(
+                session,
+                NotificationFailed,
+                delivery,
+                now,
+                error=outcome.error,
+                next_attempt_at=outcome.next_attempt_at,
+                status_code=result.status_code,
+                operator_warning=outcome.warning is not None,
+            )
+        else:
+            self._stage(
+                session,
+                NotificationExhausted,
+                delivery,
+                now,
+                error=outcome.error,
+                reason=outcome.reason,
+                status_code=result.status_code,
+                operator_warning=outcome.warning is not None,
+            )
+        if outcome.status is not DeliveryStatus.retrying:
+            self._metrics.finished.labels(delivery.channel, delivery.status).inc()
+        session.add(delivery)
+
+    async def _disable_endpoint(
+        self, session: AsyncSession, delivery: Delivery, *, reason: str | None, now: datetime
+    ) -> None:
+        subscription = await session.get(
+            Subscription, delivery.subscription_id, with_for_update=True
+        )
+        if subscription is not None and subscription.enabled:
+            subscription.enabled = False
+            subscription.disabled_at = now
+            subscription.disabled_reason = reason
+            subscription.version += 1
+            subscription.updated_at = now
+            session.add(subscription)
+            self._metrics.endpoints_disabled.inc()
+
+    def _warn_operators(self, delivery: Delivery, warning: OperatorWarning) -> None:
+        """Operators must know when an Extreme alert is not getting through."""
+        delivery.operator_warning = True
+        self._metrics.operator_warnings.labels(warning.value).inc()
+        log.warning(
+            "OPERATOR WARNING (%s): delivery %s of Extreme alert %s to %s via %s: %s",
+            warning.value,
+            delivery.id,
+            delivery.alert_id,
+            delivery.recipient,
+            delivery.channel,
+            delivery.last_error,
+        )
+
+    @staticmethod
+    def _stage(
+        session: AsyncSession,
+        kind: type[DeliveryEvent],
+        delivery: Delivery,
+        now: datetime,
+        **extra: Any,
+    ) -> None:
+        payload = kind(
+            delivery_id=delivery.id,
+            source_event_id=delivery.source_event_id,
+            source_event_type=delivery.event_type,
+            channel=Channel(delivery.channel),
+            recipient=delivery.recipient,
+            member_id=delivery.member_id,
+            alert_id=delivery.alert_id,
+            severity=delivery.severity,
+            attempt=delivery.attempt_count,
+            occurred_at=now,
+            **extra,
+        )
+        stage_event(session, payload, subject=delivery.id)

@@ -1,0 +1,59 @@
+"""The live inbox as server-sent events: unread items first, then each new one as it arrives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from bali_common.db import SessionFactory
+
+from bali_notifications.hub import NotificationHub
+from bali_notifications.inbox import service
+from bali_notifications.inbox.models import InboxItemPublic
+
+
+async def frames(
+    *,
+    sessions: SessionFactory,
+    hub: NotificationHub,
+    owners: list[str],
+    resume_after: int | None,
+    heartbeat: float,
+) -> AsyncIterator[str]:
+    """The stream of `owners`' items after `resume_after` (unread ones when None)."""
+    # Listen before the catch-up query so nothing committed in between is missed.
+    async with hub.listen(owners) as queue:
+        async with sessions() as session:
+            backlog = await service.items_after(
+                session=session, owners=owners, after_id=resume_after
+            )
+            last_id = resume_after
+            if last_id is None:
+                last_id = await service.latest_id(session=session, owners=owners)
+        yield "retry: 3000\n\n"
+        for item in backlog:
+            last_id = max(last_id, item.id)
+            yield _frame(item)
+        while True:
+            try:
+                pushed = await asyncio.wait_for(queue.get(), heartbeat)
+            except TimeoutError:
+                # Items another replica stored reach this stream by polling.
+                async with sessions() as session:
+                    polled = await service.items_after(
+                        session=session, owners=owners, after_id=last_id
+                    )
+                for item in polled:
+                    last_id = max(last_id, item.id)
+                    yield _frame(item)
+                yield ": keep-alive\n\n"
+                continue
+            if pushed is None:
+                return
+            if pushed.id > last_id:
+                last_id = pushed.id
+                yield _frame(pushed)
+
+
+def _frame(item: InboxItemPublic) -> str:
+    return f"id: {item.id}\nevent: inbox.item\ndata: {item.model_dump_json()}\n\n"

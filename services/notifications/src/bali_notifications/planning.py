@@ -1,0 +1,301 @@
+"""Turning an event into delivery rows: rule recipients, subscribers, catch-up of missed alerts."""
+
+# Consumers call these inside their transaction: nothing here commits or does network I/O,
+# so that a plan and the event's consumption commit together.
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from bali_common.db import as_utc, utc_column, utcnow
+from bali_common.events import CloudEvent
+from bali_common.events.activities import ActivityEvent
+from bali_common.events.alerts import AlertEscalated, AlertEvent, AlertStatus
+from bali_common.events.notifications import Channel
+from sqlalchemy import func
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bali_notifications import directory, routing
+from bali_notifications.channels import ChannelSender
+from bali_notifications.deliveries.models import Delivery, DeliveryStatus, SourceEvent
+from bali_notifications.fields import json_list, timestamp_now
+from bali_notifications.subscriptions.models import Subscription
+
+#: An alert in one of these states needs nobody told any more.
+CLOSED_ALERT_STATUSES = (AlertStatus.resolved.value, AlertStatus.withdrawn.value)
+
+
+class AlertState(SQLModel, table=True):
+    """Each alert's latest state, kept from alert.* events (upserted by version).
+
+    Routing reads the member directory when an alert event is planned; whoever
+    joins the directory later is planned from here (`plan_missed_alerts`).
+    """
+
+    __tablename__ = "alert_states"
+
+    alert_id: str = Field(primary_key=True, max_length=100)
+    version: int
+    status: str = Field(max_length=40)
+    severity: str = Field(max_length=20)
+    raised_at: datetime = Field(sa_column=utc_column(index=True))
+    affected_members: list[str] = json_list()
+    senior_officials_notified: bool = Field(
+        default=False, description="An escalation asked for the co-chairs' senior officials"
+    )
+    event_id: str = Field(max_length=100, description="The latest event, kept in source_events")
+    event_type: str = Field(max_length=100)
+    updated_at: datetime = timestamp_now()
+
+
+#: Alert planning reads the member directory, the catch-up reads the alerts: on PostgreSQL
+#: both take this transaction-scoped lock first, so that of an alert planned while its
+#: recipient joins the directory, one of the two always sees the other's committed rows.
+#: (SQLite has one connection: its transactions already take turns.)
+_ALERT_ROUTING_LOCK = 0x6E6F_7469
+
+
+async def _take_turns_routing_alerts(session: AsyncSession) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        await session.exec(select(func.pg_advisory_xact_lock(_ALERT_ROUTING_LOCK)))
+
+
+async def plan_for_alert(
+    *,
+    session: AsyncSession,
+    event: CloudEvent,
+    payload: AlertEvent,
+    senders: Mapping[Channel, ChannelSender],
+) -> int:
+    """Rule recipients plus matching subscriptions, one delivery row each; returns rows added."""
+    await _take_turns_routing_alerts(session)
+    await _remember_alert(session, event, payload)
+    members = await directory.entries(session=session)
+    co_chairs = [member.member_id for member in directory.co_chairs(members)]
+    facts = routing.alert_facts(event.type, payload, co_chairs)
+    plan = routing.RecipientPlan()
+    for recipient in routing.rule_recipients(payload, members):
+        plan.add(recipient)
+    await _add_subscribers(session, plan, facts, senders)
+    alert = payload.alert
+    return await _store_plan(
+        session, event, plan, alert_id=alert.alert_id, severity=alert.severity.value
+    )
+
+
+async def _remember_alert(session: AsyncSession, event: CloudEvent, payload: AlertEvent) -> None:
+    """Keep the alert's latest state and event; an older version (reordering) changes nothing."""
+    alert = payload.alert
+    asked_for_seniors = isinstance(payload, AlertEscalated) and payload.notify_senior_officials
+    state = await session.get(AlertState, alert.alert_id, with_for_update=True)
+    if state is not None and state.version >= alert.version:
+        if asked_for_seniors and not state.senior_officials_notified:
+            state.senior_officials_notified = True
+            session.add(state)
+        return
+    # Stored in UTC: SQLite keeps the wall-clock time only, and the window compares it.
+    raised_at = as_utc(alert.raised_at).astimezone(UTC)
+    state = state or AlertState(
+        alert_id=alert.alert_id,
+        version=0,
+        status=alert.status.value,
+        severity=alert.severity.value,
+        raised_at=raised_at,
+        event_id=str(event.id),
+        event_type=event.type,
+    )
+    state.version = alert.version
+    state.status = alert.status.value
+    state.severity = alert.severity.value
+    state.raised_at = raised_at
+    state.affected_members = list(alert.affected_members)
+    state.senior_officials_notified = state.senior_officials_notified or asked_for_seniors
+    state.event_id = str(event.id)
+    state.event_type = event.type
+    state.updated_at = utcnow()
+    session.add(state)
+    # Whoever is told of the alert later is sent this event: it carries the latest state.
+    await _store_source(session, event)
+
+
+async def plan_missed_alerts(
+    *, session: AsyncSession, member_id: str, window: timedelta, now: datetime | None = None
+) -> int:
+    """Plan what a member missed of the alerts still open: it joined, or gained focal points
+    or the co-chair role, after they were planned. Returns the deliveries added.
+
+    Co-chairs catch up on every open alert, other members on those that name them
+    as affected; alerts raised longer than `window` ago are left alone. Whoever
+    already had a delivery of an alert (any of its events) gets nothing more; the
+    others get one, of the alert's latest event.
+    """
+    await _take_turns_routing_alerts(session)
+    members = await directory.entries(session=session)
+    member = next((m for m in members if m.member_id == member_id), None)
+    if member is None or not member.active:
+        return 0
+    since = (now or utcnow()) - window
+    open_alerts = await session.exec(
+        select(AlertState).where(
+            col(AlertState.status).not_in(CLOSED_ALERT_STATUSES),
+            col(AlertState.raised_at) >= since,
+        )
+    )
+    states = [s for s in open_alerts if member.is_co_chair or member_id in s.affected_members]
+    if not states:
+        return 0
+    told = {
+        (alert_id, channel, recipient)
+        for alert_id, channel, recipient in (
+            await session.exec(
+                select(Delivery.alert_id, Delivery.channel, Delivery.recipient).where(
+                    col(Delivery.alert_id).in_([s.alert_id for s in states])
+                )
+            )
+        ).all()
+    }
+    added = 0
+    for state in states:
+        plan = routing.RecipientPlan()
+        for recipient in routing.alert_rule_recipients(
+            status=AlertStatus(state.status),
+            affected_members=state.affected_members,
+            members=members,
+            senior_officials=state.senior_officials_notified,
+        ):
+            if recipient.member_id == member_id:
+                plan.add(recipient)
+        missed = [r for r in plan.recipients() if (state.alert_id, *r.key) not in told]
+        added += await _add_deliveries(
+            session,
+            event_id=state.event_id,
+            event_type=state.event_type,
+            recipients=missed,
+            alert_id=state.alert_id,
+            severity=state.severity,
+        )
+    return added
+
+
+async def plan_for_activity(
+    *,
+    session: AsyncSession,
+    event: CloudEvent,
+    payload: ActivityEvent,
+    senders: Mapping[Channel, ChannelSender],
+) -> int:
+    """Activities reach subscribers only; daily-digest subscribers get them queued."""
+    plan = routing.RecipientPlan()
+    await _add_subscribers(session, plan, routing.activity_facts(event.type, payload), senders)
+    return await _store_plan(session, event, plan, alert_id=None, severity=None)
+
+
+async def _add_subscribers(
+    session: AsyncSession,
+    plan: routing.RecipientPlan,
+    facts: routing.EventFacts,
+    senders: Mapping[Channel, ChannelSender],
+) -> None:
+    subscriptions = await session.exec(
+        select(Subscription).where(
+            col(Subscription.deleted_at).is_(None), col(Subscription.enabled).is_(True)
+        )
+    )
+    for subscription in subscriptions:
+        if routing.subscription_matches(subscription, facts):
+            address = senders[Channel(subscription.channel)].address_of(subscription)
+            plan.add(routing.subscription_recipient(subscription, facts, address=address))
+
+
+async def _store_source(session: AsyncSession, event: CloudEvent) -> None:
+    event_id = str(event.id)
+    if await session.get(SourceEvent, event_id) is None:
+        session.add(
+            SourceEvent(
+                event_id=event_id,
+                event_type=event.type,
+                event_version=event.version,
+                subject=event.subject,
+                occurred_at=event.time,
+                data=event.data,
+            )
+        )
+        await session.flush()
+
+
+async def _store_plan(
+    session: AsyncSession,
+    event: CloudEvent,
+    plan: routing.RecipientPlan,
+    *,
+    alert_id: str | None,
+    severity: str | None,
+) -> int:
+    recipients = plan.recipients()
+    if not recipients:
+        return 0
+    await _store_source(session, event)
+    return await _add_deliveries(
+        session,
+        event_id=str(event.id),
+        event_type=event.type,
+        recipients=recipients,
+        alert_id=alert_id,
+        severity=severity,
+    )
+
+
+async def _add_deliveries(
+    session: AsyncSession,
+    *,
+    event_id: str,
+    event_type: str,
+    recipients: Sequence[routing.Recipient],
+    alert_id: str | None,
+    severity: str | None,
+) -> int:
+    """One row per recipient not yet planned for the stored source event."""
+    if not recipients:
+        return 0
+    # The unique (event, recipient, channel) key backs this up should two planners race.
+    existing = {
+        (channel, recipient)
+        for channel, recipient in (
+            await session.exec(
+                select(Delivery.channel, Delivery.recipient).where(
+                    Delivery.source_event_id == event_id
+                )
+            )
+        ).all()
+    }
+    now = utcnow()
+    added = 0
+    for recipient in recipients:
+        if recipient.key in existing:
+            continue
+        session.add(
+            Delivery(
+                source_event_id=event_id,
+                event_type=event_type,
+                channel=recipient.channel.value,
+                recipient=recipient.address,
+                member_id=recipient.member_id,
+                subscription_id=recipient.subscription_id,
+                alert_id=alert_id,
+                severity=severity,
+                reason=recipient.reason.value,
+                acknowledge_link=recipient.acknowledge_link,
+                status=(
+                    DeliveryStatus.queued_for_digest.value
+                    if recipient.digest
+                    else DeliveryStatus.pending.value
+                ),
+                next_attempt_at=None if recipient.digest else now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        added += 1
+    return added

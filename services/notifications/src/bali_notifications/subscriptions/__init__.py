@@ -1,0 +1,1 @@
+"""Subscriptions: a member's standing request to hear of matching events on one channel."""
