@@ -26,7 +26,7 @@ Say = Callable[[str, str], None]
 _BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 _HEALTHY_RUN_S = 60.0
 #: A service gets this long to drain and exit after SIGTERM before it is killed.
-_STOP_GRACE_S = 45.0
+_STOP_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
