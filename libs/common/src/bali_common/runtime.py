@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bali_common.auth import TokenVerifier
@@ -298,7 +299,8 @@ async def _stopped(tasks: list[asyncio.Task[None]], *, bound: float) -> None:
 
 
 class BodySizeLimit:
-    """413 for bodies over the limit, checked while streaming (OWASP API4)."""
+    """413 for bodies over the limit (OWASP API4; RFC 9110 section 15.5.14), whether the
+    length is declared or the body streams in chunks without one."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -313,6 +315,7 @@ class BodySizeLimit:
             await self._reject(scope, receive, send)
             return
         received = 0
+        started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -320,26 +323,42 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge
+                    # An HTTPException: FastAPI's body parser passes those on to the app's
+                    # handlers (any other error there becomes its "error parsing the body" 400).
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
+            await self.app(scope, limited_receive, watched_send)
+        except BodyTooLarge:
+            # Read outside a route (where no exception handler answers): answer here.
+            if started:
+                raise
             await self._reject(scope, receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = BodyTooLarge(self.max_bytes)
         response = problem_response(
             Request(scope, receive),
-            status=413,
-            title="Content Too Large",
-            detail=f"Request bodies are limited to {self.max_bytes} bytes.",
+            status=error.status_code,
+            title=error.title,
+            detail=error.detail,
         )
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(StarletteHTTPException):
+    """The request body passed `max_request_bytes` while it was being read."""
+
+    title = "Content Too Large"
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"Request bodies are limited to {max_bytes} bytes.")
 
 
 def build_app(definition: ServiceDefinition, settings: CommonSettings) -> FastAPI:
@@ -379,6 +398,10 @@ def build_app(definition: ServiceDefinition, settings: CommonSettings) -> FastAP
     app.state.runtime = runtime
     app.state.token_verifier = runtime.verifier
     install_problem_handlers(app)
+    # Added first, so innermost: the routes read the body through it directly. Further out,
+    # BaseHTTPMiddleware reads it in a task group, which would wrap its 413 in an
+    # ExceptionGroup that the body parser turns into a 400.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     install_http_metrics(app, runtime.metrics, before_scrape=runtime.refresh_gauges)
 
     @app.middleware("http")
@@ -403,7 +426,6 @@ def build_app(definition: ServiceDefinition, settings: CommonSettings) -> FastAP
 
     for router in (*definition.routers, dead_letter_router):
         app.include_router(router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     return app
 
 
