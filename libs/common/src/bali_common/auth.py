@@ -363,6 +363,10 @@ class TokenVerifier:
 
 # --- FastAPI ----------------------------------------------------------------------------------
 
+#: `app.state.admit_principal`: called with every verified caller before its route runs (the
+#: per-member rate limit); it raises to refuse.
+PrincipalAdmission = Callable[[Principal], Awaitable[None]]
+
 bearer_scheme = HTTPBearer(
     auto_error=False,
     bearerFormat="JWT",
@@ -387,7 +391,11 @@ async def get_principal(
     if not isinstance(verifier, TokenVerifier):
         # A wiring bug, not a client error: fail loudly (500) rather than deny as 401.
         raise RuntimeError("app.state.token_verifier is not set to a TokenVerifier")
-    return await verifier.averify(credentials.credentials)
+    principal = await verifier.averify(credentials.credentials)
+    admit: PrincipalAdmission | None = getattr(request.app.state, "admit_principal", None)
+    if admit is not None:
+        await admit(principal)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

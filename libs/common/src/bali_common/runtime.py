@@ -28,7 +28,9 @@ from bali_common.db import (
     utcnow,
 )
 from bali_common.events.topics import Stream
-from bali_common.health import health_router
+from bali_common.health import ReadinessCheck, health_router
+from bali_common.http.openapi import document_problems
+from bali_common.http.throttling import EXEMPT_PATHS, Throttle, ThrottleMiddleware
 from bali_common.messaging.consumer import ConsumerRunner
 from bali_common.messaging.deadletters import DeadLetter
 from bali_common.messaging.handlers import ConsumerGroup
@@ -388,21 +390,34 @@ def build_app(definition: ServiceDefinition, settings: CommonSettings) -> FastAP
         finally:
             await runtime.stop()
 
+    docs = settings.api_docs
     app = FastAPI(
         title=definition.title,
         description=definition.description,
         version=definition.version,
         lifespan=lifespan,
         openapi_tags=list(definition.openapi_tags) or None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.runtime = runtime
     app.state.token_verifier = runtime.verifier
+    throttle = Throttle(settings, runtime.metrics)
+    app.state.admit_principal = throttle.admit_principal
     install_problem_handlers(app)
     # Added first, so innermost: the routes read the body through it directly. Further out,
     # BaseHTTPMiddleware reads it in a task group, which would wrap its 413 in an
     # ExceptionGroup that the body parser turns into a 400.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    install_http_metrics(app, runtime.metrics, before_scrape=runtime.refresh_gauges)
+    # Inside the metrics and tracing: a refused request is counted and traced like any other.
+    app.add_middleware(ThrottleMiddleware, throttle=throttle)
+    install_http_metrics(
+        app,
+        runtime.metrics,
+        before_scrape=runtime.refresh_gauges,
+        token=settings.metrics_token,
+    )
 
     @app.middleware("http")
     async def trace_requests(
@@ -417,16 +432,28 @@ def build_app(definition: ServiceDefinition, settings: CommonSettings) -> FastAP
             span.set_attribute("http.response.status_code", response.status_code)
             return response
 
-    app.include_router(
-        health_router(
-            {"database": runtime.check_database}, degrading={"broker": runtime.check_broker}
-        )
-    )
+    degrading: dict[str, ReadinessCheck] = {"broker": runtime.check_broker}
+    if throttle.enabled and throttle.shared:
+        degrading["rate_limits"] = throttle.check
+    app.include_router(health_router({"database": runtime.check_database}, degrading=degrading))
     from bali_common.messaging.routes import router as dead_letter_router
 
     for router in (*definition.routers, dead_letter_router):
         app.include_router(router)
+    _document_problems(app)
     return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """The app's OpenAPI document, completed with the problems every route shares."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate(), unthrottled=EXEMPT_PATHS)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def runtime_of(app: FastAPI) -> ServiceRuntime:
