@@ -356,7 +356,12 @@ async def acknowledge_page(
     "the link's page): acknowledges on behalf of the co-chair the link was minted for; each "
     "link works once and until it expires. Link answers are HTML unless JSON is asked for.",
     response_model=AlertPublic,
-    responses=_STEP_RESPONSES | problem_responses(410),
+    responses=_STEP_RESPONSES
+    | problem_responses(410)
+    | {
+        status: {"content": {"text/html": {"schema": {"type": "string"}}}}
+        for status in (200, 403, 404, 409, 410)
+    },
 )
 async def acknowledge(
     alert_id: AlertId,
