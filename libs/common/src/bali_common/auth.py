@@ -41,6 +41,7 @@ __all__ = [
     "jwk_thumbprint",
     "load_or_create_dev_key",
     "public_jwk",
+    "public_route",
     "require_roles",
 ]
 
@@ -434,4 +435,18 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
         return principal
 
     dependency.__name__ = f"require_roles_{'_'.join(sorted(r.value for r in required))}"
+    dependency.allowed_roles = required  # type: ignore[attr-defined]
+    return dependency
+
+
+def public_route(reason: str) -> Callable[[], Awaitable[None]]:
+    """Dependency marking a route that answers without a bearer token, naming what authorises
+    it instead (public content, a signed link): every route declares its authorization, and
+    this is the declaration that none is needed."""
+
+    async def dependency() -> None:
+        return None
+
+    dependency.__name__ = "public_route"
+    dependency.public_reason = reason  # type: ignore[attr-defined]
     return dependency
