@@ -27,8 +27,12 @@ from security_support import (
 )
 
 BEYOND_64_BITS = "1" + "0" * 22
+#: Past PostgreSQL's INTEGER (int4), within 64 bits: what SQLite alone would accept.
+BEYOND_32_BITS = str(2**31)
 UNUSABLE_IF_MATCH = ['"v²"', '"v1¹"', f'"v{"9" * 5000}"', f'"v{2**64}"', '"v٣"']
 CRAFTED_CURSORS = [
+    [2**31],
+    [2**40],
     [10**30],
     [2**63],
     [-(2**64)],
@@ -140,14 +144,13 @@ async def test_dead_letter_ids_beyond_64_bits_are_a_422_naming_the_field(
     service: Deployed,
 ) -> None:
     ops = service.tokens.ops()
-    listed = await service.client.get(
-        "/v1/admin/dead-letters", params={"after": BEYOND_64_BITS}, headers=ops
-    )
-    assert fields(assert_problem(listed, 422, "list")) == {"query.after"}
-    replayed = await service.client.post(
-        f"/v1/admin/dead-letters/{BEYOND_64_BITS}/replay", headers=ops
-    )
-    assert fields(assert_problem(replayed, 422, "replay")) == {"path.letter_id"}
+    for number in (BEYOND_32_BITS, BEYOND_64_BITS):
+        listed = await service.client.get(
+            "/v1/admin/dead-letters", params={"after": number}, headers=ops
+        )
+        assert fields(assert_problem(listed, 422, "list")) == {"query.after"}
+        replayed = await service.client.post(f"/v1/admin/dead-letters/{number}/replay", headers=ops)
+        assert fields(assert_problem(replayed, 422, "replay")) == {"path.letter_id"}
 
 
 # --- 4. bodies past the limit -------------------------------------------------------------------
@@ -227,4 +230,47 @@ async def test_an_unreadable_body_is_a_422_naming_the_body(service: Deployed) ->
             problem = assert_problem(response, 422, f"{route.label} {content[:12]!r}")
             assert all(f.startswith("body") for f in fields(problem)), problem
             checked += 1
+    assert checked
+
+
+# --- 6. text the databases cannot store ---------------------------------------------------------
+
+
+def _with_nul(value: Any) -> tuple[Any, str] | None:
+    """The document with NUL put into its first string, and that string's dotted place."""
+    if isinstance(value, str):
+        return value + "\x00", ""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _with_nul(item)
+            if found is not None:
+                return {**value, key: found[0]}, f".{key}{found[1]}"
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _with_nul(item)
+            if found is not None:
+                return [*value[:index], found[0], *value[index + 1 :]], f".{index}{found[1]}"
+    return None
+
+
+async def test_a_nul_character_is_a_422_naming_the_field(service: Deployed) -> None:
+    ids = await live_ids(service)
+    admin = service.tokens.admin()
+    checked = 0
+    for route in routes(service.app):
+        kwargs = request_kwargs(service, route, ids, admin)
+        placed = _with_nul(kwargs.get("json"))
+        if placed is not None:
+            body = {**kwargs, "json": placed[0]}
+            response = await service.client.request(**body)
+            problem = assert_problem(response, 422, f"{route.label} body{placed[1]}")
+            assert fields(problem) == {f"body{placed[1]}"}, problem
+            checked += 1
+        if route.path_params:
+            name = route.path_params[0]
+            nul_ids = {**ids, name: ids.get(name, "x") + "%00"}
+            response = await service.client.request(
+                **request_kwargs(service, route, nul_ids, admin)
+            )
+            assert 400 <= response.status_code < 500, f"{route.label} path: {response.text}"
     assert checked

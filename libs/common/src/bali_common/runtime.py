@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -30,6 +30,7 @@ from bali_common.db import (
 from bali_common.events.topics import Stream
 from bali_common.health import ReadinessCheck, health_router
 from bali_common.http.openapi import document_problems
+from bali_common.http.text import refuse_nul_characters
 from bali_common.http.throttling import EXEMPT_PATHS, Throttle, ThrottleMiddleware
 from bali_common.messaging.consumer import ConsumerRunner
 from bali_common.messaging.deadletters import DeadLetter
@@ -400,6 +401,7 @@ def build_app(definition: ServiceDefinition, settings: CommonSettings) -> FastAP
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
+        dependencies=[Depends(refuse_nul_characters)],
     )
     app.state.runtime = runtime
     app.state.token_verifier = runtime.verifier

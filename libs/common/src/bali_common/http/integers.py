@@ -5,6 +5,8 @@ from __future__ import annotations
 
 #: The largest value of a signed 64-bit integer column (PostgreSQL BIGINT, SQLite INTEGER).
 BIGINT_MAX = 2**63 - 1
+#: The largest value of a SQL INTEGER column on PostgreSQL (int4): serial ids, plain int fields.
+INTEGER_MAX = 2**31 - 1
 _MAX_DIGITS = len(str(BIGINT_MAX))
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from bali_common.auth import Principal, Role, require_roles
 from bali_common.deps import SessionDep
-from bali_common.http.integers import BIGINT_MAX
+from bali_common.http.integers import INTEGER_MAX
 from bali_common.messaging.deadletters import (
     DeadLetterNotReplayable,
     DeadLetterPublic,
@@ -20,8 +20,8 @@ from bali_common.problems import ProblemError, problem_responses
 
 router = APIRouter(prefix="/v1/admin/dead-letters", tags=["operations"])
 OpsOrAdmin = Annotated[Principal, Depends(require_roles(Role.ops, Role.admin))]
-#: Ids reach a 64-bit column: a larger number is a 422 naming the parameter, not a 500.
-LetterId = Annotated[int, Path(ge=0, le=BIGINT_MAX, description="Dead letter id")]
+#: Ids reach an INTEGER column: a larger number is a 422 naming the parameter, not a 500.
+LetterId = Annotated[int, Path(ge=0, le=INTEGER_MAX, description="Dead letter id")]
 
 
 class DeadLetterPage(BaseModel):
@@ -34,7 +34,7 @@ async def list_letters(
     session: SessionDep,
     _principal: OpsOrAdmin,
     after: Annotated[
-        int, Query(ge=0, le=BIGINT_MAX, description="Cursor: id of the last item seen")
+        int, Query(ge=0, le=INTEGER_MAX, description="Cursor: id of the last item seen")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     include_replayed: bool = False,
