@@ -232,6 +232,10 @@ def test_service_settings_load_from_the_compose_environment(
     endpoint = urlsplit(settings.otlp_endpoint)
     assert endpoint.hostname in services()
     assert endpoint.path == "/v1/traces"
+    counters = urlsplit(settings.rate_limit_storage_url.removeprefix("async+"))
+    assert counters.scheme == "redis"
+    assert counters.hostname in services(), "the replicas share the rate limits' counters"
+    assert bali_services()[name]["depends_on"][counters.hostname]["condition"] == "service_healthy"
 
 
 def test_link_signing_secret_is_shared_by_issuer_and_verifier() -> None:

@@ -316,6 +316,10 @@ def test_service_settings_load_from_the_manifests(
     assert settings.kafka_replication_factor == 3
     assert settings.kafka_topic_prefix == "", "the topics Job creates unprefixed names"
     assert settings.jwks_url, "production verifies tokens against the OIDC provider's JWKS"
+    assert settings.rate_limit_enabled is True
+    assert settings.rate_limit_storage_url.startswith("async+redis"), "counters shared"
+    assert settings.api_docs is False, "the API documents are closed in production"
+    assert settings.metrics_token is not None, "scrapes present a bearer token"
     assert settings.jwks_url.startswith("https://")
     assert settings.otlp_endpoint
     assert urlsplit(settings.otlp_endpoint).path == "/v1/traces"

@@ -146,9 +146,28 @@ _LABEL_SELECTOR = {
     "additionalProperties": False,
 }
 
+#: prometheus-operator SafeAuthorization: a credential from a Secret of the monitor's namespace.
+_SAFE_AUTHORIZATION = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"},
+        "credentials": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "key": {"type": "string", "minLength": 1},
+                "optional": {"type": "boolean"},
+            },
+            "required": ["key"],
+            "additionalProperties": False,
+        },
+    },
+    "additionalProperties": False,
+}
+
 #: prometheus-operator PodMonitor (monitoring.coreos.com/v1): the PodMonitorSpec and
-#: PodMetricsEndpoint fields short of authentication and relabelling, which these manifests
-#: do not use (add them from the API reference when they do).
+#: PodMetricsEndpoint fields short of relabelling and the other authentication schemes, which
+#: these manifests do not use (add them from the API reference when they do).
 POD_MONITOR_SCHEMA = _resource(
     "monitoring.coreos.com/v1",
     "PodMonitor",
@@ -180,6 +199,7 @@ POD_MONITOR_SCHEMA = _resource(
                         "scrapeTimeout": _DURATION,
                         "honorLabels": {"type": "boolean"},
                         "honorTimestamps": {"type": "boolean"},
+                        "authorization": _SAFE_AUTHORIZATION,
                     },
                     "additionalProperties": False,
                 },

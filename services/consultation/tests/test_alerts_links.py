@@ -174,6 +174,8 @@ async def test_tampered_or_misdirected_links_are_refused(service: Service) -> No
         "claims changed": f"{forged_claims}.{signature}",
         "body changed": f"{_flip(body, 10)}.{signature}",
         "no signature": body,
+        "non-ASCII signature": f"{body}.{signature[:-1]}é",
+        "superscript in signature": f"{body}.{signature}²",
         "garbage": "not-a-token",
         "other secret": link(service, alert["id"], secret=SecretStr("someone-else")),
         "other purpose": link(service, alert["id"], purpose="report.download"),
@@ -185,6 +187,11 @@ async def test_tampered_or_misdirected_links_are_refused(service: Service) -> No
         for attempt in (open_link, press_button):
             response = await attempt(service, alert["id"], token)
             assert response.status_code == 403, (name, attempt.__name__, response.text)
+        by_query = await service.client.post(
+            f"/v1/alerts/{alert['id']}/acknowledge", params={"token": token}, headers=JSON
+        )
+        assert by_query.status_code == 403, (name, by_query.text)
+        assert by_query.headers["content-type"] == "application/problem+json", name
     for alert_id in (alert["id"], other["id"]):
         assert (await service.get(alert_id))["status"] == "raised"
     assert (await press_button(service, alert["id"], genuine)).status_code == 200

@@ -41,6 +41,7 @@ __all__ = [
     "jwk_thumbprint",
     "load_or_create_dev_key",
     "public_jwk",
+    "public_route",
     "require_roles",
 ]
 
@@ -363,6 +364,10 @@ class TokenVerifier:
 
 # --- FastAPI ----------------------------------------------------------------------------------
 
+#: `app.state.admit_principal`: called with every verified caller before its route runs (the
+#: per-member rate limit); it raises to refuse.
+PrincipalAdmission = Callable[[Principal], Awaitable[None]]
+
 bearer_scheme = HTTPBearer(
     auto_error=False,
     bearerFormat="JWT",
@@ -387,7 +392,11 @@ async def get_principal(
     if not isinstance(verifier, TokenVerifier):
         # A wiring bug, not a client error: fail loudly (500) rather than deny as 401.
         raise RuntimeError("app.state.token_verifier is not set to a TokenVerifier")
-    return await verifier.averify(credentials.credentials)
+    principal = await verifier.averify(credentials.credentials)
+    admit: PrincipalAdmission | None = getattr(request.app.state, "admit_principal", None)
+    if admit is not None:
+        await admit(principal)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -426,4 +435,18 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
         return principal
 
     dependency.__name__ = f"require_roles_{'_'.join(sorted(r.value for r in required))}"
+    dependency.allowed_roles = required  # type: ignore[attr-defined]
+    return dependency
+
+
+def public_route(reason: str) -> Callable[[], Awaitable[None]]:
+    """Dependency marking a route that answers without a bearer token, naming what authorises
+    it instead (public content, a signed link): every route declares its authorization, and
+    this is the declaration that none is needed."""
+
+    async def dependency() -> None:
+        return None
+
+    dependency.__name__ = "public_route"
+    dependency.public_reason = reason  # type: ignore[attr-defined]
     return dependency

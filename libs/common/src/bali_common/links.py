@@ -50,6 +50,11 @@ def _signature(secret: SecretStr, body: str) -> str:
     return _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
 
 
+def _same_signature(given: str, expected: str) -> bool:
+    """Constant-time, on bytes: `compare_digest` raises TypeError for str holding non-ASCII."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 def mint_link_token(
     secret: SecretStr,
     *,
@@ -71,10 +76,14 @@ def mint_link_token(
 
 
 def verify_link_token(secret: SecretStr, token: str, *, purpose: str, now: datetime) -> LinkClaims:
+    # Minted tokens are base64url and a dot: anything else (the token is whatever the caller
+    # put in the URL or form) is malformed, answered like any other invalid link.
+    if not token.isascii():
+        raise InvalidLinkToken("malformed token")
     body, _, signature = token.partition(".")
     if not body or not signature:
         raise InvalidLinkToken("malformed token")
-    if not hmac.compare_digest(signature, _signature(secret, body)):
+    if not _same_signature(signature, _signature(secret, body)):
         raise InvalidLinkToken("bad signature")
     try:
         claims = LinkClaims.model_validate(json.loads(_unb64(body)))

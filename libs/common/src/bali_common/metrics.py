@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
+from pydantic import SecretStr
+
+from bali_common.problems import problem_response
 
 
 class ServiceMetrics:
@@ -89,6 +93,17 @@ class ServiceMetrics:
             ["group"],
             registry=self.registry,
         )
+        self.http_throttled = Counter(
+            "bali_http_throttled_total",
+            "Requests refused with 429 by a rate limit",
+            ["rule"],
+            registry=self.registry,
+        )
+        self.rate_limit_storage_errors = Counter(
+            "bali_rate_limit_storage_errors_total",
+            "Rate limit checks that failed to reach the counters (the request was admitted)",
+            registry=self.registry,
+        )
         self.service_info = Gauge(
             "bali_service_info", "Static service information", ["service"], registry=self.registry
         )
@@ -103,11 +118,13 @@ def install_http_metrics(
     metrics: ServiceMetrics,
     *,
     before_scrape: Callable[[], Awaitable[None]] | None = None,
+    token: SecretStr | None = None,
 ) -> None:
     """Count by route template, not raw path, so ids do not explode label cardinality.
 
     `before_scrape` refreshes gauges read from the database, so a scrape never shows a
-    stale value while, say, the relay is stuck on an absent broker.
+    stale value while, say, the relay is stuck on an absent broker. With `token`, a scrape
+    must present it as a bearer token (RFC 6750 section 2.1).
     """
 
     @app.middleware("http")
@@ -123,7 +140,23 @@ def install_http_metrics(
         return response
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics_endpoint() -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
+        if token is not None and not _presents(request, token):
+            return problem_response(
+                request,
+                status=401,
+                title="Unauthorized",
+                detail="Scrapes need the metrics bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if before_scrape is not None:
             await before_scrape()
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _presents(request: Request, token: SecretStr) -> bool:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    # Bytes: compare_digest raises on str holding non-ASCII, and the header is the caller's.
+    given = credentials.strip().encode("utf-8", "surrogateescape")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given, expected)

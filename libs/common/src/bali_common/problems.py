@@ -131,6 +131,21 @@ def _validation_problems(errors: Sequence[Any]) -> list[FieldProblem]:
     ]
 
 
+def _unreadable_body(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    """FastAPI and Starlette answer 400 only for a body they cannot parse (not UTF-8, broken
+    multipart, too many form parts); the services never do. It is a validation failure of the
+    body like any other, so it gets the one answer validation has: 422 naming the field."""
+    message = error.detail if isinstance(error.detail, str) else "unreadable body"
+    return problem_response(
+        request,
+        status=422,
+        title="Request validation failed",
+        detail=f"Invalid field: body: {message}",
+        slug="validation-error",
+        errors=[FieldProblem(field="body", message=message, type="body_unreadable")],
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -159,6 +174,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:
+            return _unreadable_body(request, error)
         title = _REASONS.get(error.status_code, "Error")
         detail = error.detail if isinstance(error.detail, str) and error.detail != title else None
         return problem_response(

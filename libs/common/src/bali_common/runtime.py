@@ -12,9 +12,10 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bali_common.auth import TokenVerifier
@@ -27,7 +28,10 @@ from bali_common.db import (
     utcnow,
 )
 from bali_common.events.topics import Stream
-from bali_common.health import health_router
+from bali_common.health import ReadinessCheck, health_router
+from bali_common.http.openapi import document_problems
+from bali_common.http.text import refuse_nul_characters
+from bali_common.http.throttling import EXEMPT_PATHS, Throttle, ThrottleMiddleware
 from bali_common.messaging.consumer import ConsumerRunner
 from bali_common.messaging.deadletters import DeadLetter
 from bali_common.messaging.handlers import ConsumerGroup
@@ -298,7 +302,8 @@ async def _stopped(tasks: list[asyncio.Task[None]], *, bound: float) -> None:
 
 
 class BodySizeLimit:
-    """413 for bodies over the limit, checked while streaming (OWASP API4)."""
+    """413 for bodies over the limit (OWASP API4; RFC 9110 section 15.5.14), whether the
+    length is declared or the body streams in chunks without one."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -313,6 +318,7 @@ class BodySizeLimit:
             await self._reject(scope, receive, send)
             return
         received = 0
+        started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -320,26 +326,42 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge
+                    # An HTTPException: FastAPI's body parser passes those on to the app's
+                    # handlers (any other error there becomes its "error parsing the body" 400).
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
+            await self.app(scope, limited_receive, watched_send)
+        except BodyTooLarge:
+            # Read outside a route (where no exception handler answers): answer here.
+            if started:
+                raise
             await self._reject(scope, receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = BodyTooLarge(self.max_bytes)
         response = problem_response(
             Request(scope, receive),
-            status=413,
-            title="Content Too Large",
-            detail=f"Request bodies are limited to {self.max_bytes} bytes.",
+            status=error.status_code,
+            title=error.title,
+            detail=error.detail,
         )
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(StarletteHTTPException):
+    """The request body passed `max_request_bytes` while it was being read."""
+
+    title = "Content Too Large"
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"Request bodies are limited to {max_bytes} bytes.")
 
 
 def build_app(definition: ServiceDefinition, settings: CommonSettings) -> FastAPI:
@@ -369,17 +391,35 @@ def build_app(definition: ServiceDefinition, settings: CommonSettings) -> FastAP
         finally:
             await runtime.stop()
 
+    docs = settings.api_docs
     app = FastAPI(
         title=definition.title,
         description=definition.description,
         version=definition.version,
         lifespan=lifespan,
         openapi_tags=list(definition.openapi_tags) or None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        dependencies=[Depends(refuse_nul_characters)],
     )
     app.state.runtime = runtime
     app.state.token_verifier = runtime.verifier
+    throttle = Throttle(settings, runtime.metrics)
+    app.state.admit_principal = throttle.admit_principal
     install_problem_handlers(app)
-    install_http_metrics(app, runtime.metrics, before_scrape=runtime.refresh_gauges)
+    # Added first, so innermost: the routes read the body through it directly. Further out,
+    # BaseHTTPMiddleware reads it in a task group, which would wrap its 413 in an
+    # ExceptionGroup that the body parser turns into a 400.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    # Inside the metrics and tracing: a refused request is counted and traced like any other.
+    app.add_middleware(ThrottleMiddleware, throttle=throttle)
+    install_http_metrics(
+        app,
+        runtime.metrics,
+        before_scrape=runtime.refresh_gauges,
+        token=settings.metrics_token,
+    )
 
     @app.middleware("http")
     async def trace_requests(
@@ -394,17 +434,28 @@ def build_app(definition: ServiceDefinition, settings: CommonSettings) -> FastAP
             span.set_attribute("http.response.status_code", response.status_code)
             return response
 
-    app.include_router(
-        health_router(
-            {"database": runtime.check_database}, degrading={"broker": runtime.check_broker}
-        )
-    )
+    degrading: dict[str, ReadinessCheck] = {"broker": runtime.check_broker}
+    if throttle.enabled and throttle.shared:
+        degrading["rate_limits"] = throttle.check
+    app.include_router(health_router({"database": runtime.check_database}, degrading=degrading))
     from bali_common.messaging.routes import router as dead_letter_router
 
     for router in (*definition.routers, dead_letter_router):
         app.include_router(router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    _document_problems(app)
     return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """The app's OpenAPI document, completed with the problems every route shares."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate(), unthrottled=EXEMPT_PATHS)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def runtime_of(app: FastAPI) -> ServiceRuntime:

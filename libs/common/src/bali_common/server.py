@@ -23,5 +23,8 @@ def serve(app: FastAPI, settings: CommonSettings) -> None:
         http="httptools",
         log_level=settings.log_level.lower(),
         access_log=False,
+        # The client address (rate limits, audit trail) from X-Forwarded-For of these proxies.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=10,
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from limits import parse
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_LINK_SECRET = "dev-only-link-secret-change-me"  # noqa: S105  (refused in production)
@@ -121,6 +122,63 @@ class CommonSettings(BaseSettings):
     # Secrets used by signed links and tokens issued by the services themselves
     link_signing_secret: SecretStr = SecretStr(DEV_LINK_SECRET)
 
+    # Operational endpoints: open locally, closed or behind a token in production
+    api_docs: bool = Field(
+        default=True, description="Serve /docs, /redoc and /openapi.json; false closes them"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, /metrics answers only to `Authorization: Bearer <token>`",
+    )
+
+    # Rate limits (OWASP API4), each "<count>/<period>" or "<count> per <n> <unit>" (`limits`)
+    rate_limit_enabled: bool = True
+    rate_limit_storage_url: str = Field(
+        default="async+memory://",
+        description="Where the counters live: async+memory:// counts per process; "
+        "async+redis://host:6379/0 is shared by every replica",
+    )
+    rate_limit_per_address: str = Field(
+        default="1200/minute", description="Every request from one client address"
+    )
+    rate_limit_per_member: str = Field(
+        default="600/minute",
+        description="Requests of one member agency (one subject for callers without a member)",
+    )
+    rate_limit_failed_auth_per_address: str = Field(
+        default="20/minute",
+        description="Refused credentials from one address (401, refused signed links); past "
+        "it, every request from that address is refused until the window moves on",
+    )
+    rate_limit_anonymous_per_address: str = Field(
+        default="60/minute",
+        description="Requests without a bearer token (acknowledge links, public feed) from one "
+        "address",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies whose X-Forwarded-For names the client address (comma-separated, "
+        "or *): set it to your ingress, or every client shares the proxy's rate limits",
+    )
+
+    @field_validator(
+        "rate_limit_per_address",
+        "rate_limit_per_member",
+        "rate_limit_failed_auth_per_address",
+        "rate_limit_anonymous_per_address",
+    )
+    @classmethod
+    def _is_a_rate_limit(cls, value: str) -> str:
+        parse(value)  # raises ValueError naming what it could not read
+        return value
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _is_async_storage(cls, value: str) -> str:
+        if not value.startswith(("async+memory://", "async+redis://", "async+rediss://")):
+            raise ValueError("rate_limit_storage_url must be async+memory:// or async+redis(s)://")
+        return value
+
     @model_validator(mode="after")
     def _inbox_outlives_outbox(self) -> Self:
         """An event published again onto a new broker must still find its id in the inbox."""
@@ -137,6 +195,12 @@ class CommonSettings(BaseSettings):
             dev_secret = self.link_signing_secret.get_secret_value() == DEV_LINK_SECRET
             if self.signs_links and dev_secret:
                 raise ValueError("production needs BALI_LINK_SIGNING_SECRET")
+            if self.rate_limit_enabled and self.rate_limit_storage_url.startswith("async+memory"):
+                # Counted per process, each replica would grant the whole budget again.
+                raise ValueError(
+                    "production needs BALI_RATE_LIMIT_STORAGE_URL shared by the replicas "
+                    "(async+redis://...)"
+                )
         return self
 
     def resolved_database_url(self) -> str:

@@ -61,6 +61,7 @@ def _audited_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
         raise AuthorizationError(f"Requires one of the roles: {names}")
 
     dependency.__name__ = f"require_audited_{'_'.join(sorted(r.value for r in roles))}"
+    dependency.allowed_roles = frozenset(roles)  # type: ignore[attr-defined]
     return dependency
 
 

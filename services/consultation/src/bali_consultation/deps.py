@@ -10,6 +10,7 @@ from bali_common.auth import (
     OptionalPrincipal,
     Principal,
     Role,
+    public_route,
     require_roles,
 )
 from bali_common.deps import RuntimeDep, SessionDep
@@ -30,6 +31,7 @@ __all__ = [
     "RuntimeDep",
     "SessionDep",
     "SettingsDep",
+    "Viewer",
 ]
 
 
@@ -64,3 +66,15 @@ ClientSource = Annotated[str | None, Depends(client_source)]
 #: Any member may raise; co-chairs are members too.
 Raiser = Annotated[Principal, Depends(require_roles(Role.member, Role.co_chair))]
 CoChair = Annotated[Principal, Depends(require_roles(Role.co_chair))]
+#: Every platform role; what each may see or do of an alert is the visibility rule's and the
+#: lifecycle step's to decide (a hidden alert answers 404 like a missing one).
+Viewer = Annotated[Principal, Depends(require_roles(Role.member, Role.co_chair, Role.ops))]
+#: Routes answering without a bearer token, and what authorises them instead.
+PUBLIC_FEED = Depends(public_route("public alerts only"))
+PUBLIC_OR_VISIBLE = Depends(
+    public_route("public alerts for anyone; a restricted alert needs a token that may see it")
+)
+SIGNED_LINK = Depends(public_route("the signed acknowledge link token"))
+SIGNED_LINK_OR_CO_CHAIR = Depends(
+    public_route("the signed acknowledge link token, or a co-chair's bearer token")
+)

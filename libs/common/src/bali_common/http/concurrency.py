@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Header, Response
 
+from bali_common.http.integers import parse_decimal
 from bali_common.problems import ProblemError
 
 
@@ -41,9 +42,11 @@ def expected_version(if_match: str | None) -> int:
     if candidate.startswith("W/"):
         candidate = candidate[2:]
     candidate = candidate.strip('"')
-    if not candidate.startswith("v") or not candidate[1:].isdigit():
+    # Our ETags are "v<version>" (etag_of); anything else cannot match a current version.
+    version = parse_decimal(candidate[1:]) if candidate.startswith("v") else None
+    if version is None:
         raise stale_version()
-    return int(candidate[1:])
+    return version
 
 
 def stale_version() -> ProblemError:

@@ -12,18 +12,17 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, or_
+from sqlalchemy import BigInteger, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute, Mapped
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bali_common.db import as_utc
+from bali_common.http.integers import BIGINT_MAX, INTEGER_MAX
 from bali_common.problems import field_error
 
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
-#: Cursor values reach the database: integers stay within a signed 64-bit column.
-_BIGINT = 2**63 - 1
 _MAX_TEXT = 256
 
 ItemT = TypeVar("ItemT")
@@ -142,7 +141,9 @@ def _cursor_values(cursor: list[Any], columns: Sequence[InstrumentedAttribute[An
 def _parsed(value: Any, column: InstrumentedAttribute[Any]) -> Any:
     expected = column.type.python_type
     if expected is int:
-        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > _BIGINT:
+        # Within the column's own range: PostgreSQL refuses an int4 parameter past 2**31 - 1.
+        bound = BIGINT_MAX if isinstance(column.type, BigInteger) else INTEGER_MAX
+        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > bound:
             raise _not_a_cursor()
         return value
     if not isinstance(value, str) or len(value) > _MAX_TEXT:

@@ -37,15 +37,19 @@ from bali_consultation.alerts.schemas import (
 )
 from bali_consultation.alerts.steps import Step
 from bali_consultation.deps import (
+    PUBLIC_FEED,
+    PUBLIC_OR_VISIBLE,
+    SIGNED_LINK,
+    SIGNED_LINK_OR_CO_CHAIR,
     ClientSource,
     CoChair,
-    CurrentPrincipal,
     MetricsDep,
     Now,
     OptionalPrincipal,
     Raiser,
     SessionDep,
     SettingsDep,
+    Viewer,
 )
 from bali_consultation.metrics import ResponseMetrics
 from bali_consultation.settings import ConsultationSettings
@@ -179,7 +183,7 @@ async def raise_alert(
     responses=problem_responses(401, 422),
 )
 async def list_alerts(
-    principal: CurrentPrincipal,
+    principal: Viewer,
     session: SessionDep,
     settings: SettingsDep,
     page: PageRequestDep,
@@ -213,6 +217,7 @@ async def list_alerts(
     "CAP 1.2 document.",
     response_class=Response,
     responses={200: {"content": {ATOM_MEDIA_TYPE: {}}, "description": "Atom 1.0 feed"}},
+    dependencies=[PUBLIC_FEED],
 )
 async def public_feed(
     request: Request, session: SessionDep, settings: SettingsDep, now: Now
@@ -231,7 +236,7 @@ async def public_feed(
 )
 async def get_alert(
     alert_id: AlertId,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     session: SessionDep,
     settings: SettingsDep,
     response: Response,
@@ -248,7 +253,7 @@ async def get_alert(
     responses=problem_responses(401, 404, 422),
 )
 async def get_timeline(
-    alert_id: AlertId, principal: CurrentPrincipal, session: SessionDep, page: PageRequestDep
+    alert_id: AlertId, principal: Viewer, session: SessionDep, page: PageRequestDep
 ) -> Page[TimelineEntryPublic]:
     rows, cursor = await queries.list_timeline(
         session=session, alert_id=alert_id, principal=principal, page=page
@@ -269,6 +274,7 @@ async def get_timeline(
         **problem_responses(401, 404),
         200: {"content": {CAP_MEDIA_TYPE: {}}, "description": "CAP 1.2 alert"},
     },
+    dependencies=[PUBLIC_OR_VISIBLE],
 )
 async def get_cap(
     alert_id: AlertId,
@@ -297,7 +303,7 @@ async def get_cap(
     responses=_STEP_RESPONSES | problem_responses(428),
 )
 async def add_update(
-    alert_id: AlertId, update_in: SituationUpdateCreate, principal: CurrentPrincipal, steps: Steps
+    alert_id: AlertId, update_in: SituationUpdateCreate, principal: Viewer, steps: Steps
 ) -> Response:
     return await steps.run(
         "updated",
@@ -326,6 +332,7 @@ def _wants_json(request: Request) -> bool:
         409: {"content": {"text/html": {}}, "description": "Link already used"},
         410: {"content": {"text/html": {}}, "description": "Link expired"},
     },
+    dependencies=[SIGNED_LINK],
 )
 async def acknowledge_page(
     alert_id: AlertId,
@@ -356,7 +363,13 @@ async def acknowledge_page(
     "the link's page): acknowledges on behalf of the co-chair the link was minted for; each "
     "link works once and until it expires. Link answers are HTML unless JSON is asked for.",
     response_model=AlertPublic,
-    responses=_STEP_RESPONSES | problem_responses(410),
+    responses=_STEP_RESPONSES
+    | problem_responses(410)
+    | {
+        status: {"content": {"text/html": {"schema": {"type": "string"}}}}
+        for status in (200, 403, 404, 409, 410)
+    },
+    dependencies=[SIGNED_LINK_OR_CO_CHAIR],
 )
 async def acknowledge(
     alert_id: AlertId,
@@ -483,7 +496,7 @@ async def resolve(
     responses=_STEP_RESPONSES,
 )
 async def withdraw(
-    alert_id: AlertId, principal: CurrentPrincipal, steps: Steps, reason_in: OptionalReason = None
+    alert_id: AlertId, principal: Viewer, steps: Steps, reason_in: OptionalReason = None
 ) -> Response:
     reason = reason_in or ReasonCreate()
     return await steps.run(
@@ -500,7 +513,7 @@ async def withdraw(
     responses=_STEP_RESPONSES,
 )
 async def reopen(
-    alert_id: AlertId, principal: CurrentPrincipal, steps: Steps, reason_in: OptionalReason = None
+    alert_id: AlertId, principal: Viewer, steps: Steps, reason_in: OptionalReason = None
 ) -> Response:
     reason = reason_in or ReasonCreate()
     return await steps.run(

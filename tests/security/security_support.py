@@ -1,0 +1,246 @@
+"""The services the security tests attack, one line each, and what every attack needs: the
+routes read from the app, requests built from the OpenAPI document, callers, objects."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from bali_activities.app import create_app as create_activities
+from bali_activities.settings import ActivitiesSettings
+from bali_common.auth import Role
+from bali_common.http.concurrency import etag_of
+from bali_common.settings import CommonSettings
+from bali_consultation.alerts.schemas import ALERT_EXAMPLE
+from bali_consultation.app import create_app as create_consultation
+from bali_consultation.settings import ConsultationSettings
+from bali_devkit.testing.plugin import TokenBook, running, settings_factory_for
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+
+MISSING = "00000000-0000-0000-0000-000000000000"
+#: The services' body limit here: small, so that oversize bodies stay cheap to send.
+MAX_REQUEST_BYTES = 20_000
+#: The member that owns the private objects, and one that must not see them.
+OWNER = "MY"
+OUTSIDER = "PH"
+SHEET = (
+    "title,items,type,status,participants,planned_start,planned_end\r\n"
+    "Border officials' biometrics training,15;16,training,planned,IOM:participant,"
+    "2026-03-02,2026-03-06\r\n"
+)
+
+
+@dataclass
+class Deployed:
+    """A running service and the ids its attacks use for each path parameter."""
+
+    name: str
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: CommonSettings
+    tokens: TokenBook
+    spec: dict[str, Any]
+    #: Path parameter -> id of an object of OWNER that OUTSIDER may not see.
+    private: dict[str, str] = field(default_factory=dict)
+    #: Path parameter -> an id that names nothing.
+    missing: dict[str, str] = field(default_factory=dict)
+
+    def callers(self) -> dict[str, dict[str, str]]:
+        return {
+            "member": self.tokens(OUTSIDER, (Role.member,)),
+            "co_chair": self.tokens.co_chair("AU"),
+            "ops": self.tokens.ops(),
+            "admin": self.tokens.admin(),
+            "no token": {},
+            "bad token": {"Authorization": "Bearer not.a.token"},
+        }
+
+
+Seed = Callable[[Deployed], Awaitable[None]]
+
+
+async def seed_activities(service: Deployed) -> None:
+    """A soft-deleted activity of OWNER: hidden from other members."""
+    owner = service.tokens(OWNER, (Role.member,))
+    created = await service.client.post(
+        "/v1/activities", json=body_of(service, "post", "/v1/activities"), headers=owner
+    )
+    assert created.status_code == 201, created.text
+    activity_id = created.json()["id"]
+    deleted = await service.client.delete(f"/v1/activities/{activity_id}", headers=owner)
+    assert deleted.status_code == 200, deleted.text
+    member = await service.client.get(f"/v1/members/{OWNER}", headers=service.tokens.admin())
+    focal_points = member.json()["focal_points"]
+    service.private = {
+        "activity_id": activity_id,
+        "member_id": OWNER,
+        "focal_point_id": focal_points[0]["focal_point_id"] if focal_points else "fp-1",
+        "letter_id": "1",
+    }
+    service.missing = {
+        "activity_id": MISSING,
+        "member_id": "ZZ",
+        "focal_point_id": "no-such-focal-point",
+        "letter_id": "999999",
+    }
+
+
+async def seed_consultation(service: Deployed) -> None:
+    """A restricted alert of OWNER that names neither OUTSIDER nor its focal points."""
+    body = {**ALERT_EXAMPLE, "sensitivity": "restricted", "affected_members": ["ID"]}
+    body["dedup_key"] = "security-private-alert"
+    raised = await service.client.post(
+        "/v1/alerts", json=body, headers=service.tokens(OWNER, (Role.member,))
+    )
+    assert raised.status_code == 201, raised.text
+    service.private = {"alert_id": raised.json()["id"], "letter_id": "1"}
+    service.missing = {"alert_id": MISSING, "letter_id": "999999"}
+
+
+@dataclass(frozen=True)
+class ServiceUnderAttack:
+    settings: type[CommonSettings]
+    create_app: Callable[[Any], FastAPI]
+    seed: Seed
+
+
+#: Notifications and reporting join with one line each once their rework lands.
+SERVICES: dict[str, ServiceUnderAttack] = {
+    "activities": ServiceUnderAttack(ActivitiesSettings, create_activities, seed_activities),
+    "consultation": ServiceUnderAttack(
+        ConsultationSettings, create_consultation, seed_consultation
+    ),
+}
+
+
+@contextlib.asynccontextmanager
+async def deployed(
+    name: str, kafka_bootstrap: str, directory: Path, **overrides: Any
+) -> AsyncIterator[Deployed]:
+    under_attack = SERVICES[name]
+    async with settings_factory_for(kafka_bootstrap, directory) as settings_for:
+        settings = await settings_for(under_attack.settings, **overrides)
+        app = under_attack.create_app(settings)
+        async with running(app) as client:
+            spec = (await client.get("/openapi.json")).json()
+            service = Deployed(name, app, client, settings, TokenBook(settings), spec)
+            await under_attack.seed(service)
+            yield service
+
+
+# --- the routes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    #: FastAPI's view of the route as included (prefix and router dependencies applied).
+    route: Any
+
+    @property
+    def label(self) -> str:
+        return f"{self.method.upper()} {self.path}"
+
+    @property
+    def path_params(self) -> list[str]:
+        return [p.name for p in self.route.dependant.path_params]
+
+    def header(self, alias: str) -> bool:
+        return any(
+            p.alias == alias for d in _dependants(self.route.dependant) for p in d.header_params
+        )
+
+    def query(self, alias: str) -> bool:
+        return any(
+            p.alias == alias for d in _dependants(self.route.dependant) for p in d.query_params
+        )
+
+    def authorization(self) -> frozenset[Role] | str | None:
+        """The roles the route's dependency allows, the reason it is public, or None."""
+        for dependant in _dependants(self.route.dependant):
+            call = dependant.call
+            if hasattr(call, "allowed_roles"):
+                return frozenset(call.allowed_roles)
+            if hasattr(call, "public_reason"):
+                return str(call.public_reason)
+        return None
+
+
+def _dependants(dependant: Any) -> list[Any]:
+    found = [dependant]
+    for sub in dependant.dependencies:
+        found.extend(_dependants(sub))
+    return found
+
+
+def routes(app: FastAPI) -> list[Route]:
+    """Every API operation of the app (probes and documents aside), as the app routes it."""
+    found = []
+    for route in iter_route_contexts(app.routes):
+        path = route.path or ""
+        if path.startswith("/v1/") and getattr(route, "dependant", None) is not None:
+            for method in sorted(route.methods or ()):
+                found.append(Route(method.lower(), path, route))
+    assert found, "the app routes nothing under /v1/"
+    return found
+
+
+def operation_of(service: Deployed, method: str, path: str) -> dict[str, Any]:
+    operation = service.spec["paths"][path][method]
+    assert isinstance(operation, dict)
+    return operation
+
+
+def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def body_of(service: Deployed, method: str, path: str) -> Any:
+    """The documented example of the operation's JSON body, {} for an optional one."""
+    content = operation_of(service, method, path).get("requestBody", {}).get("content", {})
+    json_body = content.get("application/json")
+    if json_body is None:
+        return None
+    if "example" in json_body:
+        return json_body["example"]
+    schema = json_body.get("schema", {})
+    for option in [schema, *schema.get("anyOf", [])]:
+        resolved = _resolve(service.spec, option)
+        if resolved.get("examples"):
+            return resolved["examples"][0]
+    return {}
+
+
+def request_kwargs(
+    service: Deployed, route: Route, ids: dict[str, str], headers: dict[str, str]
+) -> dict[str, Any]:
+    """A well-formed request of the route: path ids, documented body, If-Match where read."""
+    url = route.path
+    for name in route.path_params:
+        url = url.replace(f"{{{name}}}", ids.get(name, MISSING))
+    kwargs: dict[str, Any] = {"method": route.method, "url": url, "headers": dict(headers)}
+    if route.header("If-Match"):
+        kwargs["headers"]["If-Match"] = etag_of(1)
+    content = operation_of(service, route.method, route.path).get("requestBody", {})
+    media = content.get("content", {})
+    if "multipart/form-data" in media and "application/json" not in media:
+        kwargs["files"] = {"file": ("activities.csv", SHEET.encode(), "text/csv")}
+    elif "application/json" in media:
+        kwargs["json"] = body_of(service, route.method, route.path)
+    return kwargs
+
+
+def body_media_type(service: Deployed, route: Route) -> str | None:
+    media = operation_of(service, route.method, route.path).get("requestBody", {})
+    types = list(media.get("content", {}))
+    if not types:
+        return None
+    return "application/json" if "application/json" in types else types[0]
