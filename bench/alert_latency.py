@@ -296,7 +296,7 @@ async def measure(
     receiver.secret = created.json()["secret"]
     mail = MailWatch(platform.mail_directory)
     phases: list[Phase] = []
-    # One alert first, not measured: connections and caches warm up as they do in use.
+    # Two alerts first, not measured: connections and caches warm up as they do in use.
     await raise_alerts(platform, receiver, mail, run=0, phase="warm-up", count=2, pause=0.2)
     for run in range(1, args.runs + 1):
         idle = await raise_alerts(
@@ -336,9 +336,9 @@ async def measure(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--alerts", type=int, default=30, help="per run and phase")
+    parser.add_argument("--alerts", type=int, default=20, help="per run and phase")
     parser.add_argument("--rate", type=float, default=50.0, help="background activities/s")
-    parser.add_argument("--pause", type=float, default=0.2, help="between two alerts, s")
+    parser.add_argument("--pause", type=float, default=0.1, help="between two alerts, s")
     parser.add_argument("--settle", type=float, default=3.0, help="background writes first, s")
     parser.add_argument("--quick", action="store_true", help="10 alerts per phase")
     args = parser.parse_args()

@@ -238,7 +238,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="2,000 events per run")
     args = parser.parse_args()
+    if args.quick:
+        args.events = 2000
     print(f"{machine()}; events per run: {args.events}, runs: {args.runs}", flush=True)
     rows = []
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as workdir:

@@ -9,9 +9,15 @@ embedded broker started here). Each server gets a fresh database per run. The Lu
 counts non-2xx answers; req/s counts 2xx answers only. Prints req/s, p50/p99 latency and the
 ratios service/bare per run, then the medians of the runs.
 
-`--profile FILE` also runs `py-spy record` on the service during one more 64-connection load
-(not one of the measured runs) and prints where its time goes; py-spy is not a project
-dependency: `uv run --frozen --with py-spy python bench/post.py --profile /tmp/post.txt`.
+Also measured per load: the server's CPU (utime + stime of all its threads, and of its main
+thread, the event loop, from /proc), as cores in use and as CPU ms per answer.
+
+`--profile FILE` also runs `py-spy record --gil --nonblocking` on the service during one more
+64-connection load (not one of the measured runs): it samples whichever thread holds the GIL,
+so the shares are of the Python time (sqlite's own C work in the aiosqlite thread runs without
+the GIL and is not in them), and prints them by thread, by group and by function. py-spy is
+not a project dependency:
+`uv run --frozen --with py-spy python bench/post.py --runs 0 --profile /tmp/post.txt`.
 Run: `make bench`, or `uv run --frozen python bench/post.py [--quick]`.
 """
 
@@ -320,7 +326,9 @@ def profile(target: Target, seconds: float, warmup: float, output: Path) -> None
         raise RuntimeError(f"py-spy failed: {errors.decode(errors='replace')}")
     print(
         f"\nprofile of {target.name} under {loaded.connections} connections "
-        f"({loaded.ok_per_s:,.0f} req/s while sampled at {rate}/s): {output}"
+        f"({loaded.ok_per_s:,.0f} req/s while sampled at {rate}/s; the service used "
+        f"{loaded.process_cores:.2f} cores, its event loop thread {loaded.loop_cores:.2f}): "
+        f"{output}"
     )
     print_profile(output, rate=rate, seconds=seconds)
 
@@ -493,8 +501,8 @@ def print_results(rows: list[tuple[int, Load, Load]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=10.0, help="each measured load")
-    parser.add_argument("--warmup", type=float, default=3.0, help="before the measured loads")
+    parser.add_argument("--seconds", type=float, default=8.0, help="each measured load")
+    parser.add_argument("--warmup", type=float, default=2.0, help="before the measured loads")
     parser.add_argument("--quick", action="store_true", help="4 s loads, 1 s warm-up")
     parser.add_argument("--profile", type=Path, help="py-spy raw stacks go here (see above)")
     args = parser.parse_args()
