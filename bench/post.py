@@ -308,6 +308,7 @@ def profile(target: Target, seconds: float, warmup: float, output: Path) -> None
                 "--threads",
                 "--nonblocking",
                 "--gil",
+                "--full-filenames",
                 "--output",
                 str(output),
             ],
@@ -392,15 +393,6 @@ def _thread_kind(name: str, frames: list[tuple[str, str]]) -> str:
     return re.sub(r"[-\s]*\d+", "", name.split(" (")[0]) + " threads"
 
 
-#: The frames every sample of a thread passes through: cumulative time starts below them.
-_ENTRY_FRAMES = ("Runner.run", "Thread._bootstrap_inner", "Thread.run", "WorkerThread.run")
-
-
-def _below_entry(frames: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    entry = max((i for i, (f, _) in enumerate(frames) if f in _ENTRY_FRAMES), default=-1)
-    return frames[entry + 1 :]
-
-
 def _category(file: str) -> str | None:
     for name, patterns in CATEGORIES:
         if any(pattern in file for pattern in patterns):
@@ -409,9 +401,11 @@ def _category(file: str) -> str | None:
 
 
 def _short(function: str, file: str) -> str:
-    marker = file.rfind("site-packages/")
-    path = file[marker + len("site-packages/") :] if marker >= 0 else file.split("/src/")[-1]
-    return f"{function} ({path})"
+    """The function and its file from the package on: `Session.commit (sqlalchemy/orm/...)`."""
+    for marker in ("site-packages/", "/src/"):
+        if marker in file:
+            return f"{function} ({file.rsplit(marker, 1)[1]})"
+    return f"{function} ({re.sub(r'^.*/lib/python3[.0-9]*/', '', file)})"
 
 
 def print_profile(path: Path, *, rate: int, seconds: float, top: int = 15) -> None:
@@ -427,7 +421,7 @@ def print_profile(path: Path, *, rate: int, seconds: float, top: int = 15) -> No
         thread, frames, count = parsed
         threads[thread] += count
         own[_short(*frames[-1])] += count
-        for key in {_short(*frame) for frame in _below_entry(frames)}:
+        for key in {_short(*frame) for frame in frames}:
             cumulative[key] += count
         categories = (_category(file) for _, file in reversed(frames))
         groups[next((c for c in categories if c), "other (standard library)")] += count
@@ -449,9 +443,21 @@ def print_profile(path: Path, *, rate: int, seconds: float, top: int = 15) -> No
     print(f"\ntop {top} functions by own time:")
     for key, count in own.most_common(top):
         print(f"  {share(count)}  {key}")
-    print(f"\ntop {top} functions by cumulative time (below the event loop and thread entry):")
-    for key, count in cumulative.most_common(top):
+    print(
+        f"\ntop {top} of the project's functions and SQLAlchemy's session methods by cumulative "
+        "time (the session's work runs in greenlets, whose stacks start at the session method):"
+    )
+    shown = [
+        (key, n)
+        for key, n in cumulative.most_common()
+        if _CUMULATIVE_OF.search(key) and not _ENTRY.search(key)
+    ]
+    for key, count in shown[:top]:
         print(f"  {share(count)}  {key}")
+
+
+_CUMULATIVE_OF = re.compile(r"\((bali_\w+/|sqlalchemy/orm/session|sqlalchemy/ext/asyncio/)")
+_ENTRY = re.compile(r"\((bali_\w+/__main__|bali_common/server)\.py\)")
 
 
 def print_results(rows: list[tuple[int, Load, Load]]) -> None:
