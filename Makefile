@@ -26,7 +26,7 @@ lint: bootstrap
 	$(UV) run --frozen lint-imports
 
 # Each path against its baseline in the same run, 3 runs each, medians and load averages printed
-# (see bench/RESULTS.md). About 9 minutes; `make bench QUICK=1` for a shorter pass. Needs wrk.
+# (see bench/RESULTS.md). About 8-9 minutes; `make bench QUICK=1` takes about 5. Needs wrk.
 bench: bootstrap
 	$(UV) run --frozen python bench/post.py $(if $(QUICK),--quick)
 	$(UV) run --frozen python bench/alert_latency.py $(if $(QUICK),--quick)
