@@ -390,7 +390,9 @@ def _thread_kind(name: str, frames: list[tuple[str, str]]) -> str:
         return "main thread (event loop)"
     if any("aiosqlite/" in file for _, file in frames):
         return "aiosqlite connection thread"
-    return re.sub(r"[-\s]*\d+", "", name.split(" (")[0]) + " threads"
+    if name.startswith("AnyIO worker"):
+        return "AnyIO worker threads (the thread pool)"
+    return "other threads"
 
 
 def _category(file: str) -> str | None:
