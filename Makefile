@@ -25,9 +25,14 @@ lint: bootstrap
 	$(UV) run --frozen mypy libs/*/src services/*/src
 	$(UV) run --frozen lint-imports
 
+# Each path against its baseline in the same run, 3 runs each, medians and load averages printed
+# (see bench/RESULTS.md). About 8-9 minutes; `make bench QUICK=1` takes about 5. Needs wrk.
 bench: bootstrap
-	$(UV) run --frozen python bench/backbone.py
-	$(UV) run --frozen python bench/outbox_retention.py --kept 200000
+	$(UV) run --frozen python bench/post.py $(if $(QUICK),--quick)
+	$(UV) run --frozen python bench/alert_latency.py $(if $(QUICK),--quick)
+	$(UV) run --frozen python bench/backbone.py $(if $(QUICK),--quick)
+	$(UV) run --frozen python bench/idle.py $(if $(QUICK),--quick)
+	$(UV) run --frozen python bench/outbox_retention.py --kept $(if $(QUICK),50000,200000)
 
 asyncapi: bootstrap
 	$(UV) run --frozen bali asyncapi

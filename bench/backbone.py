@@ -1,18 +1,20 @@
-"""Throughput of the exactly-once backbone against raw aiokafka, on one embedded broker.
+"""Throughput of the exactly-once backbone against two aiokafka baselines, on one embedded broker.
 
-Backbone: N events committed to the outbox, then timed from relay start until
-the consumer runner has applied all N (each apply = one DB transaction with
-its inbox row). Raw: the same N records produced with acks=all and consumed by
-a group with manual commits, timed the same way. Run: `make bench`.
+Backbone: N events committed to the outbox, then timed from relay start until the consumer
+runner has applied all N (each partition's fetched batch in one transaction with its inbox
+rows). Raw: the same N records produced with acks=all and consumed by a group with manual
+commits, timed from the first send until the last record is consumed. Same effect: raw plus
+the backbone's database writes, no outbox and no inbox: per fetched partition batch, one
+transaction with one INSERT of the batch's rows (same engine, same table), then the offset
+commit; timed from the first send until all N rows are in the table. Each run measures all
+three, in that order; the load average is recorded with each run. Run: `make bench`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
-import statistics
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -22,24 +24,24 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bali_common.db import create_engine, create_session_factory, create_tables, transaction
 from bali_common.events import STREAM_TOPICS, CloudEvent, EventPayload, Stream, event_type
 from bali_common.messaging.consumer import ConsumerRunner
-from bali_common.messaging.deadletters import DeadLetter
 from bali_common.messaging.handlers import EventHandlers
-from bali_common.messaging.inbox import InboxEntry
-from bali_common.messaging.kafka import create_producer, ensure_topics
+from bali_common.messaging.kafka import create_consumer, create_producer, ensure_topics
 from bali_common.messaging.outbox import (
     SIGNAL_INFO_KEY,
     SOURCE_INFO_KEY,
-    OutboxMessage,
     OutboxRelay,
     OutboxSignal,
     outbox_backlog,
     stage_event,
 )
 from bali_common.metrics import ServiceMetrics
+from bali_common.runtime import PLUMBING_MODELS
 from bali_common.settings import CommonSettings
 from bali_devkit.broker import EmbeddedBroker
+from sqlalchemy import insert
 from sqlmodel import Field, SQLModel, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from support import load_average, machine, median, stop_cleanly_on_sigterm
 
 FAST = {
     "kafka_session_timeout_ms": 6000,
@@ -77,8 +79,7 @@ async def run_backbone(bootstrap: str, count: int, workdir: Path) -> float:
     )
     await ensure_topics(settings)
     engine = create_engine(settings.resolved_database_url())
-    tables = [OutboxMessage, InboxEntry, DeadLetter, BenchApplied]
-    await create_tables(engine, tables)
+    await create_tables(engine, [*PLUMBING_MODELS, BenchApplied])
     sessions = create_session_factory(engine)
     signal = OutboxSignal()
     sessions.configure(info={SIGNAL_INFO_KEY: signal, SOURCE_INFO_KEY: "/bali/bench"})
@@ -129,16 +130,34 @@ async def _applied(sessions: object) -> int:
         return int((await session.exec(select(func.count()).select_from(BenchApplied))).one())
 
 
-async def run_raw(bootstrap: str, count: int) -> float:
-    topic = STREAM_TOPICS[Stream.activities].qualified(f"r{uuid4().hex[:8]}.")
-    settings = CommonSettings(kafka_bootstrap_servers=bootstrap, **FAST)  # type: ignore[arg-type]
-    await ensure_topics(
-        settings.model_copy(update={"kafka_topic_prefix": topic.removesuffix("bali.activities")})
-    )
-    records = [
+async def _fresh_topic(bootstrap: str) -> str:
+    """The activities topic under a new prefix, created with its catalogue partition count."""
+    prefix = f"r{uuid4().hex[:8]}."
+    settings = CommonSettings(kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix)
+    await ensure_topics(settings)
+    return STREAM_TOPICS[Stream.activities].qualified(prefix)
+
+
+def _records(count: int) -> list[CloudEvent]:
+    return [
         CloudEvent.of(payload(n), source="/bali/bench", subject=f"agg-{n % 100}")
         for n in range(count)
     ]
+
+
+async def _produce(producer: AIOKafkaProducer, topic: str, records: list[CloudEvent]) -> None:
+    futures = [
+        await producer.send(
+            topic, value=r.kafka_value(), key=r.kafka_key(), headers=r.kafka_headers()
+        )
+        for r in records
+    ]
+    await asyncio.gather(*futures)
+
+
+async def run_raw(bootstrap: str, count: int) -> float:
+    topic = await _fresh_topic(bootstrap)
+    records = _records(count)
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -156,17 +175,7 @@ async def run_raw(bootstrap: str, count: int) -> float:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
     await producer.start()
     started = time.perf_counter()
-
-    async def produce() -> None:
-        futures = [
-            await producer.send(
-                topic, value=r.kafka_value(), key=r.kafka_key(), headers=r.kafka_headers()
-            )
-            for r in records
-        ]
-        await asyncio.gather(*futures)
-
-    producing = asyncio.create_task(produce())
+    producing = asyncio.create_task(_produce(producer, topic, records))
     consumed = 0
     while consumed < count:
         batches = await consumer.getmany(timeout_ms=200, max_records=500)
@@ -180,31 +189,98 @@ async def run_raw(bootstrap: str, count: int) -> float:
     return count / elapsed
 
 
+async def run_same_effect(bootstrap: str, count: int, workdir: Path) -> float:
+    """Raw plus the backbone's writes: one INSERT per fetched partition batch, no outbox/inbox.
+
+    Producer and consumer are configured as the backbone's (`create_producer`,
+    `create_consumer`), and the consumer fetches as the runner does (up to 200 records, 500 ms).
+    """
+    topic = await _fresh_topic(bootstrap)
+    settings = CommonSettings(
+        service_name="bench",
+        kafka_bootstrap_servers=bootstrap,
+        **FAST,  # type: ignore[arg-type]
+    )
+    engine = create_engine(f"sqlite+aiosqlite:///{workdir / f'{uuid4().hex}.db'}")
+    await create_tables(engine, [BenchApplied])
+    table = BenchApplied.__table__  # type: ignore[attr-defined]
+    records = _records(count)
+    consumer = create_consumer(settings, group_id=f"same-{uuid4().hex[:6]}")
+    consumer.subscribe([topic])
+    await consumer.start()
+    while not consumer.assignment():
+        await consumer.getmany(timeout_ms=100)
+    producer = create_producer(settings)
+    await producer.start()
+    started = time.perf_counter()
+    producing = asyncio.create_task(_produce(producer, topic, records))
+    applied = 0
+    while applied < count:
+        batches = await consumer.getmany(timeout_ms=500, max_records=200)
+        for records_of_partition in batches.values():
+            rows = [
+                {"sequence": json.loads(r.value or b"{}")["sequence"]} for r in records_of_partition
+            ]
+            async with engine.begin() as connection:
+                await connection.execute(insert(table), rows)
+            applied += len(rows)
+        if batches:
+            await consumer.commit()
+    elapsed = time.perf_counter() - started
+    await producing
+    await producer.stop()
+    await consumer.stop()
+    await engine.dispose()
+    return count / elapsed
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="2,000 events per run")
     args = parser.parse_args()
+    if args.quick:
+        args.events = 2000
+    print(f"{machine()}; events per run: {args.events}, runs: {args.runs}", flush=True)
+    rows = []
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as workdir:
-        rows = []
         for run in range(1, args.runs + 1):
+            loadavg = load_average()
             raw = await run_raw(broker.bootstrap_servers, args.events)
+            same = await run_same_effect(broker.bootstrap_servers, args.events, Path(workdir))
             backbone = await run_backbone(broker.bootstrap_servers, args.events, Path(workdir))
-            rows.append((raw, backbone))
+            rows.append((raw, same, backbone, loadavg))
             print(
-                f"run {run}: raw {raw:,.0f} ev/s, backbone {backbone:,.0f} ev/s, "
-                f"ratio {backbone / raw:.2f}",
+                f"run {run}: raw {raw:,.0f} ev/s, same effect {same:,.0f} ev/s, "
+                f"backbone {backbone:,.0f} ev/s, backbone/same effect {backbone / same:.2f} "
+                f"(load average {loadavg})",
                 flush=True,
             )
-    raw_median = statistics.median(r for r, _ in rows)
-    backbone_median = statistics.median(b for _, b in rows)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores"
-    print(f"\nmachine: {machine}, Python {platform.python_version()}")
-    print(f"events per run: {args.events}, runs: {args.runs}")
-    print(f"median raw aiokafka produce+consume: {raw_median:,.0f} events/s")
-    print(f"median outbox relay -> broker -> consumer with inbox: {backbone_median:,.0f} events/s")
-    print(f"ratio backbone/raw: {backbone_median / raw_median:.2f}")
+    print(
+        "\n| run | raw events/s | same effect events/s | backbone events/s "
+        "| backbone/same effect | backbone/raw | load average |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for run, (raw, same, backbone, loadavg) in enumerate(rows, 1):
+        print(
+            f"| {run} | {raw:,.0f} | {same:,.0f} | {backbone:,.0f} | {backbone / same:.2f} "
+            f"| {backbone / raw:.2f} | {loadavg} |"
+        )
+    print(
+        f"| **median** | **{median([r[0] for r in rows]):,.0f}** "
+        f"| **{median([r[1] for r in rows]):,.0f}** | **{median([r[2] for r in rows]):,.0f}** "
+        f"| **{median([r[2] / r[1] for r in rows]):.2f}** "
+        f"| **{median([r[2] / r[0] for r in rows]):.2f}** | |"
+    )
+    print("\nraw: aiokafka produce (acks=all) + consume (manual commits), nothing else")
+    print("same effect: raw + one INSERT transaction per fetched partition batch, no outbox/inbox")
+    print(
+        "backbone: outbox relay -> broker -> consumer runner with inbox (goal: >= 0.5x same effect)"
+    )
+    print(f"load average at the end {load_average()}")
 
 
 if __name__ == "__main__":
+    stop_cleanly_on_sigterm()
     asyncio.run(main())
