@@ -10,12 +10,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from bali_common.events import DEAD_LETTER_TOPIC, STREAM_TOPICS, CloudEvent, Stream
 from bali_common.messaging.deadletters import DeadLetter
-from bali_common.messaging.outbox import OutboxMessage, outbox_backlog
+from bali_common.messaging.outbox import ClaimedRecord, OutboxMessage, outbox_backlog
 from bali_common.settings import CommonSettings
+from bali_common.telemetry import configure_tracing
 from bali_devkit.broker import EmbeddedBroker
 from bali_devkit.testing.plugin import SettingsFactory, eventually, read_topic, running
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from probe_service import (
@@ -62,7 +61,7 @@ async def test_relay_death_between_publish_and_mark_still_applies_once(
     settings = await probe_settings(make_settings)
     first_life = create_probe_app(settings)
 
-    def die_after_publish(_row: OutboxMessage) -> None:
+    def die_after_publish(_row: ClaimedRecord) -> None:
         raise SimulatedDeath
 
     async with running(first_life) as client:
@@ -187,11 +186,10 @@ async def test_one_trace_spans_http_request_outbox_broker_and_consumer(
     make_settings: SettingsFactory,
 ) -> None:
     settings = await probe_settings(make_settings)
-    app = create_probe_app(settings)
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
     exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # Spans are recorded only once something exports them: this test's exporter.
+    configure_tracing(settings, extra_processors=(SimpleSpanProcessor(exporter),))
+    app = create_probe_app(settings)
     async with running(app) as client:
         await client.post("/v1/probes", json={"probe_id": "traced"})
         await eventually(lambda: _applied(app, {"traced": 1}))

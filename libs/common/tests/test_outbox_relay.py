@@ -171,3 +171,44 @@ async def test_sent_rows_past_retention_are_purged_in_batches_and_nothing_else(
         await engine.dispose()
     assert sorted(left) == list(range(11, 26)), "recent sent rows and unsent ones stay"
     assert sorted(inbox) == sorted(f"e{n}" for n in range(12, 25))
+
+
+async def test_rows_sent_before_the_retention_window_are_never_published_again(
+    make_settings: SettingsFactory,
+) -> None:
+    """A database from before retention existed keeps its whole history: only what the inbox
+    still remembers may go again onto a new broker."""
+    settings = await make_settings(CommonSettings, service_name="old-rows")
+    await ensure_topics(settings)
+    engine = create_engine(settings.resolved_database_url())
+    await create_tables(engine, [OutboxMessage, BrokerIncarnation])
+    sessions = create_session_factory(engine)
+    sessions.configure(info={SIGNAL_INFO_KEY: OutboxSignal(), SOURCE_INFO_KEY: "/bali/old-rows"})
+    async with transaction(sessions) as session:
+        for n in range(6):
+            stage_event(session, ProbeRecorded(probe_id=f"o{n}"), subject="a")
+    async with transaction(sessions) as session:
+        await session.exec(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id) <= 4)
+            .values(sent_at=utcnow() - timedelta(days=30), sent_incarnation=None)
+        )
+        await session.exec(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id) > 4)
+            .values(sent_at=utcnow() - timedelta(hours=1), sent_incarnation="old")
+        )
+    producer = create_producer(settings)
+    await producer.start()
+    relay = OutboxRelay(
+        settings=settings,
+        session_factory=sessions,
+        producer=producer,
+        signal=OutboxSignal(),
+        metrics=ServiceMetrics("old-rows"),
+    )
+    try:
+        assert await relay.drain() == 2, "the two rows sent an hour ago, not the month-old ones"
+    finally:
+        await producer.stop()
+        await engine.dispose()

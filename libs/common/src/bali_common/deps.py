@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bali_common.runtime import ServiceRuntime
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+async def get_runtime(request: Request) -> ServiceRuntime:
     runtime = request.app.state.runtime
     assert isinstance(runtime, ServiceRuntime)
     return runtime

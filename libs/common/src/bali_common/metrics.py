@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from pydantic import SecretStr
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bali_common.problems import problem_response
 
@@ -127,17 +128,7 @@ def install_http_metrics(
     must present it as a bearer token (RFC 6750 section 2.1).
     """
 
-    @app.middleware("http")
-    async def record(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        metrics.http_requests.labels(request.method, template, str(response.status_code)).inc()
-        metrics.http_latency.labels(request.method, template).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(HttpMetrics, metrics=metrics)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint(request: Request) -> Response:
@@ -152,6 +143,39 @@ def install_http_metrics(
         if before_scrape is not None:
             await before_scrape()
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+class HttpMetrics:
+    """Counts and times requests by route template (pure ASGI: nothing runs per request but
+    the clock and two metric updates)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            # The router sets the matched route in the shared scope on the way in.
+            template = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.http_requests.labels(method, template, str(status)).inc()
+            self.metrics.http_latency.labels(method, template).observe(
+                time.perf_counter() - started
+            )
 
 
 def _presents(request: Request, token: SecretStr) -> bool:

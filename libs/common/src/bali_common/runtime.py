@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -50,7 +50,7 @@ from bali_common.messaging.outbox import (
 from bali_common.metrics import ServiceMetrics, install_http_metrics
 from bali_common.problems import install_problem_handlers, problem_response
 from bali_common.settings import CommonSettings
-from bali_common.telemetry import configure_tracing, server_span
+from bali_common.telemetry import configure_tracing, spans_exported
 
 log = logging.getLogger(__name__)
 
@@ -402,15 +402,23 @@ def build_app(definition: ServiceDefinition, settings: CommonSettings) -> FastAP
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
         dependencies=[Depends(refuse_nul_characters)],
+        # FastAPI's own server span per request, continuing the caller's traceparent, and
+        # only when spans are exported: no span is built for nothing. Metrics are
+        # Prometheus's (`HttpMetrics`); logs are the services' own.
+        telemetry={
+            "tracing": spans_exported(),
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+        },
     )
     app.state.runtime = runtime
     app.state.token_verifier = runtime.verifier
     throttle = Throttle(settings, runtime.metrics)
     app.state.admit_principal = throttle.admit_principal
     install_problem_handlers(app)
-    # Added first, so innermost: the routes read the body through it directly. Further out,
-    # BaseHTTPMiddleware reads it in a task group, which would wrap its 413 in an
-    # ExceptionGroup that the body parser turns into a 400.
+    # Added first, so innermost: the routes read the body through it directly, and a 413
+    # raised here never crosses another middleware's task group.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     # Inside the metrics and tracing: a refused request is counted and traced like any other.
     app.add_middleware(ThrottleMiddleware, throttle=throttle)
@@ -420,19 +428,6 @@ def build_app(definition: ServiceDefinition, settings: CommonSettings) -> FastAP
         before_scrape=runtime.refresh_gauges,
         token=settings.metrics_token,
     )
-
-    @app.middleware("http")
-    async def trace_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        name = f"{request.method} {request.url.path}"
-        with server_span(name, request.headers.get("traceparent")) as span:
-            response = await call_next(request)
-            route = request.scope.get("route")
-            if route is not None:
-                span.update_name(f"{request.method} {getattr(route, 'path', '')}")
-            span.set_attribute("http.response.status_code", response.status_code)
-            return response
 
     degrading: dict[str, ReadinessCheck] = {"broker": runtime.check_broker}
     if throttle.enabled and throttle.shared:

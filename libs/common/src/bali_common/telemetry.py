@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from opentelemetry import context as otel_context
@@ -10,8 +10,16 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
 
 from bali_common.settings import CommonSettings
 
@@ -19,24 +27,59 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 TRACER_NAME = "bali"
 
 
+class _RecordWhileExported(Sampler):
+    """Records spans only once something exports them; until then spans are non-recording
+    (no attributes, no processors), yet carry trace ids, so a traceparent still travels from
+    an HTTP request through the outbox and the broker to the consumer."""
+
+    def __init__(self) -> None:
+        self.exporting = False
+        self._sampled = ParentBased(ALWAYS_ON)
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        if self.exporting:
+            return self._sampled.should_sample(
+                parent_context, trace_id, name, kind, attributes, links, trace_state
+            )
+        return SamplingResult(Decision.DROP)
+
+    def get_description(self) -> str:
+        return "RecordWhileExported"
+
+
 def configure_tracing(
     settings: CommonSettings, *, extra_processors: tuple[SpanProcessor, ...] = ()
 ) -> None:
-    """Install a tracer provider once per process; export over OTLP only when configured."""
-    if isinstance(trace.get_tracer_provider(), TracerProvider):
-        provider = trace.get_tracer_provider()
-        assert isinstance(provider, TracerProvider)
-    else:
-        provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
-        if settings.otlp_endpoint:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            provider.add_span_processor(
-                BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint))
-            )
+    """Install a tracer provider once per process; spans are recorded and exported only when
+    an OTLP endpoint (or, in tests, another processor) is configured."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider(
+            resource=Resource.create({"service.name": settings.service_name}),
+            sampler=_RecordWhileExported(),
+        )
         trace.set_tracer_provider(provider)
+    sampler = provider.sampler
+    exporting = isinstance(sampler, _RecordWhileExported) and sampler.exporting
+    if settings.otlp_endpoint and not exporting:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint))
+        )
     for processor in extra_processors:
         provider.add_span_processor(processor)
+    if isinstance(sampler, _RecordWhileExported):
+        sampler.exporting = sampler.exporting or bool(settings.otlp_endpoint or extra_processors)
 
 
 def tracer() -> trace.Tracer:
@@ -68,3 +111,9 @@ def span_from_traceparent(
 def server_span(name: str, traceparent: str | None) -> Iterator[Span]:
     with span_from_traceparent(name, traceparent, kind=SpanKind.SERVER) as span:
         yield span
+
+
+def spans_exported() -> bool:
+    """Whether anything records and exports spans (an OTLP endpoint, or a test's processor)."""
+    sampler = getattr(trace.get_tracer_provider(), "sampler", None)
+    return isinstance(sampler, _RecordWhileExported) and sampler.exporting

@@ -16,7 +16,7 @@ from bali_activities.settings import ActivitiesSettings
 __all__ = ["Admin", "Reader", "RuntimeDep", "SessionDep", "SettingsDep", "SourceDep", "Writer"]
 
 
-def activities_settings(runtime: RuntimeDep) -> ActivitiesSettings:
+async def activities_settings(runtime: RuntimeDep) -> ActivitiesSettings:
     settings = runtime.settings
     if not isinstance(settings, ActivitiesSettings):
         raise TypeError("the activities app was built without ActivitiesSettings")
@@ -26,7 +26,7 @@ def activities_settings(runtime: RuntimeDep) -> ActivitiesSettings:
 SettingsDep = Annotated[ActivitiesSettings, Depends(activities_settings)]
 
 
-def client_source(request: Request) -> str | None:
+async def client_source(request: Request) -> str | None:
     """The client address, recorded in the audit trail as the request's source."""
     return request.client.host if request.client else None
 
@@ -55,7 +55,7 @@ def _audited_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
                 resource_type="route",
                 resource_id=None,
                 outcome="denied",
-                source=client_source(request),
+                source=await client_source(request),
                 details={"reason": f"requires one of the roles: {names}"},
             )
         raise AuthorizationError(f"Requires one of the roles: {names}")

@@ -35,27 +35,27 @@ __all__ = [
 ]
 
 
-def get_parts(runtime: RuntimeDep) -> ConsultationParts:
+async def get_parts(runtime: RuntimeDep) -> ConsultationParts:
     return runtime.parts_as(ConsultationParts)
 
 
 PartsDep = Annotated[ConsultationParts, Depends(get_parts)]
 
 
-def current_time(parts: PartsDep) -> datetime:
+async def current_time(parts: PartsDep) -> datetime:
     """Now, by the service's clock."""
     return parts.now()
 
 
-def get_settings(parts: PartsDep) -> ConsultationSettings:
+async def get_settings(parts: PartsDep) -> ConsultationSettings:
     return parts.settings
 
 
-def get_response_metrics(parts: PartsDep) -> ResponseMetrics:
+async def get_response_metrics(parts: PartsDep) -> ResponseMetrics:
     return parts.metrics
 
 
-def client_source(request: Request) -> str | None:
+async def client_source(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 

@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 
-def notification_parts(runtime: RuntimeDep) -> NotificationParts:
+async def notification_parts(runtime: RuntimeDep) -> NotificationParts:
     return runtime.parts_as(NotificationParts)
 
 

@@ -241,7 +241,7 @@ class IdempotentWrite:
         )
 
 
-def idempotent_write(
+async def idempotent_write(
     request: Request, runtime: RuntimeDep, key: IdempotencyKeyHeader = None
 ) -> IdempotentWrite:
     return IdempotentWrite(request=request, sessions=runtime.sessions, key=key)

@@ -61,7 +61,7 @@ def decode_cursor(cursor: str, *, field: str = "query.cursor") -> list[Any]:
     return value
 
 
-def page_request(
+async def page_request(
     page_size: Annotated[
         int,
         Query(ge=1, le=MAX_PAGE_SIZE, description=f"Items per page, at most {MAX_PAGE_SIZE}"),

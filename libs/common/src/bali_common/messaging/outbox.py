@@ -21,12 +21,24 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
-from sqlalchemy import Column, Index, LargeBinary, Text, delete, event, func, or_, text, update
+from sqlalchemy import (
+    Column,
+    Index,
+    LargeBinary,
+    Text,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -46,6 +58,7 @@ log = logging.getLogger(__name__)
 SIGNAL_INFO_KEY = "bali_outbox_signal"
 SOURCE_INFO_KEY = "bali_event_source"
 _STAGED_INFO_KEY = "bali_outbox_staged"
+_PENDING_ROWS_KEY = "bali_outbox_rows"
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -82,6 +95,17 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+class ClaimedRecord(NamedTuple):
+    """What the relay needs of a claimed row to publish it."""
+
+    id: int
+    topic: str
+    key: str
+    headers: str
+    value: bytes
+    traceparent: str | None
+
+
 class BrokerIncarnation(SQLModel, table=True):
     """The broker incarnation this service's relay publishes to (one row)."""
 
@@ -110,6 +134,15 @@ class OutboxSignal:
         self._event.clear()
 
 
+@event.listens_for(Session, "before_commit")
+def _write_staged_rows(session: Session) -> None:
+    """The transaction's staged records, in one multi-row INSERT just before it commits."""
+    rows = session.info.pop(_PENDING_ROWS_KEY, None)
+    if rows:
+        session.execute(insert(OutboxMessage), rows)
+        session.info[_STAGED_INFO_KEY] = True
+
+
 @event.listens_for(Session, "after_commit")
 def _wake_relay_after_commit(session: Session) -> None:
     if session.info.pop(_STAGED_INFO_KEY, False):
@@ -120,6 +153,7 @@ def _wake_relay_after_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_staged_after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING_ROWS_KEY, None)
     session.info.pop(_STAGED_INFO_KEY, None)
 
 
@@ -133,19 +167,22 @@ def stage_record(
     headers: Sequence[tuple[str, bytes]],
     value: bytes,
     traceparent: str | None,
-) -> OutboxMessage:
-    row = OutboxMessage(
-        event_id=event_id,
-        topic=topic.name,
-        key=key,
-        event_type=event_type,
-        headers=json.dumps([[name, raw.decode()] for name, raw in headers]),
-        value=value,
-        traceparent=traceparent,
+) -> None:
+    """Add a record to the caller's transaction; it is written when that transaction commits
+    (and dropped if it rolls back), with every record the transaction staged."""
+    session.info.setdefault(_PENDING_ROWS_KEY, []).append(
+        {
+            "event_id": event_id,
+            "topic": topic.name,
+            "key": key,
+            "event_type": event_type,
+            "headers": json.dumps([[name, raw.decode()] for name, raw in headers]),
+            "value": value,
+            "traceparent": traceparent,
+            "created_at": utcnow(),
+            "attempts": 0,
+        }
     )
-    session.add(row)
-    session.info[_STAGED_INFO_KEY] = True
-    return row
 
 
 def stage_event(session: AsyncSession, payload: EventPayload, *, subject: str) -> CloudEvent:
@@ -197,7 +234,7 @@ class OutboxRelay:
         producer: AIOKafkaProducer,
         signal: OutboxSignal,
         metrics: ServiceMetrics,
-        after_publish: Callable[[OutboxMessage], None] | None = None,
+        after_publish: Callable[[ClaimedRecord], None] | None = None,
         on_new_broker: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
@@ -218,15 +255,13 @@ class OutboxRelay:
         await self._release_own_claims()
         while True:
             try:
-                published = await self.drain()
+                await self.drain()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox relay cycle failed; retrying")
-                published = 0
-            await self._refresh_backlog()
-            if not published:
-                await self._signal.wait(self._settings.outbox_poll_interval_s)
+            # A commit during the drain has set the signal already: no wait then.
+            await self._signal.wait(self._settings.outbox_poll_interval_s)
 
     async def drain(self) -> int:
         """Publish until nothing claimable is left; returns how many rows were acknowledged."""
@@ -239,7 +274,8 @@ class OutboxRelay:
             sent_ids = await self._publish(rows)
             await self._mark_sent(sent_ids)
             total += len(sent_ids)
-            if len(sent_ids) < len(rows):
+            # A short batch was all there was: no further (empty) claim.
+            if len(sent_ids) < len(rows) or len(rows) < self._settings.outbox_batch_size:
                 return total
 
     async def _follow_broker(self) -> None:
@@ -281,7 +317,11 @@ class OutboxRelay:
         self._incarnation = cluster_id
 
     async def _return_sent_rows(self, cluster_id: str) -> int:
+        """Rows sent within the retention window, and only those: an older row is due for the
+        purge, and the inbox may have forgotten its id, so publishing it again could apply it
+        twice (a database from before retention existed holds its whole history)."""
         returned, after = 0, 0
+        kept_since = utcnow() - timedelta(seconds=self._settings.outbox_retention_s)
         while True:
             async with transaction(self._sessions) as session:
                 # Resuming after the last id keeps each batch as cheap as the first.
@@ -290,7 +330,7 @@ class OutboxRelay:
                         await session.exec(
                             select(OutboxMessage.id)
                             .where(col(OutboxMessage.id) > after)
-                            .where(col(OutboxMessage.sent_at).is_not(None))
+                            .where(col(OutboxMessage.sent_at) >= kept_since)
                             .where(
                                 or_(
                                     col(OutboxMessage.sent_incarnation).is_(None),
@@ -324,11 +364,11 @@ class OutboxRelay:
                 .values(claimed_until=None, claimed_by=None)
             )
 
-    async def _claim(self) -> list[OutboxMessage]:
+    async def _claim(self) -> list[ClaimedRecord]:
         now = utcnow()
         async with transaction(self._sessions) as session:
             query = (
-                select(OutboxMessage.id)
+                select(*(getattr(OutboxMessage, name) for name in ClaimedRecord._fields))
                 .where(OutboxMessage.sent_at.is_(None))  # type: ignore[union-attr]
                 .where(
                     or_(
@@ -336,29 +376,24 @@ class OutboxRelay:
                         col(OutboxMessage.claimed_until) < now,
                     )
                 )
-                .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+                .order_by(col(OutboxMessage.id))
                 .limit(self._settings.outbox_batch_size)
                 .with_for_update(skip_locked=True)
             )
-            ids = list((await session.exec(query)).all())
-            if not ids:
+            claimed = [ClaimedRecord(*row) for row in (await session.exec(query)).all()]
+            if not claimed:
                 return []
             await session.exec(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids))  # type: ignore[union-attr]
+                .where(col(OutboxMessage.id).in_([record.id for record in claimed]))
                 .values(claimed_by=self.relay_id, claimed_until=now + self._lease)
             )
-            rows = await session.exec(
-                select(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids))  # type: ignore[union-attr]
-                .order_by(OutboxMessage.id)  # type: ignore[arg-type]
-            )
-            return list(rows.all())
+            return claimed
 
-    async def _publish(self, rows: Sequence[OutboxMessage]) -> list[int]:
+    async def _publish(self, rows: Sequence[ClaimedRecord]) -> list[int]:
         """Send the batch in order and await the acks; stop at the first failure."""
         prefix = self._settings.kafka_topic_prefix
-        pending: list[tuple[OutboxMessage, asyncio.Future[Any]]] = []
+        pending: list[tuple[ClaimedRecord, asyncio.Future[Any]]] = []
         error: Exception | None = None
         for row in rows:
             try:
@@ -373,7 +408,6 @@ class OutboxRelay:
             except Exception as ack_error:
                 error = ack_error
                 break
-            assert row.id is not None
             sent.append(row.id)
             self._metrics.outbox_published.labels(row.topic).inc()
             if self._after_publish is not None:
@@ -382,7 +416,7 @@ class OutboxRelay:
             await self._record_failure([row for row in rows if row.id not in sent], error)
         return sent
 
-    async def _send(self, row: OutboxMessage, topic: str) -> asyncio.Future[Any]:
+    async def _send(self, row: ClaimedRecord, topic: str) -> asyncio.Future[Any]:
         """Queue one record under a producer span that continues the stored trace."""
         with span_from_traceparent(
             f"publish {row.topic}",
@@ -403,7 +437,7 @@ class OutboxRelay:
             )
             return future
 
-    async def _record_failure(self, rows: Sequence[OutboxMessage], error: Exception) -> None:
+    async def _record_failure(self, rows: Sequence[ClaimedRecord], error: Exception) -> None:
         self._metrics.outbox_publish_failures.inc()
         log.warning("publish failed (%s); %d rows will be retried", error, len(rows))
         ids = [row.id for row in rows]
@@ -431,9 +465,6 @@ class OutboxRelay:
                 .where(OutboxMessage.id.in_(ids))  # type: ignore[union-attr]
                 .values(sent_at=utcnow(), claimed_until=None, sent_incarnation=self._incarnation)
             )
-
-    async def _refresh_backlog(self) -> None:
-        self._metrics.outbox_backlog.set(await outbox_backlog(self._sessions))
 
 
 async def purge_sent(sessions: SessionFactory, *, older_than: datetime, batch: int) -> int:
@@ -466,7 +497,7 @@ async def outbox_backlog(sessions: SessionFactory) -> int:
         return int(count.one())
 
 
-def _fault_hook_from(settings: CommonSettings) -> Callable[[OutboxMessage], None] | None:
+def _fault_hook_from(settings: CommonSettings) -> Callable[[ClaimedRecord], None] | None:
     """Fault injection (a relay crash between publish and mark-sent): die after the broker acked
     and before the row is marked sent."""
     every = settings.fault_relay_exit_after_publish_every
@@ -474,7 +505,7 @@ def _fault_hook_from(settings: CommonSettings) -> Callable[[OutboxMessage], None
         return None
     published = 0
 
-    def exit_every_nth(_row: OutboxMessage) -> None:
+    def exit_every_nth(_row: ClaimedRecord) -> None:
         nonlocal published
         published += 1
         if published % every == 0:

@@ -55,7 +55,7 @@ ActivityIdPath = Annotated[
 _MEMBER_QUERY_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{1,19}$"
 
 
-def activity_filters(
+async def activity_filters(
     item: Annotated[
         int | None, Query(ge=1, le=MAX_ITEM, description="Strategy item number", examples=[12])
     ] = None,

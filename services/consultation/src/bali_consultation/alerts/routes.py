@@ -123,7 +123,7 @@ class StepRunner:
         return await self.write.run(principal=principal, request_body=body, operation=operation)
 
 
-def step_runner(
+async def step_runner(
     write: IdempotentWriteDep,
     settings: SettingsDep,
     metrics: MetricsDep,
