@@ -13,8 +13,10 @@ from bali_common.auth import (
     require_roles,
 )
 from bali_common.deps import RuntimeDep, SessionDep
+from bali_common.visibility import AlertViewer
 from fastapi import Depends, Request
 
+from bali_consultation.alerts import access
 from bali_consultation.metrics import ResponseMetrics
 from bali_consultation.parts import ConsultationParts
 from bali_consultation.settings import ConsultationSettings
@@ -26,10 +28,12 @@ __all__ = [
     "MetricsDep",
     "Now",
     "OptionalPrincipal",
+    "OptionalViewer",
     "Raiser",
     "RuntimeDep",
     "SessionDep",
     "SettingsDep",
+    "Viewer",
 ]
 
 
@@ -53,6 +57,22 @@ def get_response_metrics(parts: PartsDep) -> ResponseMetrics:
     return parts.metrics
 
 
+async def current_viewer(
+    principal: CurrentPrincipal, session: SessionDep, parts: PartsDep
+) -> AlertViewer:
+    """The caller as the visibility rule sees them."""
+    return await access.viewer_of(session=session, principal=principal, settings=parts.settings)
+
+
+async def optional_viewer(
+    principal: OptionalPrincipal, session: SessionDep, parts: PartsDep
+) -> AlertViewer | None:
+    """As `current_viewer`, or None without a token (documents public alerts publish)."""
+    if principal is None:
+        return None
+    return await access.viewer_of(session=session, principal=principal, settings=parts.settings)
+
+
 def client_source(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -64,3 +84,5 @@ ClientSource = Annotated[str | None, Depends(client_source)]
 #: Any member may raise; co-chairs are members too.
 Raiser = Annotated[Principal, Depends(require_roles(Role.member, Role.co_chair))]
 CoChair = Annotated[Principal, Depends(require_roles(Role.co_chair))]
+Viewer = Annotated[AlertViewer, Depends(current_viewer)]
+OptionalViewer = Annotated[AlertViewer | None, Depends(optional_viewer)]
