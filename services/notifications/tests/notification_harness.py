@@ -247,15 +247,18 @@ async def subscribe(
     harness: Harness,
     member: str,
     receiver: WebhookReceiver | None = None,
+    *,
+    headers: dict[str, str] | None = None,
     **body: Any,
 ) -> tuple[str, Endpoint | None]:
-    """A subscription through the API; webhooks get their own receiver endpoint and secret."""
+    """A subscription through the API, by a user of `member` with the plain member role
+    unless `headers` say otherwise; webhooks get their own receiver endpoint and secret."""
     endpoint = receiver.endpoint() if receiver is not None else None
     document = {"name": f"{member} subscription", "channel": "webhook", **body}
     if endpoint is not None:
         document["url"] = endpoint.url
     response = await harness.client.post(
-        "/v1/subscriptions", json=document, headers=harness.tokens(member)
+        "/v1/subscriptions", json=document, headers=headers or harness.tokens(member)
     )
     assert response.status_code == 201, response.text
     created = response.json()

@@ -11,6 +11,7 @@ from bali_common.http.idempotency import IdempotencyRecord
 from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app
 from fastapi import FastAPI
 
+from bali_notifications import audience
 from bali_notifications.channels import ChannelSender
 from bali_notifications.channels.email import EmailSender
 from bali_notifications.channels.inbox import InboxSender
@@ -26,7 +27,7 @@ from bali_notifications.inbox.models import InboxItem
 from bali_notifications.inbox.routes import router as inbox_router
 from bali_notifications.metrics import NotificationMetrics
 from bali_notifications.parts import NotificationParts
-from bali_notifications.planning import AlertState
+from bali_notifications.planning import AlertAffectedMember, AlertState
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import EgressGuard, Resolver
 from bali_notifications.subscriptions.models import Subscription
@@ -72,6 +73,7 @@ def create_app(
             models=[
                 MemberEntry,
                 AlertState,
+                AlertAffectedMember,
                 Subscription,
                 SourceEvent,
                 Delivery,
@@ -88,6 +90,7 @@ def create_app(
                 handlers.consumer_group("notifications.activities", streams=[Stream.activities]),
             ],
             parts=parts,
+            on_startup=[fill_in_alert_audiences],
             background=[deliver_notifications, send_daily_digests],
             openapi_tags=[
                 {"name": "subscriptions", "description": "Who wants which events, and how"},
@@ -108,6 +111,11 @@ def channel_senders(
         Channel.webhook: WebhookSender(settings, guard),
         Channel.inbox: InboxSender(hub),
     }
+
+
+async def fill_in_alert_audiences(runtime: ServiceRuntime) -> None:
+    """Alerts kept before the visibility rule get their audience before anyone reads."""
+    await audience.backfill(runtime.sessions)
 
 
 async def deliver_notifications(runtime: ServiceRuntime) -> None:

@@ -71,7 +71,7 @@ async def stream_inbox(
         stream.frames(
             sessions=runtime.sessions,
             hub=parts.hub,
-            owners=service.owners(principal),
+            principal=principal,
             resume_after=resume_after,
             heartbeat=parts.settings.inbox_stream_heartbeat_s,
         ),

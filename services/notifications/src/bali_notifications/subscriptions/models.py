@@ -204,6 +204,11 @@ class Subscription(SQLModel, table=True):
     area_numbers: list[int] = json_list()
     item_numbers: list[int] = json_list()
     member_ids: list[str] = json_list()
+    for_co_chairs: bool = Field(
+        default=False,
+        description="Its target was set by an acting co-chair of its member: it receives what "
+        "the co-chairs see while the directory lists the member as co-chair",
+    )
     secrets: list[dict[str, Any]] = Field(
         default_factory=list,
         sa_column=Column(JSON, nullable=False),
@@ -238,6 +243,11 @@ class SubscriptionPublic(SubscriptionFilters):
     email: str | None
     url: str | None
     digest: DigestMode
+    for_co_chairs: bool = PydanticField(
+        description="Receives restricted alerts as the member's co-chairs do: set when a user "
+        "with the co_chair role of the owning member creates it or sets its target, cleared when "
+        "anyone else sets its target"
+    )
     enabled: bool
     disabled_reason: str | None
     disabled_at: UtcDatetime | None

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from bali_common.auth import Principal
+from bali_common.auth import Principal, Role
 from bali_common.db import utcnow
 from bali_common.events.notifications import Channel
 from bali_common.http.concurrency import check_version
@@ -41,6 +41,15 @@ def _owner_member(principal: Principal, requested: str | None) -> str | None:
             "Only administrators may subscribe for another member.", field="body.member_id"
         )
     return principal.member_id
+
+
+def _serves_co_chairs(principal: Principal, owner: str | None) -> bool:
+    """Whether the caller setting a subscription's target does so as a co-chair of its member.
+
+    Whether that member is a co-chair is the directory's word, asked when an event is
+    planned; an administrator's rights never pass to a member's endpoint.
+    """
+    return principal.has_role(Role.co_chair) and owner is not None and principal.member_id == owner
 
 
 async def _usable(sender: ChannelSender, target: Target) -> Target:
@@ -78,6 +87,7 @@ async def create(
         area_numbers=sorted(set(sub_in.area_numbers)),
         item_numbers=sorted(set(sub_in.item_numbers)),
         member_ids=sorted(set(sub_in.member_ids)),
+        for_co_chairs=_serves_co_chairs(principal, owner),
         secrets=[{"secret": secret, "expires_at": None}] if secret else [],
         created_at=now,
         updated_at=now,
@@ -157,6 +167,8 @@ async def update(
     if target is not None:
         subscription.email = target.email
         subscription.url = target.url
+        # Whoever points the subscription somewhere decides what may be sent there.
+        subscription.for_co_chairs = _serves_co_chairs(principal, subscription.member_id)
     if changes.digest is not None:
         subscription.digest = changes.digest.value
     for name in ("event_types", "area_numbers", "item_numbers", "member_ids"):
