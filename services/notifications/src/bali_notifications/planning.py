@@ -67,7 +67,7 @@ class AlertAffectedMember(SQLModel, table=True):
     """The members an alert affects (as its latest state says), as rows: the visibility rule's
     list queries stay portable SQL."""
 
-    __tablename__ = "alert_affected_members"
+    __tablename__ = "alert_state_affected_members"
 
     alert_id: str = Field(primary_key=True, max_length=100)
     member_id: str = Field(primary_key=True, max_length=100, index=True)
