@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Self
 
 from bali_common.settings import CommonSettings
 from pydantic import Field, SecretStr, field_validator, model_validator
+
+from bali_notifications import mailheaders
 
 
 class NotificationsSettings(CommonSettings):
@@ -40,7 +43,11 @@ class NotificationsSettings(CommonSettings):
         ),
     )
     smtp_timeout_s: float = 15.0
-    smtp_from: str = "Bali Process Notifications <notifications@bali-process.example>"
+    smtp_from: str = Field(
+        default="Bali Process Notifications <notifications@bali-process.example>",
+        description="From of every email: an ASCII address, and a display name that, if not "
+        "ASCII, fits one encoded-word (45 bytes of UTF-8)",
+    )
 
     # Webhooks (Standard Webhooks)
     webhook_timeout_s: float = Field(
@@ -103,6 +110,14 @@ class NotificationsSettings(CommonSettings):
     inbox_stream_heartbeat_s: float = Field(
         default=15.0, description="Keep-alive comment interval; also the cross-replica poll"
     )
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _from_is_sendable_exactly(cls, value: str) -> str:
+        """Refused at start-up rather than garbled in every reader's mailbox."""
+        display_name, address = parseaddr(value)
+        mailheaders.mailbox("From", display_name, address)
+        return value
 
     @field_validator("delivery_retry_schedule_s")
     @classmethod
