@@ -48,6 +48,7 @@ from bali_devkit.testing.plugin import (
     running,
     settings_factory_for,
 )
+from bali_notifications import secrets_at_rest
 from bali_notifications.app import channel_senders, create_app
 from bali_notifications.deliveries import digests
 from bali_notifications.deliveries.dispatcher import Dispatcher
@@ -127,7 +128,12 @@ class Harness:
             hub=self.parts.hub,
             # Its own registry: the running app's already holds these metric names.
             metrics=NotificationMetrics(CollectorRegistry()),
-            senders=channel_senders(settings=settings, guard=self.parts.guard, hub=self.parts.hub),
+            senders=channel_senders(
+                settings=settings,
+                guard=self.parts.guard,
+                hub=self.parts.hub,
+                box=secrets_at_rest.box_for(settings),
+            ),
         )
         try:
             yield dispatcher

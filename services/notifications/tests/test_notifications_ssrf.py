@@ -114,7 +114,7 @@ async def test_every_ssrf_vector_is_refused_again_at_connect_time(
 ) -> None:
     """Sends blocked = 100 %, even for a URL that somehow bypassed registration."""
     dns.answers["loopback.test"] = [["127.0.0.1"]]
-    channel = WebhookSender(harness.settings, harness.parts.guard)
+    channel = WebhookSender(harness.settings, harness.parts.guard, harness.parts.secrets)
     try:
         for url in vectors(canary):
             outcome = await channel.post(

@@ -8,11 +8,15 @@ from typing import Self
 
 from bali_common.settings import CommonSettings
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from bali_notifications import mailheaders
 
 
 class NotificationsSettings(CommonSettings):
+    # Errors name the setting, never repeat its value: some values are keys and passwords.
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
+
     service_name: str = "notifications"
     port: int = 8003
     signs_links = True
@@ -67,6 +71,18 @@ class NotificationsSettings(CommonSettings):
     webhook_ca_file: str | None = Field(
         default=None,
         description="PEM bundle trusted for receivers' certificates instead of the default CAs",
+    )
+    webhook_secret_keys: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Fernet keys that encrypt the webhook signing secrets at rest, comma-separated, "
+            "newest first: the first encrypts, every one decrypts (rotation: "
+            "docs/operations.md). Required in production; in development a key is generated "
+            "in the data directory"
+        ),
+    )
+    dev_webhook_secret_key_path: Path | None = Field(
+        default=None, description="Development key file; default data_dir/dev-webhook-secret.key"
     )
 
     # Retries of email and webhook deliveries
@@ -125,6 +141,19 @@ class NotificationsSettings(CommonSettings):
         if any(delay <= 0 for delay in value):
             raise ValueError("retry delays must be positive")
         return value
+
+    @model_validator(mode="after")
+    def _production_seals_webhook_secrets_with_real_keys(self) -> Self:
+        """The development key sits beside the data; production brings its own keys."""
+        if self.environment == "production" and self.webhook_secret_keys is None:
+            raise ValueError(
+                "production needs BALI_WEBHOOK_SECRET_KEYS (Fernet keys for the webhook "
+                "signing secrets at rest)"
+            )
+        return self
+
+    def resolved_webhook_key_path(self) -> Path:
+        return self.dev_webhook_secret_key_path or self.data_dir / "dev-webhook-secret.key"
 
     @model_validator(mode="after")
     def _smtp_security_is_coherent(self) -> Self:

@@ -212,7 +212,8 @@ class Subscription(SQLModel, table=True):
     secrets: list[dict[str, Any]] = Field(
         default_factory=list,
         sa_column=Column(JSON, nullable=False),
-        description="Webhook signing secrets [{secret, expires_at}]; never returned after creation",
+        description="Webhook signing secrets, sealed: [{sealed, expires_at}] (secrets_at_rest); "
+        "never returned after creation",
     )
     enabled: bool = True
     disabled_reason: str | None = Field(default=None, max_length=500)
@@ -221,15 +222,6 @@ class Subscription(SQLModel, table=True):
     created_at: datetime = timestamp_now()
     updated_at: datetime = timestamp_now()
     deleted_at: datetime | None = timestamp_unset()
-
-
-def active_secrets(subscription: Subscription, now: datetime) -> list[str]:
-    """Secrets that still sign: the current one, and a rotated-out one until it expires."""
-    return [
-        str(entry["secret"])
-        for entry in subscription.secrets
-        if entry.get("expires_at") is None or datetime.fromisoformat(str(entry["expires_at"])) > now
-    ]
 
 
 class SubscriptionPublic(SubscriptionFilters):
