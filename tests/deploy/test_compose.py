@@ -251,6 +251,22 @@ def test_link_signing_secret_is_shared_by_issuer_and_verifier() -> None:
     assert default not in raw["consultation"]
 
 
+def test_webhook_secret_keys_come_from_env_to_notifications_only() -> None:
+    """Required from .env (no default key in the file), and generated there as a Fernet key
+    by the commands that write .env."""
+    holders = {
+        name: value
+        for name, service in bali_services().items()
+        for env_name, value in environment(service).items()
+        if env_name == "BALI_WEBHOOK_SECRET_KEYS"
+    }
+    assert set(holders) == {"notifications"}
+    assert holders["notifications"].startswith("${WEBHOOK_SECRET_KEYS:?")
+    generate = "WEBHOOK_SECRET_KEYS=$(openssl rand -base64 32 | tr '+/' '-_')"
+    assert generate in COMPOSE_FILE.read_text()
+    assert generate in (ROOT / "deploy" / "README.md").read_text()
+
+
 def test_no_secret_is_written_into_the_compose_file() -> None:
     for key, service in services().items():
         for env_name, value in environment(service).items():

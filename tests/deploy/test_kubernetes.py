@@ -343,6 +343,18 @@ def test_link_signing_secret_is_shared_by_issuer_and_verifier() -> None:
     assert references["consultation"] == references["notifications"]
 
 
+def test_webhook_secret_keys_come_from_the_secret_to_notifications_only() -> None:
+    """The keys that encrypt the webhook signing secrets decrypt them: no other service has
+    any use for them."""
+    readers = {
+        name: variable["valueFrom"]["secretKeyRef"]
+        for name in SETTINGS
+        for variable in main_container(name).get("env", [])
+        if variable["name"] == "BALI_WEBHOOK_SECRET_KEYS"
+    }
+    assert readers == {"notifications": {"name": "bali-secrets", "key": "webhook-secret-keys"}}
+
+
 def test_secret_template_holds_placeholders_only() -> None:
     for name in of_kind("Secret"):
         for key, value in secret_data(name).items():

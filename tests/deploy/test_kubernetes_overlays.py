@@ -248,6 +248,8 @@ def test_production_secrets_are_scoped_to_the_services_that_need_them() -> None:
     )
     smtp = {refs[("notifications", v)][0] for v in ("BALI_SMTP_USERNAME", "BALI_SMTP_PASSWORD")}
     assert all(users[secret] == {"notifications"} for secret in smtp)
+    keys, _ = refs[("notifications", "BALI_WEBHOOK_SECRET_KEYS")]
+    assert users[keys] == {"notifications"}, "the webhook secret keys are notifications' own"
 
 
 def test_production_replica_bounds_stay_within_the_partitions() -> None:

@@ -84,3 +84,37 @@ async def test_member_snapshots_apply_by_version_and_stale_ones_are_ignored(
     current = (await directory_members(service))["TH"]
     assert (current.name, current.version) == ("Thailand", 3)
     assert current.focal_points[0]["email"] == "so@mfa.go.th"
+
+
+async def test_who_acts_as_co_chair_follows_the_directory(service: Service) -> None:
+    """A co-chair token counts only while the directory lists its member as co-chair; the
+    settings' co-chairs stand in only while the directory names none."""
+    raised = await service.client.post(
+        "/v1/alerts",
+        json=alert_body(sensitivity="restricted", affected_members=["TH"]),
+        headers=service.auth("MY"),
+    )
+    alert_id = raised.json()["id"]
+    au = service.auth.co_chair("AU")
+    assert (await service.client.get(f"/v1/alerts/{alert_id}", headers=au)).status_code == 200
+
+    await _set_co_chair(service, "AU", co_chair=False, version=2)
+    assert (await service.client.get(f"/v1/alerts/{alert_id}", headers=au)).status_code == 404
+    refused = await service.client.post(f"/v1/alerts/{alert_id}/acknowledge", headers=au)
+    assert refused.status_code == 404
+
+    await _set_co_chair(service, "AU", co_chair=True, version=3)
+    acknowledged = await service.client.post(f"/v1/alerts/{alert_id}/acknowledge", headers=au)
+    assert acknowledged.status_code == 200, acknowledged.text
+
+
+async def _set_co_chair(service: Service, member_id: str, *, co_chair: bool, version: int) -> None:
+    snapshot = MemberUpdated(
+        **{**member_snapshot(member_id, co_chair=co_chair).model_dump(), "version": version}
+    )
+    await publish_members(service, [snapshot])
+
+    async def applied() -> bool:
+        return (await directory_members(service))[member_id].version == version
+
+    await eventually(applied)

@@ -48,6 +48,7 @@ from bali_devkit.testing.plugin import (
     running,
     settings_factory_for,
 )
+from bali_notifications import secrets_at_rest
 from bali_notifications.app import channel_senders, create_app
 from bali_notifications.deliveries import digests
 from bali_notifications.deliveries.dispatcher import Dispatcher
@@ -127,7 +128,12 @@ class Harness:
             hub=self.parts.hub,
             # Its own registry: the running app's already holds these metric names.
             metrics=NotificationMetrics(CollectorRegistry()),
-            senders=channel_senders(settings=settings, guard=self.parts.guard, hub=self.parts.hub),
+            senders=channel_senders(
+                settings=settings,
+                guard=self.parts.guard,
+                hub=self.parts.hub,
+                box=secrets_at_rest.box_for(settings),
+            ),
         )
         try:
             yield dispatcher
@@ -247,15 +253,18 @@ async def subscribe(
     harness: Harness,
     member: str,
     receiver: WebhookReceiver | None = None,
+    *,
+    headers: dict[str, str] | None = None,
     **body: Any,
 ) -> tuple[str, Endpoint | None]:
-    """A subscription through the API; webhooks get their own receiver endpoint and secret."""
+    """A subscription through the API, by a user of `member` with the plain member role
+    unless `headers` say otherwise; webhooks get their own receiver endpoint and secret."""
     endpoint = receiver.endpoint() if receiver is not None else None
     document = {"name": f"{member} subscription", "channel": "webhook", **body}
     if endpoint is not None:
         document["url"] = endpoint.url
     response = await harness.client.post(
-        "/v1/subscriptions", json=document, headers=harness.tokens(member)
+        "/v1/subscriptions", json=document, headers=headers or harness.tokens(member)
     )
     assert response.status_code == 201, response.text
     created = response.json()

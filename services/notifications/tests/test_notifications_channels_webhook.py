@@ -14,9 +14,11 @@ from bali_notifications.channels.webhook import (
     failed_request,
     retry_after_seconds,
 )
+from bali_notifications.secrets_at_rest import SecretBox
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import BlockedDestination, EgressGuard
 from bali_notifications.subscriptions.models import Subscription
+from cryptography.fernet import Fernet
 
 
 @pytest.mark.parametrize("status", [200, 201, 202, 204, 299])
@@ -83,6 +85,8 @@ NOW = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
         (format_datetime(NOW - timedelta(hours=1), usegmt=True), 0.0),
         ("soon", None),
         ("-5", None),
+        ("²", None),
+        ("1" * 40, None),
         ("", None),
         (None, None),
     ],
@@ -94,7 +98,9 @@ def test_retry_after_is_delay_seconds_or_an_http_date(
 
 
 async def test_a_webhook_target_is_a_url_that_passes_the_ssrf_guard() -> None:
-    sender = WebhookSender(NotificationsSettings(), EgressGuard([]))
+    sender = WebhookSender(
+        NotificationsSettings(), EgressGuard([]), SecretBox([Fernet.generate_key()])
+    )
     try:
         target = await sender.check_target(Target(url="https://93.184.216.34/hooks/bali"))
         assert target == Target(url="https://93.184.216.34/hooks/bali")

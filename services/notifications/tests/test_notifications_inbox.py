@@ -47,6 +47,15 @@ async def test_inbox_lists_marks_read_and_streams_new_items_live(harness: Harnes
         async with resumed as again:
             first = await asyncio.wait_for(_next_item_for(_sse_frames(again), None), 20)
             assert first["id"] == item["id"]
+        # An id the stream never sent (superscript digits, too large) starts from the unread.
+        for odd in ("²".encode(), "1¹".encode(), b"9" * 20):
+            retried = http.stream(
+                "GET", "/v1/inbox/stream", headers={**member, "Last-Event-ID": odd}
+            )
+            async with retried as afresh:
+                assert afresh.status_code == 200
+                first = await asyncio.wait_for(_next_item_for(_sse_frames(afresh), None), 20)
+                assert first["id"] == item["id"]
 
     inbox = await harness.client.get("/v1/inbox?unread=true", headers=member)
     assert inbox.status_code == 200

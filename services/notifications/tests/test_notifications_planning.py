@@ -174,9 +174,14 @@ async def _greater(value: float, than: float) -> bool:
 async def test_restricted_alert_reaches_only_co_chairs_raiser_and_affected_subscribers(
     harness: Harness, smtp_server: MailSink, webhook_receiver: WebhookReceiver
 ) -> None:
+    """A co-chair member's subscription receives restricted alerts only if an acting co-chair
+    made it: one a plain user of AU made is AU's, and AU is not named in the alert."""
     raiser, raiser_hook = await subscribe(harness, "PH", webhook_receiver)
     affected, affected_hook = await subscribe(harness, "MY", webhook_receiver)
-    co_chair, co_chair_hook = await subscribe(harness, "AU", webhook_receiver)
+    co_chair, co_chair_hook = await subscribe(
+        harness, "AU", webhook_receiver, headers=harness.tokens.co_chair("AU")
+    )
+    plain, plain_hook = await subscribe(harness, "AU", webhook_receiver)
     outsider, outsider_hook = await subscribe(harness, "IOM", webhook_receiver)
     platform = await harness.client.post(
         "/v1/subscriptions",
@@ -194,13 +199,15 @@ async def test_restricted_alert_reaches_only_co_chairs_raiser_and_affected_subsc
     assert len(raiser_hook.requests) == 1  # type: ignore[union-attr]
     assert len(affected_hook.requests) == 1  # type: ignore[union-attr]
     assert len(co_chair_hook.requests) == 1  # type: ignore[union-attr]
+    assert plain_hook.requests == []  # type: ignore[union-attr]
     assert outsider_hook.requests == []  # type: ignore[union-attr]
+    assert plain not in {d.subscription_id for d in deliveries}
     assert "user:platform-admin" not in {d.recipient for d in deliveries}
     assert "IOM" not in {d.member_id for d in deliveries}
     assert len(smtp_server.for_alert(payload.alert.alert_id)) == 4
     await unsubscribe(harness, "PH", raiser)
     await unsubscribe(harness, "MY", affected)
-    await unsubscribe(harness, "AU", co_chair)
+    await unsubscribe(harness, "AU", co_chair, plain)
     await unsubscribe(harness, "IOM", outsider)
     await harness.client.delete(
         f"/v1/subscriptions/{platform.json()['id']}",

@@ -11,6 +11,7 @@ from bali_common.db import utcnow
 from bali_common.events.alerts import AlertEscalated, AlertStatus, Sensitivity, Severity
 from bali_common.events.members import MemberRegistered
 from bali_common.events.notifications import Channel
+from bali_common.visibility import AlertAudience
 from bali_notifications import routing
 from bali_notifications.deliveries.models import DeliveryReason
 from bali_notifications.directory import MemberEntry
@@ -170,14 +171,8 @@ def test_alert_facts_are_item_11_its_area_and_the_members_involved() -> None:
     assert facts.area_numbers == {CONSULTATION_AREA}
     assert facts.member_ids == {"PH", "MY"}
     assert facts.severity == "Extreme"
-    assert facts.audience is None
-    restricted = alert_raised(raised_by="PH", affected=["MY"], sensitivity=Sensitivity.restricted)
-    assert routing.alert_facts("alert.raised", restricted, ["AU", "ID"]).audience == {
-        "PH",
-        "MY",
-        "AU",
-        "ID",
-    }
+    assert facts.audience == AlertAudience(Sensitivity.public, "PH", frozenset({"MY"}))
+    assert facts.co_chairs == {"AU", "ID"}
 
 
 @pytest.mark.parametrize(
@@ -206,14 +201,46 @@ def test_every_filter_a_subscription_sets_must_match_an_alert(
     assert routing.subscription_matches(subscription(**filters), facts) is matches
 
 
-def test_a_restricted_alert_matches_only_subscriptions_of_those_involved_and_co_chairs() -> None:
+@pytest.mark.parametrize(
+    ("owner", "for_co_chairs", "matches"),
+    [
+        ("PH", False, True),  # raised it
+        ("MY", False, True),  # affected
+        ("AU", True, True),  # an acting co-chair of AU set its target
+        ("AU", False, False),  # a plain user of AU did: AU is not named in the alert
+        ("NZ", True, False),  # a co_chair role, but NZ is no co-chair
+        ("IOM", False, False),
+        (None, True, False),  # an administrator's own subscription stands for no member
+    ],
+)
+def test_a_restricted_alert_matches_only_subscriptions_the_rule_lets_see_it(
+    owner: str | None, for_co_chairs: bool, matches: bool
+) -> None:
     restricted = alert_raised(raised_by="PH", affected=["MY"], sensitivity=Sensitivity.restricted)
     facts = routing.alert_facts("alert.raised", restricted, co_chairs=["AU"])
-    assert {
-        owner
-        for owner in ("PH", "MY", "AU", "IOM", None)
-        if routing.subscription_matches(subscription(member_id=owner), facts)
-    } == {"PH", "MY", "AU"}
+    made = subscription(member_id=owner, for_co_chairs=for_co_chairs)
+    assert routing.subscription_matches(made, facts) is matches
+    public = routing.alert_facts("alert.raised", alert_raised(), co_chairs=["AU"])
+    assert routing.subscription_matches(made, public)
+
+
+def test_planned_recipients_are_those_the_rule_lets_see_the_alert() -> None:
+    plan = routing.RecipientPlan()
+    for recipient in routing.rule_recipients(
+        alert_raised(raised_by="PH", affected=["MY"]), entries(standard_directory())
+    ):
+        plan.add(recipient)
+    plan.add(routing.Recipient(Channel.webhook, "sub-au", "AU", DeliveryReason.subscription))
+    plan.add(routing.Recipient(Channel.webhook, "sub-iom", "IOM", DeliveryReason.subscription))
+    restricted = AlertAudience(Sensitivity.restricted, "PH", frozenset({"MY"}))
+    allowed = {r.address for r in plan.allowed(restricted, ["AU", "ID"])}
+    assert allowed == {r.address for r in plan.recipients()} - {"sub-au", "sub-iom"}
+    assert {r.address for r in plan.allowed(restricted, ["ID"])} == allowed - {
+        "ana@au.example.org",
+        "ben@au.example.org",
+        "member:AU",
+    }, "AU's focal points and inbox serve a co-chair only while the directory lists AU"
+    assert plan.allowed(None, []) == plan.recipients()
 
 
 def test_activities_ignore_severity_filters_and_may_wait_for_a_daily_digest() -> None:

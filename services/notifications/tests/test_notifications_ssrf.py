@@ -114,7 +114,7 @@ async def test_every_ssrf_vector_is_refused_again_at_connect_time(
 ) -> None:
     """Sends blocked = 100 %, even for a URL that somehow bypassed registration."""
     dns.answers["loopback.test"] = [["127.0.0.1"]]
-    channel = WebhookSender(harness.settings, harness.parts.guard)
+    channel = WebhookSender(harness.settings, harness.parts.guard, harness.parts.secrets)
     try:
         for url in vectors(canary):
             outcome = await channel.post(
@@ -297,3 +297,9 @@ async def test_allow_list_admits_http_and_private_addresses_only_where_listed() 
     for malformed in ("ftp://public.test/", "https://user:pw@public.test/", "https:///x", "nope"):
         with pytest.raises(BlockedDestination):
             await strict.check(malformed)
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.1:9²", "127.0.0.1:", "127.0.0.1:70000", "host"])
+def test_an_allow_list_entry_without_a_plain_port_is_refused_at_start(entry: str) -> None:
+    with pytest.raises(ValueError, match="neither host:port nor a CIDR block"):
+        EgressGuard([entry])

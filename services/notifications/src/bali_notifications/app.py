@@ -11,6 +11,7 @@ from bali_common.http.idempotency import IdempotencyRecord
 from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app
 from fastapi import FastAPI
 
+from bali_notifications import audience, secrets_at_rest
 from bali_notifications.channels import ChannelSender
 from bali_notifications.channels.email import EmailSender
 from bali_notifications.channels.inbox import InboxSender
@@ -26,7 +27,7 @@ from bali_notifications.inbox.models import InboxItem
 from bali_notifications.inbox.routes import router as inbox_router
 from bali_notifications.metrics import NotificationMetrics
 from bali_notifications.parts import NotificationParts
-from bali_notifications.planning import AlertState
+from bali_notifications.planning import AlertAffectedMember, AlertState
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import EgressGuard, Resolver
 from bali_notifications.subscriptions.models import Subscription
@@ -42,7 +43,8 @@ def create_app(
     # the channels the dispatcher sends on, and wake it once their plans commit.
     hub = NotificationHub()
     guard = EgressGuard(settings.webhook_allow_list, resolver)
-    senders = channel_senders(settings=settings, guard=guard, hub=hub)
+    box = secrets_at_rest.box_for(settings)
+    senders = channel_senders(settings=settings, guard=guard, hub=hub, box=box)
     handlers = notification_handlers(
         hub=hub,
         senders=senders,
@@ -58,7 +60,12 @@ def create_app(
             senders=senders,
         )
         return NotificationParts(
-            settings=settings, hub=hub, guard=guard, senders=senders, dispatcher=dispatcher
+            settings=settings,
+            hub=hub,
+            guard=guard,
+            senders=senders,
+            dispatcher=dispatcher,
+            secrets=box,
         )
 
     return build_app(
@@ -72,6 +79,7 @@ def create_app(
             models=[
                 MemberEntry,
                 AlertState,
+                AlertAffectedMember,
                 Subscription,
                 SourceEvent,
                 Delivery,
@@ -88,6 +96,7 @@ def create_app(
                 handlers.consumer_group("notifications.activities", streams=[Stream.activities]),
             ],
             parts=parts,
+            on_startup=[fill_in_alert_audiences, seal_webhook_secrets],
             background=[deliver_notifications, send_daily_digests],
             openapi_tags=[
                 {"name": "subscriptions", "description": "Who wants which events, and how"},
@@ -100,14 +109,31 @@ def create_app(
 
 
 def channel_senders(
-    *, settings: NotificationsSettings, guard: EgressGuard, hub: NotificationHub
+    *,
+    settings: NotificationsSettings,
+    guard: EgressGuard,
+    hub: NotificationHub,
+    box: secrets_at_rest.SecretBox,
 ) -> dict[Channel, ChannelSender]:
     """The sender of each channel kind: adding a channel is its module and a line here."""
     return {
         Channel.email: EmailSender(settings),
-        Channel.webhook: WebhookSender(settings, guard),
+        Channel.webhook: WebhookSender(settings, guard, box),
         Channel.inbox: InboxSender(hub),
     }
+
+
+async def fill_in_alert_audiences(runtime: ServiceRuntime) -> None:
+    """Alerts kept before the visibility rule get their audience before anyone reads."""
+    await audience.backfill(runtime.sessions)
+
+
+async def seal_webhook_secrets(runtime: ServiceRuntime) -> None:
+    """Secrets kept in plain text (before they were sealed) or under an older key are sealed
+    under the newest key before the service serves (`python -m bali_notifications
+    reseal-webhook-secrets` does the same on demand)."""
+    parts = runtime.parts_as(NotificationParts)
+    await secrets_at_rest.reseal(runtime.sessions, parts.secrets)
 
 
 async def deliver_notifications(runtime: ServiceRuntime) -> None:

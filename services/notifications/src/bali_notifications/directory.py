@@ -8,7 +8,7 @@ from typing import Any
 
 from bali_common.db import utcnow
 from bali_common.events.members import FocalPointRole, MemberSnapshot
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_notifications.fields import json_list, timestamp_now
@@ -51,6 +51,16 @@ async def apply_snapshot(*, session: AsyncSession, snapshot: MemberSnapshot) -> 
 async def entries(*, session: AsyncSession) -> list[MemberEntry]:
     """The whole directory, inactive members included."""
     return list((await session.exec(select(MemberEntry))).all())
+
+
+async def co_chair_ids(*, session: AsyncSession) -> list[str]:
+    """The members the directory lists as active co-chairs: the visibility rule's co-chairs."""
+    rows = await session.exec(
+        select(MemberEntry.member_id).where(
+            col(MemberEntry.is_co_chair).is_(True), col(MemberEntry.active).is_(True)
+        )
+    )
+    return sorted(rows.all())
 
 
 def co_chairs(members: Sequence[MemberEntry]) -> list[MemberEntry]:

@@ -10,6 +10,7 @@ from bali_common.events.notifications import Channel
 from bali_notifications.channels import ChannelSender
 from bali_notifications.deliveries.dispatcher import Dispatcher
 from bali_notifications.hub import NotificationHub
+from bali_notifications.secrets_at_rest import SecretBox
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import EgressGuard
 
@@ -23,3 +24,5 @@ class NotificationParts:
     guard: EgressGuard
     senders: Mapping[Channel, ChannelSender]
     dispatcher: Dispatcher
+    #: Seals and opens the webhook signing secrets stored with the subscriptions.
+    secrets: SecretBox

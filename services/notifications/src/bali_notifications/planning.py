@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 from bali_common.db import as_utc, utc_column, utcnow
 from bali_common.events import CloudEvent
 from bali_common.events.activities import ActivityEvent
-from bali_common.events.alerts import AlertEscalated, AlertEvent, AlertStatus
+from bali_common.events.alerts import AlertEscalated, AlertEvent, AlertStatus, Sensitivity
 from bali_common.events.notifications import Channel
-from sqlalchemy import func
+from bali_common.visibility import AlertAudience
+from sqlalchemy import delete, func
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,12 +43,42 @@ class AlertState(SQLModel, table=True):
     severity: str = Field(max_length=20)
     raised_at: datetime = Field(sa_column=utc_column(index=True))
     affected_members: list[str] = json_list()
+    #: The alert's audience, for the visibility rule at read time (with `AlertAffectedMember`);
+    #: NULL for a row kept before the rule was, until `audience.backfill` fills it in.
+    sensitivity: str | None = Field(default=None, max_length=20)
+    raised_by_member: str | None = Field(default=None, max_length=100, index=True)
     senior_officials_notified: bool = Field(
         default=False, description="An escalation asked for the co-chairs' senior officials"
     )
     event_id: str = Field(max_length=100, description="The latest event, kept in source_events")
     event_type: str = Field(max_length=100)
     updated_at: datetime = timestamp_now()
+
+    def audience(self) -> AlertAudience:
+        """Who may see the alert; one kept before its audience was counts as restricted."""
+        return AlertAudience(
+            sensitivity=Sensitivity(self.sensitivity or Sensitivity.restricted),
+            raised_by_member=self.raised_by_member or "",
+            affected_members=frozenset(self.affected_members),
+        )
+
+
+class AlertAffectedMember(SQLModel, table=True):
+    """The members an alert affects (as its latest state says), as rows: the visibility rule's
+    list queries stay portable SQL."""
+
+    __tablename__ = "alert_state_affected_members"
+
+    alert_id: str = Field(primary_key=True, max_length=100)
+    member_id: str = Field(primary_key=True, max_length=100, index=True)
+
+
+async def keep_affected(session: AsyncSession, alert_id: str, members: Sequence[str]) -> None:
+    """Replace the alert's affected-member rows (no commit)."""
+    await session.exec(
+        delete(AlertAffectedMember).where(col(AlertAffectedMember.alert_id) == alert_id)
+    )
+    session.add_all(AlertAffectedMember(alert_id=alert_id, member_id=m) for m in set(members))
 
 
 #: Alert planning reads the member directory, the catch-up reads the alerts: on PostgreSQL
@@ -81,7 +112,11 @@ async def plan_for_alert(
     await _add_subscribers(session, plan, facts, senders)
     alert = payload.alert
     return await _store_plan(
-        session, event, plan, alert_id=alert.alert_id, severity=alert.severity.value
+        session,
+        event,
+        plan.allowed(facts.audience, co_chairs),
+        alert_id=alert.alert_id,
+        severity=alert.severity.value,
     )
 
 
@@ -111,11 +146,14 @@ async def _remember_alert(session: AsyncSession, event: CloudEvent, payload: Ale
     state.severity = alert.severity.value
     state.raised_at = raised_at
     state.affected_members = list(alert.affected_members)
+    state.sensitivity = alert.sensitivity.value
+    state.raised_by_member = alert.raised_by_member
     state.senior_officials_notified = state.senior_officials_notified or asked_for_seniors
     state.event_id = str(event.id)
     state.event_type = event.type
     state.updated_at = utcnow()
     session.add(state)
+    await keep_affected(session, alert.alert_id, alert.affected_members)
     # Whoever is told of the alert later is sent this event: it carries the latest state.
     await _store_source(session, event)
 
@@ -156,6 +194,7 @@ async def plan_missed_alerts(
             )
         ).all()
     }
+    co_chairs = [m.member_id for m in directory.co_chairs(members)]
     added = 0
     for state in states:
         plan = routing.RecipientPlan()
@@ -167,7 +206,8 @@ async def plan_missed_alerts(
         ):
             if recipient.member_id == member_id:
                 plan.add(recipient)
-        missed = [r for r in plan.recipients() if (state.alert_id, *r.key) not in told]
+        allowed = plan.allowed(state.audience(), co_chairs)
+        missed = [r for r in allowed if (state.alert_id, *r.key) not in told]
         added += await _add_deliveries(
             session,
             event_id=state.event_id,
@@ -189,7 +229,7 @@ async def plan_for_activity(
     """Activities reach subscribers only; daily-digest subscribers get them queued."""
     plan = routing.RecipientPlan()
     await _add_subscribers(session, plan, routing.activity_facts(event.type, payload), senders)
-    return await _store_plan(session, event, plan, alert_id=None, severity=None)
+    return await _store_plan(session, event, plan.recipients(), alert_id=None, severity=None)
 
 
 async def _add_subscribers(
@@ -228,12 +268,11 @@ async def _store_source(session: AsyncSession, event: CloudEvent) -> None:
 async def _store_plan(
     session: AsyncSession,
     event: CloudEvent,
-    plan: routing.RecipientPlan,
+    recipients: Sequence[routing.Recipient],
     *,
     alert_id: str | None,
     severity: str | None,
 ) -> int:
-    recipients = plan.recipients()
     if not recipients:
         return 0
     await _store_source(session, event)

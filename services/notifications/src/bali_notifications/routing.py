@@ -7,12 +7,13 @@ from dataclasses import dataclass, replace
 
 from bali_common.catalogue import load_strategy
 from bali_common.events.activities import ActivityEvent
-from bali_common.events.alerts import AlertEscalated, AlertEvent, AlertStatus, Sensitivity
+from bali_common.events.alerts import AlertEscalated, AlertEvent, AlertStatus, AlertSummary
 from bali_common.events.members import FocalPointRole
 from bali_common.events.notifications import Channel
+from bali_common.visibility import AlertAudience, AlertViewer, member_recipient
 
 from bali_notifications import directory
-from bali_notifications.deliveries.models import DeliveryReason
+from bali_notifications.deliveries.models import DeliveryJob, DeliveryReason
 from bali_notifications.directory import MemberEntry
 from bali_notifications.subscriptions.models import DigestMode, Subscription
 
@@ -27,6 +28,8 @@ _REASON_RANK = {
     DeliveryReason.affected_member: 2,
     DeliveryReason.subscription: 3,
 }
+#: Rule recipients that serve their member's co-chairs (its focal points and senior officials).
+_FOR_CO_CHAIRS = frozenset({DeliveryReason.co_chair, DeliveryReason.senior_official})
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,18 @@ class Recipient:
     subscription_id: str | None = None
     acknowledge_link: bool = False
     digest: bool = False
+    #: Serves its member's co-chairs: sees what they see while the member is a co-chair.
+    for_co_chairs: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.channel.value, self.address)
+
+    def viewer(self, co_chair_members: Iterable[str]) -> AlertViewer:
+        """The recipient as the visibility rule sees it: one that stands for its member."""
+        return member_recipient(
+            self.member_id, for_co_chairs=self.for_co_chairs, co_chair_members=set(co_chair_members)
+        )
 
 
 class RecipientPlan:
@@ -61,10 +72,18 @@ class RecipientPlan:
             acknowledge_link=current.acknowledge_link or recipient.acknowledge_link,
             # A rule recipient is never held back for a digest.
             digest=current.digest and recipient.digest,
+            for_co_chairs=current.for_co_chairs or recipient.for_co_chairs,
         )
 
     def recipients(self) -> list[Recipient]:
         return list(self._by_key.values())
+
+    def allowed(self, audience: AlertAudience | None, co_chairs: Iterable[str]) -> list[Recipient]:
+        """The recipients the visibility rule lets see an alert of `audience` (None: no alert)."""
+        if audience is None:
+            return self.recipients()
+        co_chair_members = set(co_chairs)
+        return [r for r in self.recipients() if r.viewer(co_chair_members).may_see(audience)]
 
 
 @dataclass(frozen=True)
@@ -76,25 +95,32 @@ class EventFacts:
     item_numbers: frozenset[int]
     area_numbers: frozenset[int]
     member_ids: frozenset[str]
-    #: Members allowed to learn of the event through subscriptions; None when public.
-    audience: frozenset[str] | None = None
+    #: Who may see the alert the event is about (the visibility rule); None: not an alert.
+    audience: AlertAudience | None = None
+    #: The members the directory lists as co-chairs when the event is planned.
+    co_chairs: frozenset[str] = frozenset()
     is_activity: bool = False
+
+
+def audience_of(alert: AlertSummary) -> AlertAudience:
+    return AlertAudience(
+        sensitivity=alert.sensitivity,
+        raised_by_member=alert.raised_by_member,
+        affected_members=frozenset(alert.affected_members),
+    )
 
 
 def alert_facts(event_type: str, event: AlertEvent, co_chairs: Iterable[str]) -> EventFacts:
     alert = event.alert
     area = load_strategy().area_of_item(CONSULTATION_ITEM).number
-    involved = frozenset({alert.raised_by_member, *alert.affected_members})
-    audience = None
-    if alert.sensitivity is Sensitivity.restricted:
-        audience = involved | frozenset(co_chairs)
     return EventFacts(
         event_type=event_type,
         severity=alert.severity.value,
         item_numbers=frozenset({CONSULTATION_ITEM}),
         area_numbers=frozenset({area}),
-        member_ids=involved,
-        audience=audience,
+        member_ids=frozenset({alert.raised_by_member, *alert.affected_members}),
+        audience=audience_of(alert),
+        co_chairs=frozenset(co_chairs),
     )
 
 
@@ -123,7 +149,9 @@ def subscription_matches(subscription: Subscription, facts: EventFacts) -> bool:
     """Every non-empty filter must match; severity filters only events that have a severity."""
     if not subscription.enabled or subscription.deleted_at is not None:
         return False
-    if facts.audience is not None and subscription.member_id not in facts.audience:
+    if facts.audience is not None and not subscriber(subscription, facts.co_chairs).may_see(
+        facts.audience
+    ):
         return False
     if not _type_matches(subscription.event_types, facts.event_type):
         return False
@@ -140,6 +168,16 @@ def subscription_matches(subscription: Subscription, facts: EventFacts) -> bool:
     )
 
 
+def subscriber(subscription: Subscription, co_chairs: Iterable[str]) -> AlertViewer:
+    """A subscription's endpoint as the visibility rule sees it: it stands for its member,
+    and for the member's co-chairs only if an acting co-chair gave it its target."""
+    return member_recipient(
+        subscription.member_id,
+        for_co_chairs=subscription.for_co_chairs,
+        co_chair_members=set(co_chairs),
+    )
+
+
 def subscription_recipient(
     subscription: Subscription, facts: EventFacts, *, address: str
 ) -> Recipient:
@@ -151,7 +189,25 @@ def subscription_recipient(
         reason=DeliveryReason.subscription,
         subscription_id=subscription.id,
         digest=facts.is_activity and subscription.digest == DigestMode.daily.value,
+        for_co_chairs=subscription.for_co_chairs,
     )
+
+
+def may_send(job: DeliveryJob) -> bool:
+    """Whether the rule still lets the delivery's recipient see the alert its event is about,
+    as the directory and the subscription stand when it is sent: a subscription whose target
+    someone else set since, or a member no longer co-chair, is not sent what it may not see."""
+    alert = job.source.data.get("alert") if job.delivery.alert_id else None
+    if alert is None:
+        return True
+    audience = audience_of(AlertSummary.model_validate(alert))
+    if job.subscription is not None:
+        return subscriber(job.subscription, job.co_chairs).may_see(audience)
+    for_co_chairs = DeliveryReason(job.delivery.reason) in _FOR_CO_CHAIRS
+    recipient = member_recipient(
+        job.delivery.member_id, for_co_chairs=for_co_chairs, co_chair_members=job.co_chairs
+    )
+    return recipient.may_see(audience)
 
 
 def rule_recipients(event: AlertEvent, members: Sequence[MemberEntry]) -> list[Recipient]:
@@ -185,6 +241,7 @@ def alert_rule_recipients(
                 member.member_id,
                 DeliveryReason.co_chair,
                 acknowledge_link=with_link,
+                for_co_chairs=True,
             )
             for email in directory.focal_point_emails(member, FocalPointRole.focal_point)
         ]
@@ -194,6 +251,7 @@ def alert_rule_recipients(
                 f"member:{member.member_id}",
                 member.member_id,
                 DeliveryReason.co_chair,
+                for_co_chairs=True,
             )
         )
     for member_id in affected_members:
@@ -215,7 +273,13 @@ def alert_rule_recipients(
     if senior_officials:
         for member in co_chairs:
             recipients += [
-                Recipient(Channel.email, email, member.member_id, DeliveryReason.senior_official)
+                Recipient(
+                    Channel.email,
+                    email,
+                    member.member_id,
+                    DeliveryReason.senior_official,
+                    for_co_chairs=True,
+                )
                 for email in directory.focal_point_emails(member, FocalPointRole.senior_official)
             ]
     return recipients

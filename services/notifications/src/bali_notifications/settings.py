@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Self
 
 from bali_common.settings import CommonSettings
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from bali_notifications import mailheaders
 
 
 class NotificationsSettings(CommonSettings):
+    # Errors name the setting, never repeat its value: some values are keys and passwords.
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
+
     service_name: str = "notifications"
     port: int = 8003
     signs_links = True
@@ -40,7 +47,11 @@ class NotificationsSettings(CommonSettings):
         ),
     )
     smtp_timeout_s: float = 15.0
-    smtp_from: str = "Bali Process Notifications <notifications@bali-process.example>"
+    smtp_from: str = Field(
+        default="Bali Process Notifications <notifications@bali-process.example>",
+        description="From of every email: an ASCII address, and a display name that, if not "
+        "ASCII, fits one encoded-word (45 bytes of UTF-8)",
+    )
 
     # Webhooks (Standard Webhooks)
     webhook_timeout_s: float = Field(
@@ -60,6 +71,18 @@ class NotificationsSettings(CommonSettings):
     webhook_ca_file: str | None = Field(
         default=None,
         description="PEM bundle trusted for receivers' certificates instead of the default CAs",
+    )
+    webhook_secret_keys: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Fernet keys that encrypt the webhook signing secrets at rest, comma-separated, "
+            "newest first: the first encrypts, every one decrypts (rotation: "
+            "docs/operations.md). Required in production; in development a key is generated "
+            "in the data directory"
+        ),
+    )
+    dev_webhook_secret_key_path: Path | None = Field(
+        default=None, description="Development key file; default data_dir/dev-webhook-secret.key"
     )
 
     # Retries of email and webhook deliveries
@@ -104,12 +127,33 @@ class NotificationsSettings(CommonSettings):
         default=15.0, description="Keep-alive comment interval; also the cross-replica poll"
     )
 
+    @field_validator("smtp_from")
+    @classmethod
+    def _from_is_sendable_exactly(cls, value: str) -> str:
+        """Refused at start-up rather than garbled in every reader's mailbox."""
+        display_name, address = parseaddr(value)
+        mailheaders.mailbox("From", display_name, address)
+        return value
+
     @field_validator("delivery_retry_schedule_s")
     @classmethod
     def _schedule_is_positive(cls, value: list[float]) -> list[float]:
         if any(delay <= 0 for delay in value):
             raise ValueError("retry delays must be positive")
         return value
+
+    @model_validator(mode="after")
+    def _production_seals_webhook_secrets_with_real_keys(self) -> Self:
+        """The development key sits beside the data; production brings its own keys."""
+        if self.environment == "production" and self.webhook_secret_keys is None:
+            raise ValueError(
+                "production needs BALI_WEBHOOK_SECRET_KEYS (Fernet keys for the webhook "
+                "signing secrets at rest)"
+            )
+        return self
+
+    def resolved_webhook_key_path(self) -> Path:
+        return self.dev_webhook_secret_key_path or self.data_dir / "dev-webhook-secret.key"
 
     @model_validator(mode="after")
     def _smtp_security_is_coherent(self) -> Self:

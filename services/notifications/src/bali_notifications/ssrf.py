@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
+from bali_common.http.integers import parse_decimal
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -116,10 +117,11 @@ class EgressGuard:
         if "/" in entry:
             self._allowed_networks.append(ipaddress.ip_network(entry, strict=False))
             return
-        host, separator, port = entry.rpartition(":")
-        if not separator or not port.isdigit():
+        host, separator, port_text = entry.rpartition(":")
+        port = parse_decimal(port_text, maximum=65_535) if separator else None
+        if port is None:
             raise ValueError(f"allow-list entry {entry!r} is neither host:port nor a CIDR block")
-        self._allowed_origins.add((host.strip("[]"), int(port)))
+        self._allowed_origins.add((host.strip("[]"), port))
 
     def parse(self, url: str) -> WebhookTarget:
         """Syntax only: an absolute http(s) URL without credentials or fragment."""

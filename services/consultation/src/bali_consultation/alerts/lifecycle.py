@@ -19,6 +19,7 @@ from bali_common.events.alerts import (
 )
 from bali_common.http.concurrency import check_version
 from bali_common.problems import ProblemError, conflict, forbidden, illegal_transition
+from bali_common.visibility import AlertViewer
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -89,19 +90,22 @@ async def _take(
     *,
     session: AsyncSession,
     step: Step,
+    viewer: AlertViewer,
     transition: Transition,
     apply: Callable[[Alert], Awaitable[Change]],
 ) -> Alert:
     """One lifecycle step, one transaction: load and lock the alert, then check in order:
     visible (404), allowed (403), fresh (412), legal from its current status (409); apply the
-    step, and record it (timeline, event, audit) as it commits."""
-    principal = step.principal
+    step, and record it (timeline, event, audit) as it commits.
+
+    `viewer` is the step's principal as the visibility rule sees it: only an acting co-chair
+    (or, where the transition allows, the raising member) takes a step; administrators see
+    every alert but act for no co-chair."""
     alert = await queries.get_visible_alert(
-        session=session, alert_id=step.alert_id, principal=principal, for_update=True
+        session=session, alert_id=step.alert_id, viewer=viewer, for_update=True
     )
     if not (
-        access.is_co_chair(principal)
-        or (transition.raiser_too and access.is_raiser(alert, principal))
+        viewer.is_co_chair or (transition.raiser_too and access.is_raiser(alert, step.principal))
     ):
         who = "the raising member or a co-chair" if transition.raiser_too else "a co-chair"
         raise forbidden(f"Only {who} can mark an alert {transition.done}.")
@@ -117,17 +121,23 @@ async def _take(
     )
 
 
-async def acknowledge(*, session: AsyncSession, step: Step, via_link: bool = False) -> Alert:
+async def acknowledge(
+    *, session: AsyncSession, step: Step, viewer: AlertViewer, via_link: bool = False
+) -> Alert:
     async def apply(alert: Alert) -> Change:
         alert.status = AlertStatus.acknowledged.value
         alert.acknowledged_at = step.now
         alert.acknowledged_by = steps.actor_of(step.principal).model_dump(mode="json")
         return Change({"via_link": via_link}, partial(AlertAcknowledged, via_link=via_link))
 
-    return await _take(session=session, step=step, transition=ACKNOWLEDGE, apply=apply)
+    return await _take(
+        session=session, step=step, viewer=viewer, transition=ACKNOWLEDGE, apply=apply
+    )
 
 
-async def escalate(*, session: AsyncSession, step: Step, escalation_in: EscalationCreate) -> Alert:
+async def escalate(
+    *, session: AsyncSession, step: Step, viewer: AlertViewer, escalation_in: EscalationCreate
+) -> Alert:
     """A co-chair escalates by hand, at any open status."""
 
     async def apply(alert: Alert) -> Change:
@@ -136,11 +146,15 @@ async def escalate(*, session: AsyncSession, step: Step, escalation_in: Escalati
             alert=alert, reason="manual", notify=notify, note=escalation_in.reason
         )
 
-    return await _take(session=session, step=step, transition=ESCALATE, apply=apply)
+    return await _take(session=session, step=step, viewer=viewer, transition=ESCALATE, apply=apply)
 
 
 async def convene(
-    *, session: AsyncSession, step: Step, consultation_in: ConsultationCreate
+    *,
+    session: AsyncSession,
+    step: Step,
+    viewer: AlertViewer,
+    consultation_in: ConsultationCreate,
 ) -> Alert:
     async def apply(alert: Alert) -> Change:
         alert.status = AlertStatus.consultation_convened.value
@@ -153,10 +167,12 @@ async def convene(
         )
         return Change(consultation_in.model_dump(mode="json"), event)
 
-    return await _take(session=session, step=step, transition=CONVENE, apply=apply)
+    return await _take(session=session, step=step, viewer=viewer, transition=CONVENE, apply=apply)
 
 
-async def log_outreach(*, session: AsyncSession, step: Step, outreach_in: OutreachCreate) -> Alert:
+async def log_outreach(
+    *, session: AsyncSession, step: Step, viewer: AlertViewer, outreach_in: OutreachCreate
+) -> Alert:
     """Good Offices outreach follows a consultation: who reached whom, with what outcome."""
 
     async def apply(alert: Alert) -> Change:
@@ -169,7 +185,9 @@ async def log_outreach(*, session: AsyncSession, step: Step, outreach_in: Outrea
         )
         return Change(outreach_in.model_dump(mode="json"), event)
 
-    return await _take(session=session, step=step, transition=LOG_OUTREACH, apply=apply)
+    return await _take(
+        session=session, step=step, viewer=viewer, transition=LOG_OUTREACH, apply=apply
+    )
 
 
 def _close(alert: Alert, status: AlertStatus, now: datetime) -> None:
@@ -179,7 +197,9 @@ def _close(alert: Alert, status: AlertStatus, now: datetime) -> None:
     alert.open_dedup_key = None
 
 
-async def resolve(*, session: AsyncSession, step: Step, resolution_in: ResolutionCreate) -> Alert:
+async def resolve(
+    *, session: AsyncSession, step: Step, viewer: AlertViewer, resolution_in: ResolutionCreate
+) -> Alert:
     summary = resolution_in.summary
 
     async def apply(alert: Alert) -> Change:
@@ -188,10 +208,12 @@ async def resolve(*, session: AsyncSession, step: Step, resolution_in: Resolutio
         alert.resolution_summary = summary
         return Change({"summary": summary}, partial(AlertResolved, summary=summary))
 
-    return await _take(session=session, step=step, transition=RESOLVE, apply=apply)
+    return await _take(session=session, step=step, viewer=viewer, transition=RESOLVE, apply=apply)
 
 
-async def withdraw(*, session: AsyncSession, step: Step, reason_in: ReasonCreate) -> Alert:
+async def withdraw(
+    *, session: AsyncSession, step: Step, viewer: AlertViewer, reason_in: ReasonCreate
+) -> Alert:
     reason = reason_in.reason
 
     async def apply(alert: Alert) -> Change:
@@ -199,7 +221,7 @@ async def withdraw(*, session: AsyncSession, step: Step, reason_in: ReasonCreate
         alert.withdrawal_reason = reason
         return Change({"reason": reason}, partial(AlertWithdrawn, reason=reason))
 
-    return await _take(session=session, step=step, transition=WITHDRAW, apply=apply)
+    return await _take(session=session, step=step, viewer=viewer, transition=WITHDRAW, apply=apply)
 
 
 def reopen_deadline(*, alert: Alert, settings: ConsultationSettings) -> datetime | None:
@@ -213,6 +235,7 @@ async def reopen(
     *,
     session: AsyncSession,
     step: Step,
+    viewer: AlertViewer,
     reason_in: ReasonCreate,
     settings: ConsultationSettings,
 ) -> Alert:
@@ -253,7 +276,9 @@ async def reopen(
         )
 
     try:
-        return await _take(session=session, step=step, transition=REOPEN, apply=apply)
+        return await _take(
+            session=session, step=step, viewer=viewer, transition=REOPEN, apply=apply
+        )
     except IntegrityError:
         await session.rollback()
         raise conflict(

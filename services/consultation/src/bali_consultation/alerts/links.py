@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from bali_common.auth import Principal, Role
@@ -13,6 +14,7 @@ from bali_common.links import (
     verify_link_token,
 )
 from bali_common.problems import ProblemError, forbidden
+from bali_common.visibility import AlertViewer
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -103,6 +105,15 @@ def _acting_for(
     )
 
 
+@dataclass(frozen=True)
+class _Holder:
+    """Who acts through a checked link, and how the visibility rule sees them."""
+
+    claims: LinkClaims
+    principal: Principal
+    viewer: AlertViewer
+
+
 async def _checked(
     *,
     session: AsyncSession,
@@ -110,14 +121,15 @@ async def _checked(
     token: str,
     settings: ConsultationSettings,
     now: datetime,
-) -> tuple[LinkClaims, Principal]:
+) -> _Holder:
     """What every use of a link checks: genuine, unexpired, for this alert, unused, and minted
     for a co-chair, who is the principal acting through it."""
     claims = _verify(settings=settings, token=token, alert_id=alert_id, now=now)
     if await _was_used(session=session, claims=claims):
         raise _already_used()
     principal = await _principal_for(session=session, settings=settings, recipient=claims.recipient)
-    return claims, principal
+    viewer = await access.viewer_of(session=session, principal=principal, settings=settings)
+    return _Holder(claims, principal, viewer)
 
 
 async def acknowledge(
@@ -131,9 +143,10 @@ async def acknowledge(
 ) -> Alert:
     """Acknowledge on behalf of the co-chair the link was minted for; the token is spent in the
     same transaction, so a reused link never acknowledges twice."""
-    claims, principal = await _checked(
+    holder = await _checked(
         session=session, alert_id=alert_id, token=token, settings=settings, now=now
     )
+    claims = holder.claims
     session.add(
         UsedLinkToken(
             token_id=claims.token_id,
@@ -145,7 +158,10 @@ async def acknowledge(
     )
     try:
         return await lifecycle.acknowledge(
-            session=session, step=Step(alert_id, principal, now, source=source), via_link=True
+            session=session,
+            step=Step(alert_id, holder.principal, now, source=source),
+            viewer=holder.viewer,
+            via_link=True,
         )
     except IntegrityError:
         await session.rollback()
@@ -160,9 +176,9 @@ async def inspect(
     settings: ConsultationSettings,
     now: datetime,
 ) -> Alert:
-    """Everything the link's POST would check, without acknowledging: for the GET page."""
-    await _checked(session=session, alert_id=alert_id, token=token, settings=settings, now=now)
-    alert = await queries.find_alert(session=session, alert_id=alert_id)
-    if alert is None:
-        raise access.not_visible(alert_id)
-    return alert
+    """What the link's POST checks first, without acknowledging: for the GET page, which
+    shows the alert only to a holder the visibility rule lets see it."""
+    holder = await _checked(
+        session=session, alert_id=alert_id, token=token, settings=settings, now=now
+    )
+    return await queries.get_visible_alert(session=session, alert_id=alert_id, viewer=holder.viewer)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from bali_common.auth import Principal
 from bali_common.events.alerts import AlertStatus, Sensitivity, Severity, SituationType
 from bali_common.http.pagination import PageRequest, keyset_page
+from bali_common.visibility import AlertViewer
 from pydantic import BaseModel
-from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,23 +16,22 @@ from bali_consultation.alerts.models import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
     Alert,
-    AlertAffectedMember,
     AlertTimelineEntry,
 )
 from bali_consultation.settings import ConsultationSettings
 
 
 async def get_visible_alert(
-    *, session: AsyncSession, alert_id: str, principal: Principal, for_update: bool = False
+    *, session: AsyncSession, alert_id: str, viewer: AlertViewer, for_update: bool = False
 ) -> Alert:
     alert = await session.get(Alert, alert_id, with_for_update=for_update or None)
-    if alert is None or not access.can_see(alert, principal):
+    if alert is None or not access.can_see(alert, viewer):
         raise access.not_visible(alert_id)
     return alert
 
 
 async def get_public_or_visible_alert(
-    *, session: AsyncSession, alert_id: str, principal: Principal | None
+    *, session: AsyncSession, alert_id: str, viewer: AlertViewer | None
 ) -> Alert:
     """For documents public alerts publish without login (CAP): restricted ones need a caller."""
     alert = await session.get(Alert, alert_id)
@@ -43,7 +39,7 @@ async def get_public_or_visible_alert(
         raise access.not_visible(alert_id)
     if alert.sensitivity == Sensitivity.public:
         return alert
-    if principal is None or not access.can_see(alert, principal):
+    if viewer is None or not access.can_see(alert, viewer):
         raise access.not_visible(alert_id)
     return alert
 
@@ -74,16 +70,10 @@ class AlertFilters(BaseModel):
 
 
 async def list_alerts(
-    *, session: AsyncSession, principal: Principal, filters: AlertFilters, page: PageRequest
+    *, session: AsyncSession, viewer: AlertViewer, filters: AlertFilters, page: PageRequest
 ) -> tuple[list[Alert], str | None]:
     """Alerts the caller may see, newest first, one page at a time."""
-    query = select(Alert)
-    if not access.is_co_chair(principal):
-        visible = [col(Alert.sensitivity) == Sensitivity.public.value]
-        if principal.member_id is not None:
-            visible.append(col(Alert.raised_by_member) == principal.member_id)
-            visible.append(col(Alert.id).in_(_affecting(principal.member_id)))
-        query = query.where(or_(*visible))
+    query = select(Alert).where(access.visible_alerts(viewer))
     if filters.status is not None:
         query = query.where(col(Alert.status) == filters.status.value)
     if filters.open is not None:
@@ -98,7 +88,7 @@ async def list_alerts(
     if filters.raised_by_member is not None:
         query = query.where(col(Alert.raised_by_member) == filters.raised_by_member)
     if filters.affected_member is not None:
-        query = query.where(col(Alert.id).in_(_affecting(filters.affected_member)))
+        query = query.where(col(Alert.id).in_(access.affecting(filters.affected_member)))
     listed = await keyset_page(
         session,
         query,
@@ -109,14 +99,10 @@ async def list_alerts(
     return listed.rows, listed.next_cursor
 
 
-def _affecting(member_id: str) -> Any:
-    return select(AlertAffectedMember.alert_id).where(AlertAffectedMember.member_id == member_id)
-
-
 async def list_timeline(
-    *, session: AsyncSession, alert_id: str, principal: Principal, page: PageRequest
+    *, session: AsyncSession, alert_id: str, viewer: AlertViewer, page: PageRequest
 ) -> tuple[list[AlertTimelineEntry], str | None]:
-    await get_visible_alert(session=session, alert_id=alert_id, principal=principal)
+    await get_visible_alert(session=session, alert_id=alert_id, viewer=viewer)
     listed = await keyset_page(
         session,
         select(AlertTimelineEntry).where(AlertTimelineEntry.alert_id == alert_id),

@@ -12,6 +12,7 @@ from bali_common.auth import Principal
 from bali_common.events.alerts import AlertRaised, AlertStatus, AlertUpdated
 from bali_common.http.concurrency import check_version
 from bali_common.problems import forbidden
+from bali_common.visibility import AlertViewer
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
@@ -148,20 +149,21 @@ async def add_situation_update(
     *,
     session: AsyncSession,
     step: Step,
+    viewer: AlertViewer,
     update_in: SituationUpdateCreate,
     settings: ConsultationSettings,
 ) -> Alert:
     """Anyone involved adds text; the raiser and the co-chairs may also change fields."""
     principal = step.principal
     alert = await queries.get_visible_alert(
-        session=session, alert_id=step.alert_id, principal=principal, for_update=True
+        session=session, alert_id=step.alert_id, viewer=viewer, for_update=True
     )
-    if not access.is_involved(alert, principal):
+    if not access.posts_updates(alert, viewer):
         raise forbidden(
             "Only the raising member, the affected members and the co-chairs post updates."
         )
     changes = update_in.changes()
-    if changes and not (access.is_co_chair(principal) or access.is_raiser(alert, principal)):
+    if changes and not (viewer.is_co_chair or access.is_raiser(alert, principal)):
         raise forbidden("Only the raising member and the co-chairs change an alert's fields.")
     if changes or step.if_match is not None:
         check_version(alert.version, step.if_match)

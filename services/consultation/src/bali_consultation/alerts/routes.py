@@ -14,12 +14,13 @@ from bali_common.http.concurrency import IfMatchHeader, etag_of, set_etag
 from bali_common.http.idempotency import IdempotentWrite, IdempotentWriteDep, WriteOutcome
 from bali_common.http.pagination import Page, PageRequestDep
 from bali_common.problems import ProblemError, problem_responses
+from bali_common.visibility import AlertViewer
 from fastapi import APIRouter, Body, Depends, Form, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_consultation.alerts import lifecycle, links, pages, queries, raising
+from bali_consultation.alerts import access, lifecycle, links, pages, queries, raising
 from bali_consultation.alerts.cap import ATOM_MEDIA_TYPE, CAP_MEDIA_TYPE, atom_feed, cap_document
 from bali_consultation.alerts.models import UNACKNOWLEDGED_STATUSES, Alert
 from bali_consultation.alerts.schemas import (
@@ -46,6 +47,8 @@ from bali_consultation.deps import (
     MetricsDep,
     Now,
     OptionalPrincipal,
+    OptionalViewer,
+    PlatformCaller,
     Raiser,
     SessionDep,
     SettingsDep,
@@ -89,7 +92,9 @@ _STEP_RESPONSES = problem_responses(401, 403, 404, 409, 412, 422)
 class StepCall(Protocol):
     """A lifecycle use case with its request body bound: it takes the step and commits."""
 
-    def __call__(self, *, session: AsyncSession, step: Step) -> Awaitable[Alert]: ...
+    def __call__(
+        self, *, session: AsyncSession, step: Step, viewer: AlertViewer
+    ) -> Awaitable[Alert]: ...
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,10 @@ class StepRunner:
         step = Step(alert_id, principal, self.now, self.if_match, self.source)
 
         async def operation(session: AsyncSession) -> WriteOutcome:
-            alert = await call(session=session, step=step)
+            viewer = await access.viewer_of(
+                session=session, principal=principal, settings=self.settings
+            )
+            alert = await call(session=session, step=step, viewer=viewer)
             self.metrics.observe_step(kind, alert)
             return WriteOutcome.versioned(present(alert, self.settings), version=alert.version)
 
@@ -183,7 +191,7 @@ async def raise_alert(
     responses=problem_responses(401, 422),
 )
 async def list_alerts(
-    principal: Viewer,
+    viewer: Viewer,
     session: SessionDep,
     settings: SettingsDep,
     page: PageRequestDep,
@@ -205,7 +213,7 @@ async def list_alerts(
         affected_member=affected_member,
     )
     rows, cursor = await queries.list_alerts(
-        session=session, principal=principal, filters=filters, page=page
+        session=session, viewer=viewer, filters=filters, page=page
     )
     return Page[AlertPublic](items=[present(a, settings) for a in rows], next_cursor=cursor)
 
@@ -236,12 +244,12 @@ async def public_feed(
 )
 async def get_alert(
     alert_id: AlertId,
-    principal: Viewer,
+    viewer: Viewer,
     session: SessionDep,
     settings: SettingsDep,
     response: Response,
 ) -> AlertPublic:
-    alert = await queries.get_visible_alert(session=session, alert_id=alert_id, principal=principal)
+    alert = await queries.get_visible_alert(session=session, alert_id=alert_id, viewer=viewer)
     set_etag(response, alert.version)
     return present(alert, settings)
 
@@ -253,10 +261,10 @@ async def get_alert(
     responses=problem_responses(401, 404, 422),
 )
 async def get_timeline(
-    alert_id: AlertId, principal: Viewer, session: SessionDep, page: PageRequestDep
+    alert_id: AlertId, viewer: Viewer, session: SessionDep, page: PageRequestDep
 ) -> Page[TimelineEntryPublic]:
     rows, cursor = await queries.list_timeline(
-        session=session, alert_id=alert_id, principal=principal, page=page
+        session=session, alert_id=alert_id, viewer=viewer, page=page
     )
     return Page[TimelineEntryPublic](
         items=[to_timeline_public(r) for r in rows], next_cursor=cursor
@@ -279,12 +287,12 @@ async def get_timeline(
 async def get_cap(
     alert_id: AlertId,
     request: Request,
-    principal: OptionalPrincipal,
+    viewer: OptionalViewer,
     session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
     alert = await queries.get_public_or_visible_alert(
-        session=session, alert_id=alert_id, principal=principal
+        session=session, alert_id=alert_id, viewer=viewer
     )
     web = f"{_base_url(request, settings)}/v1/alerts/{alert.id}"
     context = await queries.cap_context(session=session, alert=alert, settings=settings, web=web)
@@ -303,7 +311,10 @@ async def get_cap(
     responses=_STEP_RESPONSES | problem_responses(428),
 )
 async def add_update(
-    alert_id: AlertId, update_in: SituationUpdateCreate, principal: Viewer, steps: Steps
+    alert_id: AlertId,
+    update_in: SituationUpdateCreate,
+    principal: PlatformCaller,
+    steps: Steps,
 ) -> Response:
     return await steps.run(
         "updated",
@@ -496,7 +507,7 @@ async def resolve(
     responses=_STEP_RESPONSES,
 )
 async def withdraw(
-    alert_id: AlertId, principal: Viewer, steps: Steps, reason_in: OptionalReason = None
+    alert_id: AlertId, principal: PlatformCaller, steps: Steps, reason_in: OptionalReason = None
 ) -> Response:
     reason = reason_in or ReasonCreate()
     return await steps.run(
@@ -513,7 +524,7 @@ async def withdraw(
     responses=_STEP_RESPONSES,
 )
 async def reopen(
-    alert_id: AlertId, principal: Viewer, steps: Steps, reason_in: OptionalReason = None
+    alert_id: AlertId, principal: PlatformCaller, steps: Steps, reason_in: OptionalReason = None
 ) -> Response:
     reason = reason_in or ReasonCreate()
     return await steps.run(

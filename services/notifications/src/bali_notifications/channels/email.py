@@ -11,6 +11,7 @@ from email.utils import format_datetime, parseaddr
 
 import aiosmtplib
 
+from bali_notifications import mailheaders
 from bali_notifications.channels import (
     Notification,
     SendResult,
@@ -33,8 +34,9 @@ class EmailSender:
 
     def __init__(self, settings: NotificationsSettings) -> None:
         self._settings = settings
-        domain = parseaddr(settings.smtp_from)[1].rpartition("@")[2]
-        self._domain = domain or "bali-process.example"
+        display_name, address = parseaddr(settings.smtp_from)
+        self._from = mailheaders.mailbox("From", display_name, address)
+        self._domain = address.rpartition("@")[2] or "bali-process.example"
         # None: aiosmtplib's default context, which verifies against the system CAs. Either
         # way the certificate chain and the host name are checked; nothing turns that off.
         self._tls_context = (
@@ -88,9 +90,11 @@ class EmailSender:
         now: datetime,
     ) -> EmailMessage:
         message = EmailMessage()
-        message["From"] = self._settings.smtp_from
+        # Encoded and folded by `mailheaders`: the standard library's own folding loses
+        # spaces in non-ASCII text (see there).
+        message.set_raw("From", self._from)
         message["To"] = to
-        message["Subject"] = rendered.subject
+        message.set_raw("Subject", mailheaders.unstructured("Subject", rendered.subject))
         message["Date"] = format_datetime(now)
         # Stable per delivery: a resend after a crash is recognisably the same message.
         message["Message-ID"] = f"<{delivery_id}@{self._domain}>"

@@ -11,6 +11,7 @@ from email.utils import parsedate_to_datetime
 
 import httpcore
 from bali_common.db import utcnow
+from bali_common.http.integers import parse_decimal
 
 from bali_notifications.channels import (
     Notification,
@@ -20,10 +21,11 @@ from bali_notifications.channels import (
     elapsed_ms,
 )
 from bali_notifications.rendering import webhook_body
+from bali_notifications.secrets_at_rest import SecretBox, UnreadableSecret
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.signing import webhook_headers
 from bali_notifications.ssrf import BlockedDestination, EgressGuard, WebhookTarget
-from bali_notifications.subscriptions.models import Subscription, active_secrets
+from bali_notifications.subscriptions.models import Subscription
 
 USER_AGENT = "BaliProcess-Webhooks/1.0"
 
@@ -79,9 +81,10 @@ class _CheckedConnections(httpcore.AsyncNetworkBackend):
 class WebhookSender:
     """Signed POSTs per Standard Webhooks; redirects are never followed (httpcore has none)."""
 
-    def __init__(self, settings: NotificationsSettings, guard: EgressGuard) -> None:
+    def __init__(self, settings: NotificationsSettings, guard: EgressGuard, box: SecretBox) -> None:
         self._settings = settings
         self._guard = guard
+        self._box = box
         context = (
             ssl.create_default_context(cafile=settings.webhook_ca_file)
             if settings.webhook_ca_file
@@ -126,11 +129,16 @@ class WebhookSender:
             occurred_at=job.source.occurred_at,
             data=job.source.data,
         )
+        try:
+            secrets_in_use = self._box.active(subscription.secrets, utcnow())
+        except UnreadableSecret as error:
+            # Retried: restoring the key to BALI_WEBHOOK_SECRET_KEYS lets it through.
+            return SendResult(succeeded=False, latency_ms=0, error=str(error))
         return await self.post(
             url=subscription.url,
             # Standard Webhooks: the id is the same on every retry so receivers can dedupe.
             message_id=job.delivery.id,
-            secrets_in_use=active_secrets(subscription, utcnow()),
+            secrets_in_use=secrets_in_use,
             body=body,
             # The receiver checks freshness against its own clock: always the real send time.
             timestamp=int(time.time()),
@@ -266,8 +274,9 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    seconds = parse_decimal(value)
+    if seconds is not None:
+        return float(seconds)
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):

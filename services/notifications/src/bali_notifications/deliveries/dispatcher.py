@@ -25,6 +25,7 @@ from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bali_notifications import directory, routing
 from bali_notifications.channels import ChannelSender, Notification, SendResult
 from bali_notifications.deliveries.models import (
     DUE_STATUSES,
@@ -52,7 +53,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _Skipped:
-    """A delivery that cannot be attempted at all (its endpoint is gone or disabled)."""
+    """A delivery that is not attempted at all: its endpoint is gone or disabled, or the
+    visibility rule no longer lets its recipient see the alert."""
 
     error: str
     reason: FinalReason
@@ -219,11 +221,13 @@ class Dispatcher:
                     select(Subscription).where(col(Subscription.id).in_(subscription_ids))
                 )
             }
+            co_chairs = frozenset(await directory.co_chair_ids(session=session))
         return [
             DeliveryJob(
                 delivery=delivery,
                 source=sources[delivery.source_event_id],
                 subscription=subscriptions.get(delivery.subscription_id or ""),
+                co_chairs=co_chairs,
             )
             for delivery in sorted(deliveries, key=lambda d: ids.index(d.id))
         ]
@@ -258,6 +262,10 @@ class Dispatcher:
                     f"endpoint disabled: {subscription.disabled_reason}",
                     FinalReason.endpoint_disabled,
                 )
+        if not routing.may_send(job):
+            return _Skipped(
+                "not sent: the recipient may no longer see this alert", FinalReason.not_permitted
+            )
         rendered = render_delivery(
             delivery=delivery, source=job.source, settings=self._settings, now=now
         )
@@ -288,7 +296,8 @@ class Dispatcher:
     def _record_skip(
         self, session: AsyncSession, delivery: Delivery, skipped: _Skipped, now: datetime
     ) -> None:
-        """No attempt: the subscriber itself removed or disabled the endpoint, so no warning."""
+        """No attempt: the endpoint was removed or disabled, or may not be sent the alert; a
+        decision rather than a failure, so no warning."""
         delivery.status = DeliveryStatus.failed.value
         delivery.last_error = skipped.error
         delivery.next_attempt_at = None

@@ -117,6 +117,8 @@ class DeliveryJob:
     delivery: Delivery
     source: SourceEvent
     subscription: Subscription | None
+    #: The members the directory lists as co-chairs at the claim: the rule is asked again.
+    co_chairs: frozenset[str] = frozenset()
 
 
 class DeliveryPublic(BaseModel):

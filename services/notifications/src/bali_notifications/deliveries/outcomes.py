@@ -21,6 +21,8 @@ class FinalReason(StrEnum):
     permanent_failure = "permanent_failure"
     endpoint_disabled = "endpoint_disabled"
     retries_exhausted = "retries_exhausted"
+    #: The visibility rule no longer lets the recipient see the alert (checked at send time).
+    not_permitted = "not_permitted"
 
 
 class OperatorWarning(StrEnum):

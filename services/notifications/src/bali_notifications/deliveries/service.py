@@ -1,5 +1,11 @@
 """Use cases of the deliveries API: list them, show one with its attempts, replay one."""
 
+# A delivery carries no alert content (no title, text, place or people): it says who was
+# sent which event of which alert, and how that went. Operations staff and administrators
+# see every delivery, to keep the pipeline running; a member sees its own deliveries about
+# what the visibility rule lets it see, so a co-chair member's plain users do not learn of
+# restricted alerts its co-chairs were told of.
+
 from __future__ import annotations
 
 from typing import Any
@@ -8,10 +14,11 @@ from bali_common.auth import Principal, Role
 from bali_common.db import as_utc, utcnow
 from bali_common.http.pagination import Page, PageRequest
 from bali_common.problems import conflict, not_found
-from sqlalchemy import or_
+from sqlalchemy import and_, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bali_notifications import audience
 from bali_notifications.deliveries.models import (
     REPLAYABLE_STATUSES,
     Delivery,
@@ -31,11 +38,13 @@ def _sees_all(principal: Principal) -> bool:
     return principal.allows(Role.ops)
 
 
-def _visible_to(principal: Principal) -> Any:
+async def _visible_to(session: AsyncSession, principal: Principal) -> Any:
     own_inbox = col(Delivery.recipient) == f"user:{principal.subject}"
-    if principal.member_id is None:
-        return own_inbox
-    return or_(col(Delivery.member_id) == principal.member_id, own_inbox)
+    mine = own_inbox
+    if principal.member_id is not None:
+        mine = or_(col(Delivery.member_id) == principal.member_id, own_inbox)
+    viewer = await audience.viewer_of(session=session, principal=principal)
+    return and_(mine, audience.readable(col(Delivery.alert_id), viewer))
 
 
 def public(delivery: Delivery) -> DeliveryPublic:
@@ -51,7 +60,7 @@ async def find(
 ) -> Page[DeliveryPublic]:
     query = select(Delivery)
     if not _sees_all(principal):
-        query = query.where(_visible_to(principal))
+        query = query.where(await _visible_to(session, principal))
     for name, value in filters.model_dump(mode="json", exclude_none=True).items():
         query = query.where(getattr(Delivery, name) == value)
     return await page_by_creation(session, query, Delivery, page, public, newest_first=True)
@@ -60,15 +69,14 @@ async def find(
 async def _visible(
     session: AsyncSession, delivery_id: str, principal: Principal, *, for_update: bool = False
 ) -> Delivery:
-    delivery = await session.get(Delivery, delivery_id, with_for_update=for_update)
-    visible = delivery is not None and (
-        _sees_all(principal)
-        or (principal.member_id is not None and delivery.member_id == principal.member_id)
-        or delivery.recipient == f"user:{principal.subject}"
-    )
-    if not visible:
+    query = select(Delivery).where(col(Delivery.id) == delivery_id)
+    if not _sees_all(principal):
+        query = query.where(await _visible_to(session, principal))
+    if for_update:
+        query = query.with_for_update()
+    delivery = (await session.exec(query)).first()
+    if delivery is None:
         raise not_found(f"No delivery {delivery_id}.")
-    assert delivery is not None
     return delivery
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from bali_common.http.integers import parse_decimal
 from bali_common.http.pagination import PageRequestDep
 from bali_common.problems import problem_responses
 from fastapi import APIRouter, Header, Path, Query
@@ -64,14 +65,13 @@ async def stream_inbox(
         Header(alias="Last-Event-ID", max_length=20, description="Resume after this item id"),
     ] = None,
 ) -> StreamingResponse:
-    resume_after = None
-    if last_event_id and last_event_id.isdigit() and int(last_event_id) <= MAX_ITEM_ID:
-        resume_after = int(last_event_id)
+    # Anything but an id this stream could have sent starts over from the unread items.
+    resume_after = parse_decimal(last_event_id, maximum=MAX_ITEM_ID) if last_event_id else None
     return StreamingResponse(
         stream.frames(
             sessions=runtime.sessions,
             hub=parts.hub,
-            owners=service.owners(principal),
+            principal=principal,
             resume_after=resume_after,
             heartbeat=parts.settings.inbox_stream_heartbeat_s,
         ),

@@ -204,10 +204,16 @@ class Subscription(SQLModel, table=True):
     area_numbers: list[int] = json_list()
     item_numbers: list[int] = json_list()
     member_ids: list[str] = json_list()
+    for_co_chairs: bool = Field(
+        default=False,
+        description="Its target was set by an acting co-chair of its member: it receives what "
+        "the co-chairs see while the directory lists the member as co-chair",
+    )
     secrets: list[dict[str, Any]] = Field(
         default_factory=list,
         sa_column=Column(JSON, nullable=False),
-        description="Webhook signing secrets [{secret, expires_at}]; never returned after creation",
+        description="Webhook signing secrets, sealed: [{sealed, expires_at}] (secrets_at_rest); "
+        "never returned after creation",
     )
     enabled: bool = True
     disabled_reason: str | None = Field(default=None, max_length=500)
@@ -216,15 +222,6 @@ class Subscription(SQLModel, table=True):
     created_at: datetime = timestamp_now()
     updated_at: datetime = timestamp_now()
     deleted_at: datetime | None = timestamp_unset()
-
-
-def active_secrets(subscription: Subscription, now: datetime) -> list[str]:
-    """Secrets that still sign: the current one, and a rotated-out one until it expires."""
-    return [
-        str(entry["secret"])
-        for entry in subscription.secrets
-        if entry.get("expires_at") is None or datetime.fromisoformat(str(entry["expires_at"])) > now
-    ]
 
 
 class SubscriptionPublic(SubscriptionFilters):
@@ -238,6 +235,11 @@ class SubscriptionPublic(SubscriptionFilters):
     email: str | None
     url: str | None
     digest: DigestMode
+    for_co_chairs: bool = PydanticField(
+        description="Receives restricted alerts as the member's co-chairs do: set when a user "
+        "with the co_chair role of the owning member creates it or sets its target, cleared when "
+        "anyone else sets its target"
+    )
     enabled: bool
     disabled_reason: str | None
     disabled_at: UtcDatetime | None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Annotated
 
 from bali_common.events.notifications import Channel
 from bali_common.http.concurrency import IfMatchHeader, set_etag
-from bali_common.http.idempotency import IdempotentWriteDep, WriteOutcome
+from bali_common.http.idempotency import IdempotentWrite, IdempotentWriteDep, WriteOutcome
 from bali_common.http.pagination import Page, PageRequestDep
 from bali_common.problems import problem_responses
 from fastapi import APIRouter, Query, Response
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_notifications.deps import PartsDep, SessionDep, SubscriptionManager
+from bali_notifications.parts import NotificationParts
 from bali_notifications.subscriptions import service
 from bali_notifications.subscriptions.models import (
     SecretRotated,
@@ -25,6 +27,8 @@ from bali_notifications.subscriptions.models import (
 )
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
+#: Headers of a response's body, set anew when the body is.
+_BODY_HEADERS = ("content-length", "content-type")
 
 
 @router.post(
@@ -40,18 +44,49 @@ async def create_subscription(
     parts: PartsDep,
     principal: SubscriptionManager,
 ) -> JSONResponse:
+    shown: dict[str, str] = {}
+
     async def operation(session: AsyncSession) -> WriteOutcome:
         created = await service.create(
-            session=session, sub_in=body, principal=principal, senders=parts.senders
+            session=session,
+            sub_in=body,
+            principal=principal,
+            senders=parts.senders,
+            box=parts.secrets,
         )
+        if created.secret is not None:
+            shown[created.id] = created.secret
         return WriteOutcome.versioned(
-            created,
+            created.model_copy(update={"secret": None}),
             version=created.version,
             status=201,
             location=f"/v1/subscriptions/{created.id}",
         )
 
-    return await write.run(principal=principal, request_body=body, operation=operation)
+    response = await write.run(principal=principal, request_body=body, operation=operation)
+    if response.status_code != 201 or body.channel is not Channel.webhook:
+        return response
+    return await _with_secret(response, shown=shown, write=write, parts=parts)
+
+
+async def _with_secret(
+    response: JSONResponse,
+    *,
+    shown: dict[str, str],
+    write: IdempotentWrite,
+    parts: NotificationParts,
+) -> JSONResponse:
+    """The answer kept for a retried request is stored as it is, so it holds no secret: it is
+    put back here, the one just made or, on a replay, the subscription's current one."""
+    answer = json.loads(bytes(response.body))
+    secret = shown.get(answer["id"])
+    if secret is None:
+        async with write.sessions() as session:
+            secret = await service.current_secret(
+                session=session, subscription_id=answer["id"], box=parts.secrets
+            )
+    headers = {k: v for k, v in response.headers.items() if k not in _BODY_HEADERS}
+    return JSONResponse({**answer, "secret": secret}, status_code=201, headers=headers)
 
 
 @router.get(
@@ -145,4 +180,5 @@ async def rotate_secret(
         subscription_id=subscription_id,
         principal=principal,
         overlap=timedelta(seconds=parts.settings.webhook_secret_rotation_overlap_s),
+        box=parts.secrets,
     )

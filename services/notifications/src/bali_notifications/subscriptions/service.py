@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from bali_common.auth import Principal
+from bali_common.auth import Principal, Role
 from bali_common.db import utcnow
 from bali_common.events.notifications import Channel
 from bali_common.http.concurrency import check_version
@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_notifications.channels import ChannelSender, Target, UnusableTarget
 from bali_notifications.persistence import commit_audited, page_by_creation
+from bali_notifications.secrets_at_rest import SecretBox
 from bali_notifications.signing import new_secret
 from bali_notifications.subscriptions.models import (
     SecretRotated,
@@ -26,7 +27,6 @@ from bali_notifications.subscriptions.models import (
     SubscriptionCreated,
     SubscriptionPublic,
     SubscriptionUpdate,
-    active_secrets,
 )
 
 
@@ -41,6 +41,15 @@ def _owner_member(principal: Principal, requested: str | None) -> str | None:
             "Only administrators may subscribe for another member.", field="body.member_id"
         )
     return principal.member_id
+
+
+def _serves_co_chairs(principal: Principal, owner: str | None) -> bool:
+    """Whether the caller setting a subscription's target does so as a co-chair of its member.
+
+    Whether that member is a co-chair is the directory's word, asked when an event is
+    planned; an administrator's rights never pass to a member's endpoint.
+    """
+    return principal.has_role(Role.co_chair) and owner is not None and principal.member_id == owner
 
 
 async def _usable(sender: ChannelSender, target: Target) -> Target:
@@ -60,7 +69,9 @@ async def create(
     sub_in: SubscriptionCreate,
     principal: Principal,
     senders: Mapping[Channel, ChannelSender],
+    box: SecretBox,
 ) -> SubscriptionCreated:
+    """The new subscription, with its webhook signing secret: the only time it is shown."""
     owner = _owner_member(principal, sub_in.member_id)
     target = await _usable(senders[sub_in.channel], Target(email=sub_in.email, url=sub_in.url))
     secret = new_secret() if sub_in.channel is Channel.webhook else None
@@ -78,7 +89,8 @@ async def create(
         area_numbers=sorted(set(sub_in.area_numbers)),
         item_numbers=sorted(set(sub_in.item_numbers)),
         member_ids=sorted(set(sub_in.member_ids)),
-        secrets=[{"secret": secret, "expires_at": None}] if secret else [],
+        for_co_chairs=_serves_co_chairs(principal, owner),
+        secrets=[box.seal(secret)] if secret else [],
         created_at=now,
         updated_at=now,
     )
@@ -157,6 +169,8 @@ async def update(
     if target is not None:
         subscription.email = target.email
         subscription.url = target.url
+        # Whoever points the subscription somewhere decides what may be sent there.
+        subscription.for_co_chairs = _serves_co_chairs(principal, subscription.member_id)
     if changes.digest is not None:
         subscription.digest = changes.digest.value
     for name in ("event_types", "area_numbers", "item_numbers", "member_ids"):
@@ -223,6 +237,7 @@ async def rotate_secret(
     subscription_id: str,
     principal: Principal,
     overlap: timedelta,
+    box: SecretBox,
 ) -> SecretRotated:
     subscription = await _visible(session, subscription_id, principal, for_update=True)
     if subscription.channel != Channel.webhook.value:
@@ -231,16 +246,23 @@ async def rotate_secret(
         )
     now = utcnow()
     expires_at = now + overlap
-    kept = [
-        {"secret": secret, "expires_at": expires_at.isoformat()}
-        for secret in active_secrets(subscription, now)
-    ]
+    kept = [box.seal(secret, expires_at) for secret in box.active(subscription.secrets, now)]
     secret = new_secret()
     # Keep at most one previous secret: two signatures per request during a rotation.
-    subscription.secrets = [*kept[-1:], {"secret": secret, "expires_at": None}]
+    subscription.secrets = [*kept[-1:], box.seal(secret)]
     subscription.version += 1
     subscription.updated_at = now
     await commit_audited(
         session, subscription, principal=principal, action="subscription.rotate_secret"
     )
     return SecretRotated(secret=secret, previous_secret_expires_at=expires_at if kept else None)
+
+
+async def current_secret(
+    *, session: AsyncSession, subscription_id: str, box: SecretBox
+) -> str | None:
+    """The webhook signing secret a subscription signs with for good (none once deleted):
+    what the replayed answer to its creation shows, as the stored answer holds none."""
+    subscription = await session.get(Subscription, subscription_id)
+    lasting = [e for e in (subscription.secrets if subscription else []) if not e["expires_at"]]
+    return box.open(lasting[-1]) if lasting else None
