@@ -9,16 +9,21 @@ from bali_common.http.audit import AuditRecord
 from bali_common.http.idempotency import IdempotencyRecord
 from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app, runtime_of
 from fastapi import FastAPI
+from sqlmodel import SQLModel
 
+from bali_notifications import migrations
 from bali_notifications.consumers import notification_handlers
 from bali_notifications.deps import Notifications
 from bali_notifications.dispatcher import Dispatcher
 from bali_notifications.hub import NotificationHub
 from bali_notifications.metrics import NotificationMetrics
-from bali_notifications.models import MODELS
+from bali_notifications.models import MODELS as NOTIFICATION_MODELS
 from bali_notifications.routes import deliveries_router, inbox_router, subscriptions_router
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import EgressGuard, Resolver
+
+#: The tables of the notifications database besides the plumbing; its migrations cover both.
+MODELS: tuple[type[SQLModel], ...] = (*NOTIFICATION_MODELS, IdempotencyRecord, AuditRecord)
 
 
 def create_app(
@@ -46,7 +51,8 @@ def create_app(
                 "Delivers alert and activity events to the people who must act: email, "
                 "signed webhooks and an in-app inbox."
             ),
-            models=[*MODELS, IdempotencyRecord, AuditRecord],
+            models=MODELS,
+            migrations=migrations.DIRECTORY,
             routers=[subscriptions_router, deliveries_router, inbox_router],
             publishes=[Stream.notifications],
             consumer_groups=[
