@@ -384,6 +384,8 @@ def main(service: str, directory: Path, argv: Sequence[str] | None = None) -> in
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"%(levelname)s [{service}] %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_steps_only)
     url = database_settings(service).resolved_database_url()
     try:
         if args.check:
@@ -395,15 +397,22 @@ def main(service: str, directory: Path, argv: Sequence[str] | None = None) -> in
     except MigrationError as error:
         log.error("%s", error)
         return 1
-    adopted = " (adopted from release 0.1.0)" if outcome.adopted else ""
-    log.info(
-        "%s database: revision %s -> %s%s",
-        service,
-        outcome.before or "none",
-        outcome.after or "base",
-        adopted,
-    )
+    if outcome.before == outcome.after and not outcome.adopted:
+        log.info("%s database is at %s already: nothing to do", service, outcome.after or "base")
+    else:
+        log.info(
+            "%s database: revision %s -> %s%s",
+            service,
+            outcome.before or "none",
+            outcome.after or "base",
+            " (adopted from release 0.1.0)" if outcome.adopted else "",
+        )
     return 0
+
+
+def _steps_only(record: logging.LogRecord) -> bool:
+    """Alembic notes the backend's traits at every connection: noise next to its steps."""
+    return not record.getMessage().startswith(("Context impl", "Will assume"))
 
 
 async def _check(url: str, directory: Path, service: str, *, wait: float) -> int:
