@@ -67,6 +67,15 @@ class Outcome:
     after: str | None
     adopted: bool = False
 
+    def describe(self, service: str) -> str:
+        if self.before == self.after and not self.adopted:
+            return f"{service} database is at {self.after or 'base'} already: nothing to do"
+        adopted = " (adopted from release 0.1.0)" if self.adopted else ""
+        return (
+            f"{service} database: revision {self.before or 'none'} -> {self.after or 'base'}"
+            f"{adopted}"
+        )
+
 
 def metadata_of(models: Sequence[type[SQLModel]]) -> MetaData:
     """The tables of one service database under the naming convention: what its migrations
@@ -125,10 +134,11 @@ def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> Liter
     return False
 
 
-def schema_differences(connection: Connection, models: Sequence[type[SQLModel]]) -> list[Any]:
-    """What autogenerate would change to make the database match the models (none = equal)."""
+def schema_differences(connection: Connection, metadata: MetaData) -> list[Any]:
+    """What autogenerate would change to make the database match `metadata` (usually
+    `metadata_of` a service's models): none when the migrations build what they declare."""
     context = MigrationContext.configure(connection, opts=_CONTEXT_OPTIONS)
-    differences: list[Any] = compare_metadata(context, metadata_of(models))
+    differences: list[Any] = compare_metadata(context, metadata)
     return differences
 
 
@@ -397,16 +407,7 @@ def main(service: str, directory: Path, argv: Sequence[str] | None = None) -> in
     except MigrationError as error:
         log.error("%s", error)
         return 1
-    if outcome.before == outcome.after and not outcome.adopted:
-        log.info("%s database is at %s already: nothing to do", service, outcome.after or "base")
-    else:
-        log.info(
-            "%s database: revision %s -> %s%s",
-            service,
-            outcome.before or "none",
-            outcome.after or "base",
-            " (adopted from release 0.1.0)" if outcome.adopted else "",
-        )
+    log.info("%s", outcome.describe(service))
     return 0
 
 

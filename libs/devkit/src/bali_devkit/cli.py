@@ -22,7 +22,7 @@ from bali_common.settings import CommonSettings
 from bali_devkit.broker import EmbeddedBroker
 from bali_devkit.demo import load_demo
 from bali_devkit.maildrop import MailDrop
-from bali_devkit.migrations import SERVICES, migrate_services, new_revision, service_env
+from bali_devkit.migrations import SERVICES, migrate_services, new_revision
 from bali_devkit.supervisor import (
     BrokerWatch,
     ProcessSpec,
@@ -98,14 +98,14 @@ def migrate(
     ] = None,
     data_dir: Annotated[Path, typer.Option(envvar="BALI_DATA_DIR")] = Path(".bali"),
 ) -> None:
-    """Bring each service's database to this checkout's schema (`python -m bali_<name> migrate`,
-    on the SQLite files of DATA_DIR, or on BALI_DATABASE_URL for one --service)."""
+    """Bring each service's database to this checkout's schema, as `python -m bali_<name>
+    migrate` does: the SQLite files of DATA_DIR, or BALI_DATABASE_URL for one --service."""
     chosen = _services_named(service)
     if os.environ.get("BALI_DATABASE_URL") and len(chosen) != 1:
         raise typer.BadParameter(
             "BALI_DATABASE_URL names one service's database: say which", param_hint="--service"
         )
-    succeeded = asyncio.run(migrate_services(chosen, service_env(data_dir.resolve()), _say))
+    succeeded = asyncio.run(migrate_services(chosen, data_dir.resolve(), _say))
     raise typer.Exit(0 if succeeded else 1)
 
 
@@ -188,7 +188,7 @@ async def _run_platform(options: PlatformOptions, services: list[ServiceProcess]
     settings = _settings(data_dir)
     # The services never change their schema: their databases are migrated first, as the
     # Jobs do in production (a .bali/ of release 0.1.0 is adopted, then upgraded).
-    if not await migrate_services([s.name for s in services], service_env(data_dir), _say):
+    if not await migrate_services([s.name for s in services], data_dir, _say):
         _say("bali", "a database could not be migrated (see above): nothing was started")
         return 1
     kafka_bootstrap = options.kafka_bootstrap

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from alembic import command
 from alembic.script import ScriptDirectory
-from bali_common.migrations import alembic_config, migration_engine, upgrade
-
-from bali_devkit.supervisor import python_module
+from bali_common.migrations import alembic_config, database_settings, migration_engine, upgrade
 
 SERVICES = ("activities", "consultation", "notifications", "reporting")
 
@@ -34,31 +31,30 @@ def migrations_of(service: str) -> Path:
     return directory
 
 
-async def migrate_services(services: Sequence[str], env: Mapping[str, str], say: Say) -> bool:
-    """`python -m bali_<name> migrate` for each service, at once (each its own database), as
-    the images run it; every line of output is shown under the service's name."""
-    results = await asyncio.gather(*(_migrate(name, env, say) for name in services))
-    return all(results)
+async def migrate_services(services: Sequence[str], data_dir: Path, say: Say) -> bool:
+    """Bring each service's database to its head, as `python -m bali_<name> migrate` does
+    (the same `bali_common.migrations.upgrade`, in this one process: one start-up, not four).
+    The databases are where the services will look: `BALI_*` variables, SQLite in `data_dir`."""
+    succeeded = True
+    for service in services:
+        settings = database_settings(service).model_copy(update={"data_dir": data_dir})
+        try:
+            outcome = await upgrade(
+                settings.resolved_database_url(), migrations_of(service), quiet=True
+            )
+        except Exception as error:
+            say(service, f"cannot migrate: {error}")
+            succeeded = False
+            continue
+        say(service, outcome.describe(service))
+    return succeeded
 
 
-async def _migrate(service: str, env: Mapping[str, str], say: Say) -> bool:
-    process = await asyncio.create_subprocess_exec(
-        *python_module(f"bali_{service}"),
-        "migrate",
-        env=dict(env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert process.stdout is not None
-    async for line in process.stdout:
-        say(service, line.decode(errors="replace").rstrip())
-    return await process.wait() == 0
-
-
-def new_revision(service: str, message: str) -> Path:
-    """Autogenerate the next revision of `service`: its models compared with a scratch SQLite
-    database brought to the current head, the file numbered, formatted and linted."""
-    directory = migrations_of(service)
+def new_revision(service: str, message: str, *, directory: Path | None = None) -> Path:
+    """Autogenerate the next revision of `service` (into `directory`, by default its own
+    history): its models compared with a scratch SQLite database brought to the current head,
+    the file numbered, formatted and linted."""
+    directory = directory or migrations_of(service)
     script = ScriptDirectory.from_config(alembic_config(directory))
     numbers = [int(s.revision) for s in script.walk_revisions() if s.revision.isdigit()]
     revision = f"{max(numbers, default=0) + 1:04d}"
@@ -91,8 +87,3 @@ async def _autogenerate(url: str, directory: Path, message: str, revision: str) 
     if script is None or isinstance(script, list):
         raise RuntimeError(f"Alembic wrote no single revision: {script!r}")
     return Path(script.path)
-
-
-def service_env(data_dir: Path) -> dict[str, str]:
-    """The environment a service process of `bali up` or `bali migrate` gets."""
-    return {**os.environ, "BALI_DATA_DIR": str(data_dir)}
