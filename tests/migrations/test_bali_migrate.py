@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bali_common.migrations import heads
+from bali_common.schema_version import heads_of
 from bali_devkit.cli import app
 from bali_devkit.migrations import new_revision
 from migrations_support import (
@@ -88,7 +88,7 @@ def test_migrate_wants_a_service_for_a_database_url() -> None:
 def test_migration_new_writes_the_next_numbered_revision(tmp_path: Path) -> None:
     copy = tmp_path / "migrations"
     shutil.copytree(history("reporting"), copy)
-    (head,) = heads(copy)
+    (head,) = heads_of(copy)
 
     written = new_revision("reporting", "Tallies keep their first event", directory=copy)
 
@@ -107,4 +107,4 @@ def test_migration_new_writes_the_next_numbered_revision(tmp_path: Path) -> None
     }
     assert ast.literal_eval(assigned["revision"]) == f"{int(head) + 1:04d}"
     assert ast.literal_eval(assigned["down_revision"]) == head
-    assert heads(copy) == (f"{int(head) + 1:04d}",)
+    assert heads_of(copy) == (f"{int(head) + 1:04d}",)

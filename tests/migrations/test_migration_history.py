@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
+from alembic.util import to_tuple
 from bali_common.migrations import (
     RELEASE_BEFORE_MIGRATIONS,
     alembic_config,
     metadata_of,
 )
 from bali_common.runtime import PLUMBING_MODELS, runtime_of
+from bali_common.schema_version import heads_of, revisions_of
 from migrations_support import SERVICES, SETTINGS, create_app, history, models
 
 #: PostgreSQL cuts longer names (SQLAlchemy would shorten them differently on each backend).
@@ -34,6 +36,16 @@ def test_history_is_one_line_numbered_from_the_release_before_migrations(service
     assert chain[0].down_revision is None
     for before, after in itertools.pairwise(chain):
         assert after.down_revision == before.revision
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_start_check_reads_the_history_as_alembic_does(service: str) -> None:
+    """Services check their database without importing Alembic: the same revisions and head."""
+    script = scripts(service)
+    assert revisions_of(history(service)) == {
+        s.revision: to_tuple(s.down_revision, default=()) for s in script.walk_revisions()
+    }
+    assert heads_of(history(service)) == tuple(script.get_heads())
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -13,14 +13,12 @@ from pathlib import Path
 import pytest
 from bali_common.db import create_engine, create_tables
 from bali_common.migrations import (
-    MigrationError,
-    check_at_head,
     downgrade,
-    heads,
     metadata_of,
     schema_differences,
     upgrade,
 )
+from bali_common.schema_version import MigrationError, check_at_head, heads_of
 from bali_devkit.testing.plugin import DatabaseFactory, SettingsFactory
 from migrations_support import (
     BACKENDS,
@@ -45,7 +43,7 @@ async def test_upgraded_from_empty_is_what_the_models_declare(
 ) -> None:
     url = await empty_database(backend, databases, tmp_path, service)
     outcome = await upgrade(url, history(service), quiet=True)
-    assert (outcome.before, outcome.after) == (None, heads(history(service))[0])
+    assert (outcome.before, outcome.after) == (None, heads_of(history(service))[0])
     assert await differences(url, service) == []
 
 
@@ -105,7 +103,7 @@ async def test_a_service_refuses_a_database_that_is_not_at_its_head(
 ) -> None:
     url = await empty_database(backend, databases, tmp_path, "reporting")
     directory = history("reporting")
-    (head,) = heads(directory)
+    (head,) = heads_of(directory)
     settings = await make_settings(SETTINGS["reporting"], database_url=url)
 
     async def refusal() -> str:
@@ -148,7 +146,7 @@ async def test_several_migrations_of_one_database_at_once_wait_for_each_other(
     url = await databases.create("notifications", migrated=False)
     directory = history("notifications")
     outcomes = await asyncio.gather(*(upgrade(url, directory, quiet=True) for _ in range(4)))
-    (head,) = heads(directory)
+    (head,) = heads_of(directory)
     assert sorted(o.before or "" for o in outcomes) == ["", head, head, head]
     assert {o.after for o in outcomes} == {head}
     assert await differences(url, "notifications") == []

@@ -1,4 +1,4 @@
-"""Schema migrations of a service's database (Alembic): run, checked at start, compared."""
+"""Schema migrations of a service's database (Alembic): run, adopted, compared, the CLI."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.autogenerate.api import AutogenContext
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData, event, inspect, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
@@ -26,6 +25,12 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
 from bali_common.db import SCHEMA_LOCK_KEY, is_sqlite, table_of
+from bali_common.schema_version import (
+    MigrationError,
+    check_at_head,
+    current_revision,
+    heads_of,
+)
 from bali_common.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -53,10 +58,6 @@ _CONTEXT_OPTIONS: dict[str, Any] = {
     "transaction_per_migration": True,
 }
 _CONNECTION_KEY = "connection"
-
-
-class MigrationError(RuntimeError):
-    """The database cannot be brought to, or is not at, the schema this release needs."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,6 @@ def alembic_config(directory: Path, connection: Connection | None = None) -> Con
     config.set_main_option("path_separator", "os")
     config.attributes[_CONNECTION_KEY] = connection
     return config
-
-
-def heads(directory: Path) -> tuple[str, ...]:
-    return tuple(ScriptDirectory.from_config(alembic_config(directory)).get_heads())
 
 
 def run_environment(models: Sequence[type[SQLModel]]) -> None:
@@ -189,7 +186,7 @@ async def upgrade(
     try:
         async with engine.connect() as connection:
             await _lock(connection)
-            before = await connection.run_sync(_current_revision)
+            before = await connection.run_sync(current_revision)
             adopted = before is None and await connection.run_sync(_adopt_unversioned, directory)
             await connection.commit()
             with _quiet_alembic(quiet):
@@ -198,7 +195,7 @@ async def upgrade(
                 )
             await connection.commit()
             await _check_foreign_keys(connection)
-            after = await connection.run_sync(_current_revision)
+            after = await connection.run_sync(current_revision)
     finally:
         await engine.dispose()
     return Outcome(
@@ -212,14 +209,14 @@ async def downgrade(url: str, directory: Path, revision: str, *, quiet: bool = F
     try:
         async with engine.connect() as connection:
             await _lock(connection)
-            before = await connection.run_sync(_current_revision)
+            before = await connection.run_sync(current_revision)
             await connection.commit()
             with _quiet_alembic(quiet):
                 await connection.run_sync(
                     lambda sync: command.downgrade(alembic_config(directory, sync), revision)
                 )
             await connection.commit()
-            after = await connection.run_sync(_current_revision)
+            after = await connection.run_sync(current_revision)
     finally:
         await engine.dispose()
     return Outcome(before=before, after=after)
@@ -244,11 +241,6 @@ async def _check_foreign_keys(connection: AsyncConnection) -> None:
     await connection.commit()
     if violations:
         raise MigrationError(f"the migrated database breaks foreign keys: {violations[:5]}")
-
-
-def _current_revision(connection: Connection) -> str | None:
-    current = MigrationContext.configure(connection).get_current_heads()
-    return ",".join(current) or None
 
 
 # --- databases created before migrations ------------------------------------------------------
@@ -324,37 +316,6 @@ def _describe(found: dict[str, TableShape], expected: dict[str, TableShape]) -> 
     return "; ".join(parts)
 
 
-# --- checked at start -------------------------------------------------------------------------
-
-
-async def check_at_head(engine: AsyncEngine, directory: Path, service: str) -> None:
-    """Raise `MigrationError` unless the database is at the head of `directory`: a service
-    never changes its schema itself, and never runs on one it was not written for."""
-    async with engine.connect() as connection:
-        current = await connection.run_sync(_current_revision)
-    wanted = ",".join(heads(directory))
-    if current == wanted:
-        return
-    run = f"run `python -m bali_{service} migrate` (or `bali migrate` on the embedded default)"
-    if current is None:
-        raise MigrationError(f"the {service} database has no schema version: {run} first")
-    known = {
-        script.revision
-        for script in ScriptDirectory.from_config(alembic_config(directory)).walk_revisions()
-    }
-    if set(current.split(",")) <= known:
-        raise MigrationError(
-            f"the {service} database is at revision {current}, this release needs {wanted}: "
-            f"{run} first"
-        )
-    raise MigrationError(
-        f"the {service} database is at revision {current}, which this release does not know "
-        f"(it needs {wanted}): a later release migrated it. Run that release, or step the "
-        f"database back with that release's `python -m bali_{service} migrate --downgrade "
-        f"{wanted}`"
-    )
-
-
 # --- the command line of every image ----------------------------------------------------------
 
 
@@ -423,7 +384,7 @@ async def _check(url: str, directory: Path, service: str, *, wait: float) -> int
         while True:
             try:
                 await check_at_head(engine, directory, service)
-                log.info("%s database is at %s", service, ",".join(heads(directory)))
+                log.info("%s database is at %s", service, ",".join(heads_of(directory)))
                 return 0
             except Exception as error:  # not migrated yet, or not reachable yet
                 if time.monotonic() >= deadline:

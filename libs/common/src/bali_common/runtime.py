@@ -45,8 +45,8 @@ from bali_common.messaging.outbox import (
     purge_sent,
 )
 from bali_common.metrics import ServiceMetrics, install_http_metrics
-from bali_common.migrations import MigrationError, check_at_head
 from bali_common.problems import install_problem_handlers, problem_response
+from bali_common.schema_version import MigrationError, check_at_head
 from bali_common.settings import CommonSettings
 from bali_common.telemetry import configure_tracing, server_span
 

@@ -2,7 +2,8 @@
 
 Tests talk to real parts: one embedded broker per test session (topics get a
 per-test prefix so tests never see each other's events), a fresh SQLite file
-per service, or a fresh PostgreSQL database when BALI_TEST_POSTGRES_URL is set.
+per service, or a fresh PostgreSQL database when BALI_TEST_POSTGRES_URL is set,
+at the head of the service's migrations.
 """
 
 from __future__ import annotations
