@@ -2,7 +2,6 @@
 
 import sys
 
-from bali_common.migrations import main as migrate
 from bali_common.server import serve
 
 from bali_notifications import migrations
@@ -12,6 +11,9 @@ from bali_notifications.settings import NotificationsSettings
 
 def main() -> None:
     if sys.argv[1:2] == ["migrate"]:
+        # Imported here: Alembic costs a starting service most of a second, for nothing.
+        from bali_common.migrations import main as migrate
+
         raise SystemExit(migrate("notifications", migrations.DIRECTORY, sys.argv[2:]))
     settings = NotificationsSettings()
     serve(create_app(settings), settings)

@@ -2,7 +2,6 @@
 
 import sys
 
-from bali_common.migrations import main as migrate
 from bali_common.server import serve
 
 from bali_reporting import migrations
@@ -12,6 +11,9 @@ from bali_reporting.settings import ReportingSettings
 
 def main() -> None:
     if sys.argv[1:2] == ["migrate"]:
+        # Imported here: Alembic costs a starting service most of a second, for nothing.
+        from bali_common.migrations import main as migrate
+
         raise SystemExit(migrate("reporting", migrations.DIRECTORY, sys.argv[2:]))
     settings = ReportingSettings()
     serve(create_app(settings), settings)
