@@ -119,6 +119,21 @@ def triggers(connection: Connection) -> set[tuple[str, ...]]:
     return {tuple(row) for row in found} | {("function", *row) for row in functions}
 
 
+def indexes(connection: Connection) -> set[tuple[str, ...]]:
+    """Every index as the database states it, down to a partial index's WHERE clause (which
+    autogenerate does not compare)."""
+    if connection.dialect.name == "sqlite":
+        rows = connection.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        )
+    else:
+        rows = connection.exec_driver_sql(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version'"
+        )
+    return {tuple(row) for row in rows}
+
+
 # --- release 0.1.0 ----------------------------------------------------------------------------
 
 
