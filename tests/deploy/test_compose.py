@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from bali_common.events.topics import STREAM_TOPICS, all_topics
-from bali_common.settings import CommonSettings
+from bali_common.migrations import database_settings
+from bali_common.settings import CommonSettings, DatabaseSettings
 from bali_consultation.settings import ConsultationSettings
 from deploy_support import (
     AGREED_NOTIFICATIONS_VARIABLES,
@@ -42,6 +43,8 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERIGNORE = ROOT / ".dockerignore"
 OTEL_CONFIG = ROOT / "deploy" / "otel-collector.yaml"
 
+
+DATABASE = DatabaseSettings.model_fields
 
 _INTERPOLATION = re.compile(
     r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
@@ -69,10 +72,26 @@ def bali_services() -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for key, service in services().items():
         command = service.get("command")
-        if isinstance(command, list) and command[:2] == ["python", "-m"]:
+        if isinstance(command, list) and len(command) == 3 and command[:2] == ["python", "-m"]:
             module = command[2]
             if module.startswith("bali_"):
                 found[module.removeprefix("bali_")] = {**service, "_compose_name": key}
+    return found
+
+
+def migration_services() -> dict[str, dict[str, Any]]:
+    """The one-shots that migrate a service's database (`python -m bali_<name> migrate`)."""
+    found: dict[str, dict[str, Any]] = {}
+    for key, service in services().items():
+        command = service.get("command")
+        if (
+            isinstance(command, list)
+            and command[:2] == ["python", "-m"]
+            and command[3:] == ["migrate"]
+        ):
+            name = command[2].removeprefix("bali_")
+            assert name not in found, f"two one-shots migrate {name}"
+            found[name] = {**service, "_compose_name": key}
     return found
 
 
@@ -290,6 +309,28 @@ def test_service_waits_for_topics_and_database(name: str) -> None:
     assert "healthcheck" in services()["postgres"]
     for dependency in depends_on:
         assert dependency in services(), f"{name} depends on unknown service {dependency}"
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_a_one_shot_migrates_each_database_before_its_service_starts(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrations = migration_services()
+    assert set(migrations) == set(SETTINGS)
+    migration, service = migrations[name], bali_services()[name]
+    assert (migration["image"], migration["build"]) == (service["image"], service["build"])
+    assert migration["restart"] == "no", "a one-shot: restarted, it would run forever"
+    assert migration["depends_on"]["postgres"]["condition"] == "service_healthy"
+    env = environment(migration)
+    assert env["BALI_DATABASE_URL"] == environment(service)["BALI_DATABASE_URL"]
+    unknown = sorted(v for v in env if v.startswith("BALI_") and field_of(v) not in DATABASE)
+    assert not unknown, f"the migration reads only where its database is, not {unknown}"
+    waits_for = service["depends_on"][migration["_compose_name"]]
+    assert waits_for["condition"] == "service_completed_successfully"
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, interpolate(value))
+    url = make_url(database_settings(name).resolved_database_url())
+    assert (url.database, url.username) == (name, name)
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from bali_common.events.topics import STREAM_TOPICS, all_topics
-from bali_common.settings import CommonSettings
+from bali_common.migrations import database_settings
+from bali_common.settings import CommonSettings, DatabaseSettings
 from deploy_support import (
     AGREED_NOTIFICATIONS_VARIABLES,
     DOCKERFILE,
@@ -78,6 +79,25 @@ def main_container(name: str) -> dict[str, Any]:
     return next(c for c in containers if c.get("command") == ["python", "-m", f"bali_{name}"])
 
 
+def migration_job(name: str) -> dict[str, Any]:
+    """The Job that runs `python -m bali_<name> migrate`."""
+    found = [
+        job
+        for job in of_kind("Job").values()
+        for container in job["spec"]["template"]["spec"]["containers"]
+        if container.get("command") == ["python", "-m", f"bali_{name}", "migrate"]
+    ]
+    assert len(found) == 1, f"{len(found)} Jobs migrate the {name} database"
+    return found[0]
+
+
+def database_reference(container: dict[str, Any]) -> dict[str, Any]:
+    (variable,) = [v for v in container.get("env", []) if v["name"] == "BALI_DATABASE_URL"]
+    reference = variable["valueFrom"]["secretKeyRef"]
+    assert isinstance(reference, dict)
+    return reference
+
+
 def secret_data(name: str) -> dict[str, str]:
     secret = of_kind("Secret")[name]
     assert "data" not in secret, "keep the template readable: stringData only"
@@ -127,6 +147,10 @@ def named_port(container: dict[str, Any], port: int | str) -> int:
     if isinstance(port, int):
         return port
     return next(int(p["containerPort"]) for p in container["ports"] if p.get("name") == port)
+
+
+def pod_containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*spec["containers"], *spec.get("initContainers", [])]
 
 
 def all_pod_specs() -> list[tuple[str, dict[str, Any]]]:
@@ -266,7 +290,7 @@ def test_pods_run_as_the_dockerfile_user_and_meet_restricted_pod_security() -> N
         assert context["runAsNonRoot"] is True, owner
         assert context["seccompProfile"]["type"] == "RuntimeDefault", owner
         assert spec.get("automountServiceAccountToken") is False, owner
-        for container in spec["containers"]:
+        for container in pod_containers(spec):
             security = container["securityContext"]
             assert security["allowPrivilegeEscalation"] is False, owner
             assert security["capabilities"]["drop"] == ["ALL"], owner
@@ -362,11 +386,49 @@ def test_secret_template_holds_placeholders_only() -> None:
     referenced = {
         variable["valueFrom"]["secretKeyRef"]["key"]
         for _, spec in all_pod_specs()
-        for container in spec["containers"]
+        for container in pod_containers(spec)
         for variable in container.get("env", [])
         if "secretKeyRef" in variable.get("valueFrom", {})
     }
     assert referenced == set(secret_data("bali-secrets")), "unused or missing Secret keys"
+
+
+# --- schema migrations ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_a_job_migrates_each_database_with_the_service_image_and_credentials(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = migration_job(name)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    service = main_container(name)
+    assert container["image"] == service["image"]
+    assert database_reference(container) == database_reference(service)
+    env = container_env(container)
+    unknown = sorted(v for v in env if field_of(v) not in DatabaseSettings.model_fields)
+    assert not unknown, f"the migration reads only where its database is, not {unknown}"
+    assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
+    # Jobs are immutable: one still there would make the next release's apply fail.
+    assert job["spec"]["ttlSecondsAfterFinished"] <= 3600
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    url = make_url(database_settings(name).resolved_database_url())
+    assert (url.database, url.username) == (name, name)
+    assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == (
+        "migration"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_service_pods_wait_until_their_database_is_at_the_image_schema(name: str) -> None:
+    spec = deployment_of(name)["spec"]["template"]["spec"]
+    (wait,) = spec["initContainers"]
+    command = wait["command"]
+    assert command[:5] == ["python", "-m", f"bali_{name}", "migrate", "--check"]
+    assert float(command[command.index("--wait") + 1]) > 0
+    assert wait["image"] == main_container(name)["image"]
+    assert database_reference(wait) == database_reference(main_container(name))
 
 
 # --- autoscaling and disruption ---------------------------------------------------------------

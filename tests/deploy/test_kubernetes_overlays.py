@@ -408,6 +408,27 @@ def test_production_applies_its_patches() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_production_migrates_and_waits_with_the_service_database_secret(name: str) -> None:
+    """The migration Job and the init container reach the same database as the service."""
+    documents = rendered(PRODUCTION)
+    deployment = of_kind(documents, "Deployment")[name]
+    service = containers(deployment)[name]
+    (secret,) = {secret_refs(service)["BALI_DATABASE_URL"]}
+    jobs = [
+        container
+        for job in of_kind(documents, "Job").values()
+        for container in job["spec"]["template"]["spec"]["containers"]
+        if container.get("command") == ["python", "-m", f"bali_{name}", "migrate"]
+    ]
+    waits = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert len(jobs) == 1
+    assert len(waits) == 1
+    for container in (*jobs, *waits):
+        assert secret_refs(container)["BALI_DATABASE_URL"] == secret
+        assert container["image"] == service["image"]
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_production_keeps_every_variable_the_base_gives(name: str) -> None:
     base_env, base_secrets = rendered_env(
         rendered(K8S_BASE), containers(of_kind(rendered(K8S_BASE), "Deployment")[name])[name]

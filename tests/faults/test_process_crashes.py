@@ -38,8 +38,18 @@ class ServiceProcess:
         self.log = log
         self.port = int(env["BALI_PORT"])
         self.process: subprocess.Popen[bytes] | None = None
+        self.migrated = False
 
     def start(self, *, wait_ready: bool = True, **extra_env: str) -> None:
+        if not self.migrated:
+            # As an operator starts a service: its database migrated first, by its own command.
+            subprocess.run(
+                [sys.executable, "-m", f"bali_{self.name}", "migrate"],
+                env={**os.environ, **self.env},
+                capture_output=True,
+                check=True,
+            )
+            self.migrated = True
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", f"bali_{self.name}"],

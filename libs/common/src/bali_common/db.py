@@ -83,8 +83,8 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
-#: Serializes schema creation when several replicas start at once on PostgreSQL.
-_SCHEMA_LOCK_KEY = 0x6261_6C69
+#: Serializes schema changes (create_all, migrations) when several processes start at once.
+SCHEMA_LOCK_KEY = 0x6261_6C69
 
 
 async def create_tables(engine: AsyncEngine, models: Sequence[type[SQLModel]]) -> None:
@@ -92,7 +92,7 @@ async def create_tables(engine: AsyncEngine, models: Sequence[type[SQLModel]]) -
     tables = [table_of(model) for model in models]
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
-            await connection.execute(text(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})"))
+            await connection.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})"))
         await connection.run_sync(
             lambda sync_connection: SQLModel.metadata.create_all(
                 sync_connection, tables=list(tables)

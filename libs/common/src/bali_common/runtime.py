@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
@@ -49,6 +50,7 @@ from bali_common.messaging.outbox import (
 )
 from bali_common.metrics import ServiceMetrics, install_http_metrics
 from bali_common.problems import install_problem_handlers, problem_response
+from bali_common.schema_version import MigrationError, check_at_head
 from bali_common.settings import CommonSettings
 from bali_common.telemetry import configure_tracing, spans_exported
 
@@ -88,6 +90,9 @@ class ServiceDefinition:
     on_startup: Sequence[StartupHook] = ()
     background: Sequence[BackgroundTask] = ()
     parts: PartsFactory | None = None
+    #: The service's Alembic history (`bali_common.migrations`); None for the library's test
+    #: probes, which have none and get their tables created at start.
+    migrations: Path | None = None
     version: str = "0.1.0"
     openapi_tags: Sequence[dict[str, Any]] = ()
 
@@ -120,13 +125,26 @@ class ServiceRuntime:
         return self.parts
 
     async def start(self) -> None:
-        await create_tables(self.engine, [*PLUMBING_MODELS, *self.definition.models])
+        await self._check_schema()
         for hook in self.definition.on_startup:
             await hook(self)
         self._plumbing.append(self._spawn(self._start_messaging(), "messaging"))
         self._plumbing.append(self._spawn(self._keep_up(), "upkeep"))
         for task in self.definition.background:
             self._background.append(self._spawn(task(self), task.__name__))
+
+    async def _check_schema(self) -> None:
+        """A service with migrations starts only on the schema it was written for: it never
+        changes its schema itself (its `migrate` command, a Job or `bali up` does, first)."""
+        definition = self.definition
+        if definition.migrations is None:
+            await create_tables(self.engine, [*PLUMBING_MODELS, *definition.models])
+            return
+        try:
+            await check_at_head(self.engine, definition.migrations, definition.name)
+        except MigrationError as error:
+            log.critical("refusing to start: %s", error)
+            raise
 
     async def stop(self) -> None:
         """A planned stop drains; the server has closed HTTP intake before this runs.

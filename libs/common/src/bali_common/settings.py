@@ -12,7 +12,25 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_LINK_SECRET = "dev-only-link-secret-change-me"  # noqa: S105  (refused in production)
 
 
-class CommonSettings(BaseSettings):
+class DatabaseSettings(BaseSettings):
+    """Where a service's database is: all that its migrations read (`bali_common.migrations`)."""
+
+    model_config = SettingsConfigDict(env_prefix="BALI_", env_file=None, extra="ignore")
+
+    service_name: str = "bali"
+    data_dir: Path = Field(default=Path(".bali"), description="Embedded default: SQLite, dev key")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default sqlite+aiosqlite in data_dir",
+    )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.db')}"
+
+
+class CommonSettings(DatabaseSettings):
     """Read from `BALI_*` environment variables; built in `create_app`, never at import time."""
 
     model_config = SettingsConfigDict(env_prefix="BALI_", env_file=None, extra="ignore")
@@ -20,18 +38,12 @@ class CommonSettings(BaseSettings):
     #: Services that mint or verify signed links set this, so production demands a real secret.
     signs_links: ClassVar[bool] = False
 
-    service_name: str = "bali"
     environment: str = Field(default="development", description="development | production")
     host: str = "127.0.0.1"
     port: int = 8000
     max_request_bytes: int = Field(default=1_048_576, description="Larger bodies get 413")
     public_base_url: str | None = Field(
         default=None, description="URL at which users reach this service (links in emails)"
-    )
-    data_dir: Path = Field(default=Path(".bali"), description="Embedded default: SQLite, dev key")
-    database_url: str | None = Field(
-        default=None,
-        description="SQLAlchemy async URL; default sqlite+aiosqlite in data_dir",
     )
     database_echo: bool = False
 
@@ -202,11 +214,6 @@ class CommonSettings(BaseSettings):
                     "(async+redis://...)"
                 )
         return self
-
-    def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.db')}"
 
     def resolved_dev_key_path(self) -> Path:
         return self.dev_signing_key_path or self.data_dir / "dev-signing-key.pem"

@@ -7,13 +7,26 @@ from bali_common.http.audit import AuditRecord
 from bali_common.http.idempotency import IdempotencyRecord
 from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app
 from fastapi import FastAPI
+from sqlmodel import SQLModel
 
+from bali_activities import migrations
 from bali_activities.activities.models import Activity, ActivityIndexEntry, ActivityVersion
 from bali_activities.activities.routes import router as activities_router
 from bali_activities.members.models import FocalPoint, Member
 from bali_activities.members.routes import router as members_router
 from bali_activities.members.service import seed_reference_members
 from bali_activities.settings import ActivitiesSettings
+
+#: The tables of the activities database besides the plumbing; its migrations cover both.
+MODELS: tuple[type[SQLModel], ...] = (
+    Member,
+    FocalPoint,
+    Activity,
+    ActivityIndexEntry,
+    ActivityVersion,
+    AuditRecord,
+    IdempotencyRecord,
+)
 
 
 def create_app(settings: ActivitiesSettings | None = None) -> FastAPI:
@@ -32,15 +45,8 @@ def create_app(settings: ActivitiesSettings | None = None) -> FastAPI:
                 "Member directory and the cooperation activities logged against the 25 items "
                 "of the 2023 Adelaide Strategy for Cooperation."
             ),
-            models=[
-                Member,
-                FocalPoint,
-                Activity,
-                ActivityIndexEntry,
-                ActivityVersion,
-                AuditRecord,
-                IdempotencyRecord,
-            ],
+            models=MODELS,
+            migrations=migrations.DIRECTORY,
             routers=[members_router, activities_router],
             publishes=[Stream.members, Stream.activities],
             on_startup=[seed_members],

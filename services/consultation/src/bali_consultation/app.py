@@ -8,8 +8,9 @@ from bali_common.http.audit import AuditRecord
 from bali_common.http.idempotency import IdempotencyRecord
 from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app
 from fastapi import FastAPI
+from sqlmodel import SQLModel
 
-from bali_consultation import consumers
+from bali_consultation import consumers, migrations
 from bali_consultation.alerts import escalation, routes
 from bali_consultation.alerts.models import (
     Alert,
@@ -22,6 +23,18 @@ from bali_consultation.directory import DirectoryMember
 from bali_consultation.metrics import ResponseMetrics
 from bali_consultation.parts import Clock, ConsultationParts
 from bali_consultation.settings import ConsultationSettings
+
+#: The tables of the consultation database besides the plumbing; its migrations cover both.
+MODELS: tuple[type[SQLModel], ...] = (
+    Alert,
+    AlertAffectedMember,
+    AlertTimelineEntry,
+    EscalationTimer,
+    UsedLinkToken,
+    DirectoryMember,
+    IdempotencyRecord,
+    AuditRecord,
+)
 
 
 def create_app(settings: ConsultationSettings | None = None, *, clock: Clock = utcnow) -> FastAPI:
@@ -39,16 +52,8 @@ def create_app(settings: ConsultationSettings | None = None, *, clock: Clock = u
             description="Emergency alerts through the Consultation Mechanism (strategy item "
             "11): raised, acknowledged, escalated, convened and resolved, with CAP 1.2 "
             "documents and an Atom feed of public alerts.",
-            models=[
-                Alert,
-                AlertAffectedMember,
-                AlertTimelineEntry,
-                EscalationTimer,
-                UsedLinkToken,
-                DirectoryMember,
-                IdempotencyRecord,
-                AuditRecord,
-            ],
+            models=MODELS,
+            migrations=migrations.DIRECTORY,
             routers=[routes.router],
             publishes=[Stream.alerts],
             consumer_groups=[consumers.handlers.consumer_group("consultation.members")],

@@ -10,8 +10,9 @@ from bali_common.http.audit import AuditRecord
 from bali_common.http.idempotency import IdempotencyRecord
 from bali_common.runtime import ServiceDefinition, ServiceRuntime, build_app
 from fastapi import FastAPI
+from sqlmodel import SQLModel
 
-from bali_notifications import audience, secrets_at_rest
+from bali_notifications import audience, migrations, secrets_at_rest
 from bali_notifications.channels import ChannelSender
 from bali_notifications.channels.email import EmailSender
 from bali_notifications.channels.inbox import InboxSender
@@ -32,6 +33,20 @@ from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import EgressGuard, Resolver
 from bali_notifications.subscriptions.models import Subscription
 from bali_notifications.subscriptions.routes import router as subscriptions_router
+
+#: The tables of the notifications database besides the plumbing; its migrations cover both.
+MODELS: tuple[type[SQLModel], ...] = (
+    MemberEntry,
+    AlertState,
+    AlertAffectedMember,
+    Subscription,
+    SourceEvent,
+    Delivery,
+    DeliveryAttempt,
+    InboxItem,
+    IdempotencyRecord,
+    AuditRecord,
+)
 
 
 def create_app(
@@ -76,18 +91,8 @@ def create_app(
                 "Delivers alert and activity events to the people who must act: email, "
                 "signed webhooks and an in-app inbox."
             ),
-            models=[
-                MemberEntry,
-                AlertState,
-                AlertAffectedMember,
-                Subscription,
-                SourceEvent,
-                Delivery,
-                DeliveryAttempt,
-                InboxItem,
-                IdempotencyRecord,
-                AuditRecord,
-            ],
+            models=MODELS,
+            migrations=migrations.DIRECTORY,
             routers=[subscriptions_router, deliveries_router, inbox_router],
             publishes=[Stream.notifications],
             consumer_groups=[

@@ -2,7 +2,8 @@
 
 Tests talk to real parts: one embedded broker per test session (topics get a
 per-test prefix so tests never see each other's events), a fresh SQLite file
-per service, or a fresh PostgreSQL database when BALI_TEST_POSTGRES_URL is set.
+per service, or a fresh PostgreSQL database when BALI_TEST_POSTGRES_URL is set,
+at the head of the service's migrations.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -23,11 +26,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bali_common.auth import Role, issue_dev_token
 from bali_common.events.envelope import CloudEvent
 from bali_common.events.topics import TopicSpec
+from bali_common.migrations import upgrade
 from bali_common.settings import CommonSettings
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from bali_devkit.broker import EmbeddedBroker
+from bali_devkit.migrations import migrations_of
 
 SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
@@ -79,24 +84,29 @@ def topic_prefix() -> str:
 
 
 class DatabaseFactory:
-    """Hands out a fresh database per call and drops the PostgreSQL ones afterwards."""
+    """Hands out a fresh database per call and drops the PostgreSQL ones afterwards.
+
+    The database of a service with migrations (`bali_<name>`) comes at their head: a copy of
+    a template migrated once per session, so that every test runs on the schema the
+    migrations build, for the price of a file copy or a `CREATE DATABASE ... TEMPLATE`.
+    """
 
     def __init__(self, directory: Path) -> None:
         self._directory = directory
         self._created: list[str] = []
 
-    async def create(self, name: str) -> str:
+    async def create(self, name: str, *, migrated: bool = True) -> str:
+        """A new database for the service `name`; `migrated=False`: an empty one."""
         server = postgres_url()
+        history = _history_of(name) if migrated else None
         if server is None:
-            return f"sqlite+aiosqlite:///{self._directory / f'{name}-{uuid4().hex[:6]}.db'}"
-        import asyncpg
-
-        database = f"{os.environ.get('BALI_TEST_DB_PREFIX', 'bali_test')}_{uuid4().hex[:12]}"
-        connection = await asyncpg.connect(_admin_dsn(server))
-        try:
-            await connection.execute(f'CREATE DATABASE "{database}"')
-        finally:
-            await connection.close()
+            path = self._directory / f"{name}-{uuid4().hex[:6]}.db"
+            if history is not None:
+                shutil.copyfile(await _TEMPLATES.sqlite(name, history), path)
+            return f"sqlite+aiosqlite:///{path}"
+        template = await _TEMPLATES.postgres(server, name, history) if history else None
+        database = f"{_database_prefix()}_{uuid4().hex[:12]}"
+        await _create_postgres_database(server, database, template=template)
         self._created.append(database)
         return str(make_url(server).set(database=database))
 
@@ -112,6 +122,86 @@ class DatabaseFactory:
                 await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         finally:
             await connection.close()
+
+
+def _history_of(name: str) -> Path | None:
+    try:
+        return migrations_of(name) if name.isidentifier() else None
+    except LookupError:
+        return None
+
+
+def _database_prefix() -> str:
+    return os.environ.get("BALI_TEST_DB_PREFIX", "bali_test")
+
+
+async def _create_postgres_database(server: str, database: str, *, template: str | None) -> None:
+    import asyncpg
+
+    statement = f'CREATE DATABASE "{database}"' + (f' TEMPLATE "{template}"' if template else "")
+    connection = await asyncpg.connect(_admin_dsn(server))
+    try:
+        for attempt in range(50):
+            try:
+                await connection.execute(statement)
+                return
+            except asyncpg.ObjectInUseError:
+                # The template's last migration connection may still be closing.
+                if attempt == 49:
+                    raise
+                await asyncio.sleep(0.1)
+    finally:
+        await connection.close()
+
+
+class _Templates:
+    """One migrated database per service and backend for the session, copied for each test."""
+
+    def __init__(self) -> None:
+        self._directory: Path | None = None
+        self._sqlite: dict[str, Path] = {}
+        self._postgres: dict[tuple[str, str], str] = {}
+        self._server: str | None = None
+
+    async def sqlite(self, name: str, history: Path) -> Path:
+        if name not in self._sqlite:
+            if self._directory is None:
+                self._directory = Path(tempfile.mkdtemp(prefix="bali-test-templates-"))
+            path = self._directory / f"{name}.db"
+            await upgrade(f"sqlite+aiosqlite:///{path}", history, quiet=True)
+            self._sqlite[name] = path
+        return self._sqlite[name]
+
+    async def postgres(self, server: str, name: str, history: Path) -> str:
+        key = (server, name)
+        if key not in self._postgres:
+            database = f"{_database_prefix()}_template_{name}_{uuid4().hex[:6]}"
+            await _create_postgres_database(server, database, template=None)
+            self._server = server
+            self._postgres[key] = database
+            await upgrade(str(make_url(server).set(database=database)), history, quiet=True)
+        return self._postgres[key]
+
+    async def drop_all(self) -> None:
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+        if self._server is None or not self._postgres:
+            return
+        import asyncpg
+
+        connection = await asyncpg.connect(_admin_dsn(self._server))
+        try:
+            for database in self._postgres.values():
+                await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+
+_TEMPLATES = _Templates()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    asyncio.run(_TEMPLATES.drop_all())
 
 
 def _admin_dsn(server: str) -> str:

@@ -12,7 +12,7 @@ from bali_common.events.alerts import Severity
 from bali_common.events.notifications import Channel
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, Column, Text
+from sqlalchemy import JSON, Column, Text, false
 from sqlmodel import Field, SQLModel
 
 from bali_notifications.fields import (
@@ -206,6 +206,8 @@ class Subscription(SQLModel, table=True):
     member_ids: list[str] = json_list()
     for_co_chairs: bool = Field(
         default=False,
+        # Rows from before this column serve no co-chair until a co-chair sets their target.
+        sa_column_kwargs={"server_default": false()},
         description="Its target was set by an acting co-chair of its member: it receives what "
         "the co-chairs see while the directory lists the member as co-chair",
     )
