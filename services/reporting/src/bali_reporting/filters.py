@@ -7,6 +7,7 @@ query functions take `ReportFilters`, so pages and documents call them without H
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Annotated
@@ -17,6 +18,7 @@ from bali_common.events.alerts import AlertStatus, Severity
 from bali_common.events.notifications import Channel
 from bali_common.problems import field_error
 from fastapi import Query
+from pydantic import BeforeValidator
 
 from bali_reporting.projections.dating import FIRST_YEAR, LAST_YEAR
 
@@ -58,6 +60,16 @@ class ReportFilters:
         return self if self.year is not None else replace(self, year=year)
 
 
+def _whole_number(value: object) -> object:
+    """Digits only: '2025.0', '1e3' or ' 12' are refused, not read as numbers."""
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,9}", value):
+        raise ValueError("must be a whole number written with the digits 0-9")
+    return value
+
+
+WholeNumber = BeforeValidator(_whole_number)
+
+
 def _day(value: str | None, field: str) -> date | None:
     if value is None:
         return None
@@ -87,12 +99,17 @@ DateTo = Annotated[
 Year = Annotated[
     int | None,
     Query(ge=FIRST_YEAR, le=LAST_YEAR, description="Calendar year", examples=[2025]),
+    WholeNumber,
 ]
 Area = Annotated[
-    int | None, Query(ge=1, le=MAX_AREA, description="Strategy area number", examples=[4])
+    int | None,
+    Query(ge=1, le=MAX_AREA, description="Strategy area number", examples=[4]),
+    WholeNumber,
 ]
 Item = Annotated[
-    int | None, Query(ge=1, le=MAX_ITEM, description="Strategy item number", examples=[12])
+    int | None,
+    Query(ge=1, le=MAX_ITEM, description="Strategy item number", examples=[12]),
+    WholeNumber,
 ]
 Member = Annotated[
     str | None,
