@@ -52,7 +52,6 @@ def parts_factory(
                 projections=PROJECTIONS,
                 models=PROJECTION_MODELS,
                 batch_events=settings.rebuild_batch_events,
-                clock=clock,
             ),
         )
 

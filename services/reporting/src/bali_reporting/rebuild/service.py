@@ -18,15 +18,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from bali_common.db import SessionFactory, as_utc, transaction
+from bali_common.db import SessionFactory, as_utc, transaction, utcnow
 from bali_common.messaging.consumer import ConsumerRunner
 from bali_common.messaging.handlers import ConsumerGroup
 from bali_common.messaging.kafka import connection_options
@@ -57,12 +57,11 @@ class Rebuilds:
     projections: Sequence[Projection]
     models: Sequence[type[SQLModel]]
     batch_events: int
-    clock: Callable[[], datetime]
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def request(self, *, requested_by: str) -> RebuildStatus:
         """Queue a rebuild; 409 while another one is under way."""
-        now = self.clock()
+        now = utcnow()
         async with transaction(self.sessions) as session:
             unfinished = await session.exec(
                 select(RebuildRun).where(col(RebuildRun.state).not_in([s.value for s in FINISHED]))
@@ -119,7 +118,7 @@ class Rebuilds:
         paused = False
         outcome: dict[str, Any] = {"state": RebuildState.done.value}
         try:
-            await progress.write(state=RebuildState.replaying, started_at=self.clock())
+            await progress.write(state=RebuildState.replaying, started_at=utcnow())
             await shadow.open()
             await replayer.start()
             first: Positions = {}
@@ -155,7 +154,7 @@ class Rebuilds:
             if paused and live is not None:
                 await self._resume(runtime, live)
             with contextlib.suppress(Exception):
-                await progress.write(finished_at=self.clock(), **outcome)
+                await progress.write(finished_at=utcnow(), **outcome)
 
     async def _committed(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         """The live group's committed offsets (tansu needs the partitions named)."""
@@ -244,7 +243,7 @@ class _Progress:
             run.duplicates = counts.duplicates
             run.skipped = counts.skipped
             run.failed = counts.failed
-            run.updated_at = self._rebuilds.clock()
+            run.updated_at = utcnow()
             for name, value in values.items():
                 setattr(run, name, value)
             session.add(run)
