@@ -27,7 +27,15 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_reporting.filters import ReportFilters
-from bali_reporting.projections.base import Applied, Projection, advance, chunked, fetch, latest
+from bali_reporting.projections.base import (
+    Applied,
+    Projection,
+    advance,
+    chunked,
+    execute_many,
+    fetch,
+    latest,
+)
 from bali_reporting.projections.members import member_names
 
 CLOSED = frozenset({AlertStatus.resolved.value, AlertStatus.withdrawn.value})
@@ -111,8 +119,8 @@ async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
     for ids in chunked(replaced):
         await session.exec(delete(audience).where(audience.c.alert_id.in_(ids)))
     named = [{"alert_id": a, "member_id": m} for a in replaced for m in sorted(audiences[a])]
-    for chunk in chunked(named):
-        await session.exec(audience.insert().values(list(chunk)))
+    if named:
+        await execute_many(session, audience.insert(), named)
 
 
 def _utc(value: datetime | None) -> datetime | None:

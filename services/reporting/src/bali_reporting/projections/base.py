@@ -23,7 +23,17 @@ from typing import Any, TypeVar, TypeVarTuple
 
 from bali_common.events.envelope import CloudEvent
 from bali_common.events.registry import EventPayload
-from sqlalchemy import BigInteger, Column, Row, Select, Table, delete, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    CursorResult,
+    Executable,
+    Row,
+    Select,
+    Table,
+    delete,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Field
@@ -73,6 +83,15 @@ async def fetch(session: AsyncSession, query: Select[*Ts]) -> Sequence[Row[*Ts]]
     """Rows of a column query, on the session's connection and transaction."""
     connection = await session.connection()
     return (await connection.execute(query)).all()
+
+
+async def execute_many(
+    session: AsyncSession, statement: Executable, rows: Sequence[Mapping[str, Any]]
+) -> CursorResult[Any]:
+    """One statement for many rows (executemany; batched VALUES when it returns rows): it is
+    compiled once and cached, however many rows the batch has."""
+    connection = await session.connection()
+    return await connection.execute(statement, list(rows))
 
 
 def is_postgresql(session: AsyncSession) -> bool:
@@ -126,15 +145,15 @@ async def advance(
         if aggregate_id not in held or held[aggregate_id]["version"] < values["version"]
     ]
     written: set[str] = set()
-    for chunk in chunked(newer):
-        statement = insert_for(session, head).values(list(chunk))
-        columns = [name for name in chunk[0] if name != id_column.name]
+    if newer:
+        statement = insert_for(session, head)
+        columns = [name for name in newer[0] if name != id_column.name]
         statement = statement.on_conflict_do_update(  # type: ignore[attr-defined]
             index_elements=[id_column.name],
             set_={name: statement.excluded[name] for name in columns},  # type: ignore[attr-defined]
             where=head.c.version < statement.excluded.version,  # type: ignore[attr-defined]
         ).returning(id_column)
-        written.update((await session.exec(statement)).scalars())
+        written.update((await execute_many(session, statement, newer)).scalars())
     return {
         aggregate_id: (
             {name: held[aggregate_id][name] for name in keep} if aggregate_id in held else None
@@ -159,23 +178,23 @@ class Tally:
         ]
         if not rows:
             return
-        for chunk in chunked(rows):
-            statement = insert_for(session, self.table).values(list(chunk))
-            excluded = statement.excluded  # type: ignore[attr-defined]
-            statement = statement.on_conflict_do_update(  # type: ignore[attr-defined]
-                index_elements=list(self.keys),
-                set_={name: self.table.c[name] + excluded[name] for name in self.measures},
-            )
-            await session.exec(statement)
+        statement = insert_for(session, self.table)
+        excluded = statement.excluded  # type: ignore[attr-defined]
+        statement = statement.on_conflict_do_update(  # type: ignore[attr-defined]
+            index_elements=list(self.keys),
+            set_={name: self.table.c[name] + excluded[name] for name in self.measures},
+        )
+        await execute_many(session, statement, rows)
         count = self.table.c[self.measures[0]]
         await session.exec(delete(self.table).where(count <= 0))
 
 
 def encode(contribution: Contribution) -> dict[str, list[list[Any]]]:
-    """A contribution as JSON: per tally, sorted rows of key values then measures."""
+    """A contribution as JSON: per tally, rows of key values then measures, in the order the
+    projection produced them (the same snapshot always gives the same order)."""
     return {
-        name: sorted([*key, *values] for key, values in shares.items())
-        for name, shares in sorted(contribution.items())
+        name: [[*key, *values] for key, values in contribution[name].items()]
+        for name in sorted(contribution)
     }
 
 
@@ -210,10 +229,13 @@ async def apply_contributions(
             (1, snapshots[aggregate_id][1]),
         ):
             for name, shares in contribution.items():
+                bucket = deltas[name]
                 for key, values in shares.items():
-                    total = deltas[name].setdefault(key, [0] * len(values))
-                    for index, value in enumerate(values):
-                        total[index] += sign * value
+                    held = bucket.get(key)
+                    if held is None:
+                        bucket[key] = [sign * value for value in values]
+                    else:
+                        bucket[key] = [a + sign * b for a, b in zip(held, values, strict=True)]
     for name, tally in tallies.items():
         await tally.add(session, deltas[name])
 

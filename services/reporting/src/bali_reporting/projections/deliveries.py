@@ -33,7 +33,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_reporting.filters import ReportFilters
 from bali_reporting.projections.alerts import AlertBoardEntry, visible_alert_ids, within_days
-from bali_reporting.projections.base import Applied, Projection, chunked, fetch, insert_for
+from bali_reporting.projections.base import Applied, Projection, execute_many, fetch, insert_for
 from bali_reporting.projections.response_times import nearest_rank
 
 _DESCRIPTIVE = ("channel", "alert_id", "member_id", "severity", "source_event_type")
@@ -124,47 +124,48 @@ async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
             rows[payload.delivery_id] = row if held is None else merged(held, row)
     table = table_of(DeliveryRecord)
     t = table.c
-    for chunk in chunked([rows[key] for key in sorted(rows)]):
-        statement = insert_for(session, table).values(list(chunk))
-        x = statement.excluded  # type: ignore[attr-defined]
+    if not rows:
+        return
+    statement = insert_for(session, table)
+    x = statement.excluded  # type: ignore[attr-defined]
 
-        earlier_exhaustion = or_(
-            t.exhausted_at.is_(None),
-            and_(
-                x.exhausted_at.is_not(None),
-                or_(
-                    x.exhausted_at < t.exhausted_at,
-                    and_(x.exhausted_at == t.exhausted_at, x.exhausted_reason < t.exhausted_reason),
-                ),
+    earlier_exhaustion = or_(
+        t.exhausted_at.is_(None),
+        and_(
+            x.exhausted_at.is_not(None),
+            or_(
+                x.exhausted_at < t.exhausted_at,
+                and_(x.exhausted_at == t.exhausted_at, x.exhausted_reason < t.exhausted_reason),
             ),
-        )
-        later_error = or_(
-            t.last_error_at.is_(None),
-            and_(
-                x.last_error_at.is_not(None),
-                or_(
-                    x.last_error_at > t.last_error_at,
-                    and_(x.last_error_at == t.last_error_at, x.last_error > t.last_error),
-                ),
+        ),
+    )
+    later_error = or_(
+        t.last_error_at.is_(None),
+        and_(
+            x.last_error_at.is_not(None),
+            or_(
+                x.last_error_at > t.last_error_at,
+                and_(x.last_error_at == t.last_error_at, x.last_error > t.last_error),
             ),
-        )
-        statement = statement.on_conflict_do_update(  # type: ignore[attr-defined]
-            index_elements=["delivery_id"],
-            set_={
-                **{name: _least_sql(t[name], x[name]) for name in (*_DESCRIPTIVE, "delivered_at")},
-                "first_at": case((x.first_at < t.first_at, x.first_at), else_=t.first_at),
-                "last_at": case((x.last_at > t.last_at, x.last_at), else_=t.last_at),
-                "attempts": case((x.attempts > t.attempts, x.attempts), else_=t.attempts),
-                "operator_warning": or_(t.operator_warning, x.operator_warning),
-                "exhausted_at": case((earlier_exhaustion, x.exhausted_at), else_=t.exhausted_at),
-                "exhausted_reason": case(
-                    (earlier_exhaustion, x.exhausted_reason), else_=t.exhausted_reason
-                ),
-                "last_error_at": case((later_error, x.last_error_at), else_=t.last_error_at),
-                "last_error": case((later_error, x.last_error), else_=t.last_error),
-            },
-        )
-        await session.exec(statement)
+        ),
+    )
+    statement = statement.on_conflict_do_update(  # type: ignore[attr-defined]
+        index_elements=["delivery_id"],
+        set_={
+            **{name: _least_sql(t[name], x[name]) for name in (*_DESCRIPTIVE, "delivered_at")},
+            "first_at": case((x.first_at < t.first_at, x.first_at), else_=t.first_at),
+            "last_at": case((x.last_at > t.last_at, x.last_at), else_=t.last_at),
+            "attempts": case((x.attempts > t.attempts, x.attempts), else_=t.attempts),
+            "operator_warning": or_(t.operator_warning, x.operator_warning),
+            "exhausted_at": case((earlier_exhaustion, x.exhausted_at), else_=t.exhausted_at),
+            "exhausted_reason": case(
+                (earlier_exhaustion, x.exhausted_reason), else_=t.exhausted_reason
+            ),
+            "last_error_at": case((later_error, x.last_error_at), else_=t.last_error_at),
+            "last_error": case((later_error, x.last_error), else_=t.last_error),
+        },
+    )
+    await execute_many(session, statement, [rows[key] for key in sorted(rows)])
 
 
 PROJECTION = Projection(

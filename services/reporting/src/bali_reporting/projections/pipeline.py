@@ -25,7 +25,7 @@ from sqlmodel import Field as TableField
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_reporting.projections.base import Applied, Projection, insert_for
+from bali_reporting.projections.base import Applied, Projection, execute_many, insert_for
 
 _MAX_METRICS_BYTES = 4 * 1_048_576
 
@@ -59,7 +59,7 @@ async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
     if not counts:
         return
     table = table_of(EventTally)
-    statement = insert_for(session, table).values([counts[key] for key in sorted(counts)])
+    statement = insert_for(session, table)
     x = statement.excluded  # type: ignore[attr-defined]
     statement = statement.on_conflict_do_update(  # type: ignore[attr-defined]
         index_elements=["event_type"],
@@ -71,7 +71,7 @@ async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
             ),
         },
     )
-    await session.exec(statement)
+    await execute_many(session, statement, [counts[key] for key in sorted(counts)])
 
 
 PROJECTION = Projection(name="pipeline", models=(EventTally,), takes=(EventPayload,), apply=apply)

@@ -38,6 +38,7 @@ from bali_reporting.projections.base import (
 from bali_reporting.projections.dating import UNDATED, month_text, start_month
 
 ALL_AREAS = 0
+AREA_OF = {item.number: item.area_number for item in STRATEGY.items}
 
 
 class TrendHead(SQLModel, table=True):
@@ -72,11 +73,7 @@ def contribution(activity: ActivitySummary) -> Contribution:
     shares: dict[Key, tuple[int, ...]] = {}
     if not activity.deleted:
         month, status, kind = start_month(activity), activity.status.value, activity.type.value
-        areas = {
-            STRATEGY.item(n).area_number
-            for n in activity.item_numbers
-            if n in STRATEGY.item_numbers
-        }
+        areas = {AREA_OF[n] for n in activity.item_numbers if n in AREA_OF}
         for area in (ALL_AREAS, *areas):
             add_share(shares, (month, area, status, kind), (1,))
     return {"trends": shares}

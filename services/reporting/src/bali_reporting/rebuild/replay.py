@@ -24,7 +24,7 @@ from bali_common.messaging.kafka import connection_options
 from bali_common.settings import CommonSettings
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_reporting.projections.base import Applied, Projection, chunked
+from bali_reporting.projections.base import Applied, Projection, execute_many
 from bali_reporting.rebuild.shadow import ShadowStore
 
 log = logging.getLogger(__name__)
@@ -115,13 +115,31 @@ class Replayer:
             wanted = targets()
             if wanted is not None and self.remaining(wanted) == 0:
                 return
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=self.batch_events)
+            batches = await self._fetch()
             records = [r for tp in sorted(batches) for r in batches[tp]]
             if records:
                 await self._apply(records)
                 for tp, part in batches.items():
                     self.positions[tp] = part[-1].offset + 1
             on_progress()
+
+    async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """Up to a batch of records: fetches are topped up until the batch is full or a fetch
+        brings nothing (the broker hands out a few record batches per fetch; a transaction
+        per fetch would be many small ones)."""
+        assert self._consumer is not None
+        batches = await self._consumer.getmany(timeout_ms=200, max_records=self.batch_events)
+        total = sum(len(records) for records in batches.values())
+        while 0 < total < self.batch_events:
+            more = await self._consumer.getmany(
+                timeout_ms=50, max_records=self.batch_events - total
+            )
+            if not more:
+                break
+            for tp, records in more.items():
+                batches.setdefault(tp, []).extend(records)
+                total += len(records)
+        return batches
 
     async def _apply(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         self.counts.read += len(records)
@@ -189,6 +207,4 @@ class Replayer:
             }
             for e in events
         ]
-        table = table_of(InboxEntry)
-        for chunk in chunked(inbox):
-            await session.exec(table.insert().values(list(chunk)))
+        await execute_many(session, table_of(InboxEntry).insert(), inbox)
