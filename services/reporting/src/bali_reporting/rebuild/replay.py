@@ -128,7 +128,9 @@ class Replayer:
         brings nothing (the broker hands out a few record batches per fetch; a transaction
         per fetch would be many small ones)."""
         assert self._consumer is not None
-        batches = await self._consumer.getmany(timeout_ms=200, max_records=self.batch_events)
+        batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = dict(
+            await self._consumer.getmany(timeout_ms=200, max_records=self.batch_events)
+        )
         total = sum(len(records) for records in batches.values())
         while 0 < total < self.batch_events:
             more = await self._consumer.getmany(
