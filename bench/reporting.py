@@ -367,9 +367,8 @@ async def main() -> None:
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"\n{date.today().isoformat()}, {machine}, load average {load}")
     database = "PostgreSQL" if args.database_url else "SQLite"
-    print(
-        f"{len(events):,} events: {args.activities:,} activities, {args.alerts:,} alerts, {database}\n"
-    )
+    size = f"{args.activities:,} activities, {args.alerts:,} alerts"
+    print(f"{len(events):,} events: {size}, {database}\n")
     print("| measure | value |\n|---|---|")
     print(f"| raw aiokafka consume | {raw:,.0f} events/s |")
     print(
