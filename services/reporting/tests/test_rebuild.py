@@ -15,6 +15,7 @@ from bali_common.events.alerts import AlertStatus
 from bali_common.messaging.inbox import InboxEntry
 from bali_devkit.testing.plugin import DatabaseFactory, eventually
 from bali_reporting.projections import PROJECTION_MODELS
+from bali_reporting.rebuild.pausing import ReportingReplica
 from reporting_testkit import (
     NOW,
     Reporting,
@@ -26,8 +27,10 @@ from reporting_testkit import (
     member_event,
     output,
     publish,
+    started,
     table_dump,
 )
+from sqlmodel import select
 from test_projection_properties import in_batches
 
 
@@ -110,31 +113,44 @@ async def test_a_rebuild_equals_the_live_projections_table_by_table(reporting: R
     assert latest.json()["id"] == run["id"]
 
 
-async def test_events_published_during_a_rebuild_are_applied_once(
+async def test_events_published_during_a_rebuild_are_applied_once_by_every_replica(
     reporting: Reporting, databases: DatabaseFactory
 ) -> None:
+    """Two replicas share the database and the consumer group; both pause for the swap."""
     before, during = history("b", 150), history("d", 40)
-    await publish_twice_and_garbage(reporting, before)
-    await reporting.caught_up(len(before))
-    admin = reporting.tokens.admin()
-    requested = await reporting.client.post("/v1/admin/rebuild", headers=admin)
-    assert requested.status_code == 202
-    second = await reporting.client.post("/v1/admin/rebuild", headers=admin)
-    assert second.status_code == 409, "one rebuild at a time"
-    for start in range(0, len(during), 10):
-        await publish(reporting.settings, during[start : start + 10])
-        await asyncio.sleep(0.05)
-    location = requested.headers["location"]
+    async with started(reporting.settings) as other:
+        other_runner = other.app.state.runtime.consumers[0]
+        await publish_twice_and_garbage(reporting, before)
+        await reporting.caught_up(len(before))
+        admin = reporting.tokens.admin()
+        requested = await reporting.client.post("/v1/admin/rebuild", headers=admin)
+        assert requested.status_code == 202
+        second = await other.client.post("/v1/admin/rebuild", headers=admin)
+        assert second.status_code == 409, "one rebuild at a time, whichever replica is asked"
+        for start in range(0, len(during), 10):
+            await publish(reporting.settings, during[start : start + 10])
+            await asyncio.sleep(0.05)
+        location = requested.headers["location"]
 
-    async def finished() -> bool:
-        state = (await reporting.client.get(location, headers=admin)).json()["state"]
-        return state in ("done", "failed")
+        async def finished() -> bool:
+            state = (await reporting.client.get(location, headers=admin)).json()["state"]
+            return state in ("done", "failed")
 
-    await eventually(finished, timeout=120, interval=0.2)
-    assert (await reporting.client.get(location, headers=admin)).json()["state"] == "done"
-    everything = [*before, *during]
-    await reporting.caught_up(len(everything))
-    await asyncio.sleep(0.5)  # a double application would show now
+        await eventually(finished, timeout=120, interval=0.2)
+        run = (await other.client.get(location, headers=admin)).json()
+        assert run["state"] == "done", run
+        everything = [*before, *during]
+        await reporting.caught_up(len(everything))
+
+        async def other_resumed() -> bool:
+            runner = other.app.state.runtime.consumers[0]
+            return runner is not other_runner and runner.ready.is_set()
+
+        await eventually(other_resumed, timeout=30)
+        async with reporting.app.state.runtime.sessions() as session:
+            replicas = (await session.exec(select(ReportingReplica))).all()
+        assert len(replicas) == 2
+        await asyncio.sleep(0.5)  # a double application would show now
 
     # The same events applied straight to fresh tables.
     engine = create_engine(await databases.create("reference"))

@@ -9,6 +9,7 @@ from bali_reporting import consumers
 from bali_reporting.parts import Clock, ReportingParts, parts_factory, utc_now
 from bali_reporting.projections import PROJECTION_MODELS
 from bali_reporting.rebuild.models import RebuildRun
+from bali_reporting.rebuild.pausing import ReportingReplica
 from bali_reporting.routes import admin, exports, reports
 from bali_reporting.settings import ReportingSettings
 
@@ -30,7 +31,7 @@ def create_app(settings: ReportingSettings | None = None, *, clock: Clock = utc_
                 "indicators, the alert board, response times, delivery and pipeline health, "
                 "and alert follow-up; each report as JSON and as CSV or XLSX."
             ),
-            models=[*PROJECTION_MODELS, RebuildRun],
+            models=[*PROJECTION_MODELS, RebuildRun, ReportingReplica],
             routers=[reports.router, exports.router, reports.legacy, admin.router],
             consumer_groups=[group],
             background=[rebuild_worker],

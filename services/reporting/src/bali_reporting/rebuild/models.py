@@ -22,6 +22,8 @@ class RebuildState(StrEnum):
 
 
 FINISHED = frozenset({RebuildState.done, RebuildState.failed, RebuildState.abandoned})
+#: States in which every replica keeps its live consumer paused.
+PAUSING = frozenset({RebuildState.catching_up.value, RebuildState.swapping.value})
 
 
 class RebuildRun(SQLModel, table=True):

@@ -1,21 +1,20 @@
 """Rebuild use cases: request one, follow its progress, and the worker that runs it.
 
-A rebuild replays every topic into shadow tables while the live consumer keeps
-running, so the reports stay up to date meanwhile. Then it pauses the live consumer
-(which commits what it applied and leaves the group), reads on up to the group's
-committed offsets, swaps the shadow tables and the group's inbox rows in as one
-transaction, and starts the live consumer again. The replay may have read further
-than the group had committed; those events are in the swapped inbox, so the live
-consumer skips them when it meets them again. One rebuild runs at a time.
-
-It assumes one reporting replica consumes (the Kubernetes manifest runs one): other
-members of the group would go on applying to the tables being replaced.
+A rebuild replays every topic into shadow tables while the live consumers keep
+running, so the reports stay up to date meanwhile. Then every replica pauses its live
+consumer (which commits what it applied and leaves the group; see `pausing`), the
+rebuild reads on up to the group's committed offsets, swaps the shadow tables and the
+group's inbox rows in as one transaction, and the live consumers start again. The
+replay may have read further than the group had committed; those events are in the
+swapped inbox, so the live consumers skip them when they meet them again. One rebuild
+runs at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -27,7 +26,6 @@ from uuid import uuid4
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from bali_common.db import SessionFactory, as_utc, transaction, utcnow
-from bali_common.messaging.consumer import ConsumerRunner
 from bali_common.messaging.handlers import ConsumerGroup
 from bali_common.messaging.kafka import connection_options
 from bali_common.problems import conflict
@@ -37,6 +35,13 @@ from sqlmodel import SQLModel, col, select
 
 from bali_reporting.projections.base import Projection
 from bali_reporting.rebuild.models import FINISHED, RebuildRun, RebuildState, RebuildStatus
+from bali_reporting.rebuild.pausing import (
+    HEARTBEAT_EVERY,
+    LiveConsumer,
+    beat,
+    pausing_run,
+    replicas_not_paused,
+)
 from bali_reporting.rebuild.replay import Positions, Replayer
 from bali_reporting.rebuild.shadow import ShadowStore
 
@@ -44,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: A run whose progress has not been written for this long died with its process.
 STALE_AFTER = timedelta(seconds=60)
+#: How long the rebuild waits for every replica to pause before it gives up.
+PAUSE_TIMEOUT_S = 30.0
 _PROGRESS_EVERY_S = 0.5
 
 
@@ -57,7 +64,10 @@ class Rebuilds:
     projections: Sequence[Projection]
     models: Sequence[type[SQLModel]]
     batch_events: int
+    replica_id: str = field(default_factory=lambda: uuid4().hex)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _live: LiveConsumer | None = None
+    _rebuilding: bool = False
 
     async def request(self, *, requested_by: str) -> RebuildStatus:
         """Queue a rebuild; 409 while another one is under way."""
@@ -93,30 +103,51 @@ class Rebuilds:
         return RebuildStatus.of(run) if run is not None else None
 
     async def serve(self, runtime: ServiceRuntime) -> None:
-        """Background task of the service: run queued rebuilds one at a time."""
+        """Background task of the service: keep this replica's heartbeat and pause, and run
+        the rebuilds requested here, one at a time."""
         await runtime.messaging_ready.wait()
+        self._live = LiveConsumer(runtime, self.group)
+        watcher = asyncio.create_task(self._watch(self._live), name="rebuild-watcher")
         self._wake.set()  # runs queued before a restart are picked up (or found stale)
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            async with self.sessions() as session:
-                queued = (
-                    await session.exec(
-                        select(RebuildRun.id)
-                        .where(RebuildRun.state == RebuildState.queued.value)
-                        .order_by(col(RebuildRun.requested_at))
-                    )
-                ).all()
-            for run_id in queued:
-                await self._run(runtime, run_id)
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                async with self.sessions() as session:
+                    queued = (
+                        await session.exec(
+                            select(RebuildRun.id)
+                            .where(RebuildRun.state == RebuildState.queued.value)
+                            .order_by(col(RebuildRun.requested_at))
+                        )
+                    ).all()
+                for run_id in queued:
+                    await self._run(self._live, run_id)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
-    async def _run(self, runtime: ServiceRuntime, run_id: str) -> None:
-        live = next((r for r in runtime.consumers if r.group == self.group.name), None)
+    async def _watch(self, live: LiveConsumer) -> None:
+        """Every second: pause for a rebuild that catches up or swaps, resume after it."""
+        while True:
+            try:
+                run_id = await pausing_run(self.sessions, stale_after=STALE_AFTER)
+                if run_id is not None and live.paused_for != run_id:
+                    await live.pause(run_id)
+                elif run_id is None and live.paused_for is not None and not self._rebuilding:
+                    await live.resume()
+                await beat(self.sessions, self.replica_id, live.paused_for)
+            except Exception:
+                log.warning("rebuild watcher could not check in", exc_info=True)
+            await asyncio.sleep(HEARTBEAT_EVERY.total_seconds())
+
+    async def _run(self, live: LiveConsumer, run_id: str) -> None:
         shadow = ShadowStore(self.settings.resolved_database_url(), self.models, self.group.name)
         replayer = Replayer(self.settings, self.group, self.projections, shadow, self.batch_events)
         progress = _Progress(self, run_id, replayer)
-        paused = False
         outcome: dict[str, Any] = {"state": RebuildState.done.value}
+        self._rebuilding = True
         try:
             await progress.write(state=RebuildState.replaying, started_at=utcnow())
             await shadow.open()
@@ -130,17 +161,12 @@ class Rebuilds:
 
             await replayer.read_until(known_ends, lambda: progress.tick(known_ends()))
             await progress.write(state=RebuildState.catching_up)
-            if live is not None:
-                await live.stop()
-                paused = True
-            committed = await self._committed(replayer.partitions)
-            ends = {tp: max(first[tp], committed.get(tp, 0)) for tp in replayer.positions}
-            await replayer.read_until(lambda: ends, lambda: progress.tick(ends))
+            await self._pause_everyone(live, run_id, progress)
+            ends = await self._catch_up(replayer, first, progress)
             await progress.write(state=RebuildState.swapping, target=ends)
             await shadow.swap()
         except asyncio.CancelledError:
             outcome = {"state": RebuildState.abandoned.value, "error": "the service stopped"}
-            paused = False  # the service is stopping: its consumers stop with it
             raise
         except Exception as error:
             log.exception("rebuild %s failed", run_id)
@@ -149,12 +175,38 @@ class Rebuilds:
                 "error": f"{type(error).__name__}: {error}",
             }
         finally:
+            self._rebuilding = False
             await replayer.stop()
             await shadow.close()
-            if paused and live is not None:
-                await self._resume(runtime, live)
             with contextlib.suppress(Exception):
                 await progress.write(finished_at=utcnow(), **outcome)
+            if outcome["state"] != RebuildState.abandoned.value:
+                await live.resume()
+
+    async def _pause_everyone(self, live: LiveConsumer, run_id: str, progress: _Progress) -> None:
+        """Pause here, then wait until every replica seen lately has paused too."""
+        await live.pause(run_id)
+        await beat(self.sessions, self.replica_id, run_id)
+        deadline = time.monotonic() + PAUSE_TIMEOUT_S
+        while waiting := await replicas_not_paused(self.sessions, run_id):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"replicas {', '.join(waiting)} did not pause")
+            progress.tick(None)
+            await asyncio.sleep(0.2)
+
+    async def _catch_up(
+        self, replayer: Replayer, first: Positions, progress: _Progress
+    ) -> Positions:
+        """Replay up to the committed offsets, until they stop moving (a replica that joined
+        late may have committed a little more before it paused)."""
+        while True:
+            committed = await self._committed(replayer.partitions)
+            ends = {tp: max(first[tp], committed.get(tp, 0)) for tp in replayer.positions}
+            await replayer.read_until(
+                functools.partial(dict, ends), functools.partial(progress.tick, ends)
+            )
+            if await self._committed(replayer.partitions) == committed:
+                return ends
 
     async def _committed(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         """The live group's committed offsets (tansu needs the partitions named)."""
@@ -172,28 +224,6 @@ class Rebuilds:
         finally:
             await admin.close()
         return {tp: meta.offset for tp, meta in found.items() if meta.offset >= 0}
-
-    async def _resume(self, runtime: ServiceRuntime, stopped: ConsumerRunner) -> None:
-        """Start a new live consumer in place of the stopped one, retrying until it runs:
-        reports must not stay frozen because the broker blinked."""
-        delay = 0.2
-        while True:
-            runner = ConsumerRunner(
-                settings=runtime.settings,
-                session_factory=runtime.sessions,
-                group=self.group,
-                metrics=runtime.metrics,
-            )
-            try:
-                await runner.start()
-                break
-            except Exception as error:
-                with contextlib.suppress(Exception):
-                    await runner.abandon()
-                log.warning("live consumer did not restart (%s); retrying in %.1fs", error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        runtime.consumers[runtime.consumers.index(stopped)] = runner
 
 
 class _Progress:
