@@ -24,6 +24,16 @@ import httpx
 from bali_common.auth import Role, issue_dev_token
 from bali_common.settings import CommonSettings
 
+from bali_devkit.demo_content import (
+    AGE_GROUPS,
+    ALERT_PATHS,
+    KIND_TITLES,
+    OUTPUTS,
+    RESTRICTED,
+    SITUATIONS,
+    THEMES,
+)
+
 Say = Callable[[str, str], None]
 
 #: Items left without a planned, ongoing or completed activity this year, so the coverage
@@ -31,88 +41,6 @@ Say = Callable[[str, str], None]
 UNCOVERED_ITEMS = (19, 23)
 _ACTIVITY_COUNT = 240
 _PARALLEL = 8
-
-_THEMES = {
-    1: "coordinated investigation of people smuggling",
-    2: "digital forensics for technology-facilitated trafficking",
-    3: "victim identification by frontline officers",
-    4: "joint operations against smuggling networks",
-    5: "regional coordination with ASEAN partners",
-    6: "ethical recruitment in supply chains",
-    7: "civil society victim support",
-    8: "online safety with technology platforms",
-    9: "safe migration and digital literacy for youth",
-    10: "operational information sharing",
-    11: "Consultation Mechanism preparedness",
-    12: "trafficking into online scam operations",
-    13: "mass irregular movement by sea",
-    14: "anti-corruption in border agencies",
-    15: "frontline guides on irregular migration",
-    16: "responsible use of biometrics",
-    17: "victim-centred case management",
-    18: "protection for women and children",
-    19: "civil registration and vital statistics",
-    20: "sustainable returns and reintegration",
-    21: "returns and prosecution of perpetrators",
-    22: "RSO capacity support",
-    23: "Bali Process communications",
-    24: "working group coordination",
-    25: "RSO secondments and funding",
-}
-_KIND_TITLES = {
-    "workshop": "Regional workshop on {}",
-    "training": "Training course on {}",
-    "joint_operation": "Joint operation: {}",
-    "public_information_campaign": "Public information campaign on {}",
-    "research": "Research study on {}",
-    "policy_dialogue": "Policy dialogue on {}",
-    "table_top_exercise": "Table-top exercise: {}",
-    "meeting": "Senior officials meeting on {}",
-    "secondment": "Secondment to the RSO for {}",
-    "funding_contribution": "Funding contribution for {}",
-    "other": "Cooperation on {}",
-}
-#: Per activity type: indicator, unit, value range, and whether people are counted.
-_OUTPUTS: dict[str, list[tuple[str, str | None, int, int, bool]]] = {
-    "workshop": [("participants", None, 15, 60, True)],
-    "training": [("officers trained", None, 10, 80, True)],
-    "joint_operation": [("victims identified", None, 3, 60, True), ("arrests", None, 1, 20, False)],
-    "public_information_campaign": [("people reached", None, 2_000, 90_000, True)],
-    "research": [("reports published", None, 1, 3, False)],
-    "policy_dialogue": [("officials engaged", None, 8, 40, True)],
-    "table_top_exercise": [("agencies exercised", None, 4, 15, False)],
-    "meeting": [("participants", None, 20, 90, True)],
-    "secondment": [("officers seconded", None, 1, 3, True)],
-    "funding_contribution": [("funding committed", "USD", 50_000, 900_000, False)],
-    "other": [],
-}
-_AGE_GROUPS = ("18-24", "25-39", "40-59", "60+")
-_SITUATIONS = [
-    ("maritime_distress", "Boat with {} people adrift off {}", ["Andaman Sea", "Timor Sea"]),
-    ("mass_irregular_movement", "Mass movement of {} people towards {}", ["Cox's Bazar", "Aceh"]),
-    (
-        "online_scam_trafficking",
-        "{} workers held in scam compounds near {}",
-        ["Myawaddy", "Sihanoukville"],
-    ),
-    ("disaster_displacement", "{} displaced by flooding in {}", ["Sylhet", "Mindanao"]),
-]
-#: The path each demo alert takes (every state of the lifecycle is reached).
-_ALERT_PATHS = [
-    ["raised"],
-    ["raised"],
-    ["acknowledged"],
-    ["acknowledged"],
-    ["escalated"],
-    ["acknowledged", "convened"],
-    ["acknowledged", "convened"],
-    ["acknowledged", "convened", "outreach"],
-    ["acknowledged", "convened", "outreach"],
-    ["acknowledged", "convened", "outreach", "resolved"],
-    ["acknowledged", "convened", "resolved"],
-    ["withdrawn"],
-]
-_RESTRICTED = 7  # index of the alert raised as restricted
 
 
 def request_example(
@@ -248,7 +176,7 @@ def _activity_body(
     body = request_example(api, "/v1/activities", "post")
     lead = rng.choice(sorted(members))
     kind = rng.choice(schema_enum(api, "ActivityType"))
-    covered = [n for n in _THEMES if n not in UNCOVERED_ITEMS]
+    covered = [n for n in THEMES if n not in UNCOVERED_ITEMS]
     items = sorted(rng.sample(covered, rng.choice([1, 1, 2, 2, 3])))
     if number < len(covered):
         items = sorted({covered[number], *items[:1]})  # every other item at least once
@@ -266,7 +194,7 @@ def _activity_body(
         status = "planned"
     others = [m for m in sorted(members) if m != lead]
     body.update(
-        title=_KIND_TITLES[kind].format(_THEMES[items[0]]),
+        title=KIND_TITLES[kind].format(THEMES[items[0]]),
         description=f"Demo activity {number + 1} under items {', '.join(map(str, items))}.",
         items=items,
         type=kind,
@@ -303,7 +231,7 @@ def _activity_body(
 
 def _outputs(rng: random.Random, kind: str) -> list[dict[str, Any]]:
     outputs = []
-    for indicator, unit, low, high, people in _OUTPUTS.get(kind, []):
+    for indicator, unit, low, high, people in OUTPUTS.get(kind, []):
         value = rng.randint(low, high)
         output: dict[str, Any] = {"indicator": indicator, "value": value}
         if unit:
@@ -311,11 +239,11 @@ def _outputs(rng: random.Random, kind: str) -> list[dict[str, Any]]:
         if people:
             female = rng.randint(0, value)
             output["by_sex"] = {"female": female, "male": value - female}
-            shares = sorted(rng.choices(range(value + 1), k=len(_AGE_GROUPS) - 1))
+            shares = sorted(rng.choices(range(value + 1), k=len(AGE_GROUPS) - 1))
             bounds = [0, *shares, value]
             output["by_age"] = [
                 {"age_group": group, "value": bounds[i + 1] - bounds[i]}
-                for i, group in enumerate(_AGE_GROUPS)
+                for i, group in enumerate(AGE_GROUPS)
                 if bounds[i + 1] > bounds[i]
             ]
         outputs.append(output)
@@ -332,6 +260,14 @@ async def _activities(
     base = f"{demo.urls['activities']}/v1/activities"
 
     async def run(number: int, lead: str, body: dict[str, Any], status: str) -> None:
+        # One in four walks its lifecycle step by step (status-change events); the others
+        # are logged after the fact, in their final state, as agencies often do.
+        stepwise = number % 4 == 0
+        steps = _lifecycle(body, status, outputs[number])
+        if not stepwise:
+            for change in steps:
+                body = body | change
+            steps = []
         created = await demo.call(
             "POST",
             base,
@@ -344,16 +280,6 @@ async def _activities(
         demo.summary.activities += 1
         activity = created.json()
         url, etag = f"{base}/{activity['id']}", created.headers.get("etag", "")
-        steps: list[dict[str, Any]] = []
-        if status != "planned":
-            steps.append({"status": "ongoing", "actual_start": body["planned_start"]})
-        if status in ("completed", "cancelled", "suspended"):
-            change: dict[str, Any] = {"status": status}
-            if status == "completed":
-                change |= {"actual_end": body["planned_end"], "outputs": outputs[number]}
-            steps.append(change)
-        elif status == "ongoing" and outputs[number]:
-            steps.append({"outputs": outputs[number][:1]})
         for change in steps:
             patched = await demo.call(
                 "PATCH",
@@ -377,6 +303,23 @@ async def _activities(
     await _gather([functools.partial(run, *plan) for plan in plans])
 
 
+def _lifecycle(
+    body: dict[str, Any], status: str, outputs: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The changes that take a planned activity to `status`, with its outputs."""
+    steps: list[dict[str, Any]] = []
+    if status not in ("planned", "cancelled"):
+        steps.append({"status": "ongoing", "actual_start": body["planned_start"]})
+    if status in ("completed", "cancelled", "suspended"):
+        change: dict[str, Any] = {"status": status}
+        if status == "completed":
+            change |= {"actual_end": body["planned_end"], "outputs": outputs}
+        steps.append(change)
+    elif status == "ongoing" and outputs:
+        steps.append({"outputs": outputs[:1]})
+    return steps
+
+
 async def _alerts(
     demo: _Demo, api: Mapping[str, Any], members: dict[str, str]
 ) -> dict[int, tuple[str, list[str]]]:
@@ -390,7 +333,7 @@ async def _alerts(
 
     async def walk(number: int, path: list[str]) -> None:
         rng = random.Random(f"{demo.key}-alert-{number}")
-        situation, title, places = _SITUATIONS[number % len(_SITUATIONS)]
+        situation, title, places = SITUATIONS[number % len(SITUATIONS)]
         raiser = rng.choice(states)
         affected = sorted({rng.choice(["ID", "AU"]), rng.choice(states)} - {raiser})
         people = rng.randint(40, 900)
@@ -404,7 +347,7 @@ async def _alerts(
             affected_members=affected,
             location={"place_names": [place]},
             people_affected={"estimate": people, "women": people // 4, "children": people // 3},
-            sensitivity="restricted" if number == _RESTRICTED else "public",
+            sensitivity="restricted" if number == RESTRICTED else "public",
             dedup_key=f"{demo.key}-alert-{number}",
         )
         created = await demo.call(
@@ -436,7 +379,7 @@ async def _alerts(
                 reached = step
         demo.summary.alerts[reached] = demo.summary.alerts.get(reached, 0) + 1
 
-    await _gather([functools.partial(walk, n, p) for n, p in enumerate(_ALERT_PATHS)])
+    await _gather([functools.partial(walk, n, p) for n, p in enumerate(ALERT_PATHS)])
     return raised
 
 
@@ -484,7 +427,7 @@ async def _follow_ups(
 
     jobs: list[Callable[[], Awaitable[None]]] = []
     for number, (alert_id, affected) in sorted(alerts.items()):
-        path = _ALERT_PATHS[number]
+        path = ALERT_PATHS[number]
         if "convened" not in path:
             continue
         returns = "resolved" in path
