@@ -8,7 +8,7 @@ has not arrived yet simply shows no alert until it does.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from bali_common.db import table_of
@@ -155,7 +155,7 @@ async def follow_up_report(
     filters: ReportFilters,
     *,
     viewer: AlertViewer,
-    now: Any,
+    now: datetime,
     page: PageRequest,
 ) -> FollowUpReport:
     """Newest activities first. Only activities of alerts the viewer may see; those of an
