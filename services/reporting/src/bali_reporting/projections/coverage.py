@@ -135,7 +135,6 @@ PROJECTION = Projection(
 
 class MemberCoverage(BaseModel):
     member_id: str
-    name: str | None = Field(description="From the member directory; null if not known yet")
     role: Involvement
     activities: int
     by_status: dict[ActivityStatus, int]
@@ -169,7 +168,6 @@ class CoverageReport(BaseModel):
                             "members": [
                                 {
                                     "member_id": "TH",
-                                    "name": "Thailand",
                                     "role": "lead",
                                     "activities": 2,
                                     "by_status": {"completed": 2},
@@ -178,6 +176,7 @@ class CoverageReport(BaseModel):
                         }
                     ],
                     "uncovered_items": [7, 19],
+                    "member_names": {"TH": "Thailand"},
                 }
             ]
         }
@@ -187,6 +186,10 @@ class CoverageReport(BaseModel):
     year: int
     items: list[ItemCoverage]
     uncovered_items: list[int] = Field(description="Items no activity covers in the year")
+    member_names: dict[str, str] = Field(
+        description="Names of the members listed, from the member directory (a member it does "
+        "not know yet is missing)"
+    )
 
 
 async def coverage_report(session: AsyncSession, filters: ReportFilters) -> CoverageReport:
@@ -219,7 +222,6 @@ async def coverage_report(session: AsyncSession, filters: ReportFilters) -> Cove
         members = [
             MemberCoverage(
                 member_id=member_id,
-                name=names.get(member_id),
                 role=cast(Involvement, role),
                 activities=sum(shown.values()),
                 by_status=shown,
@@ -238,11 +240,13 @@ async def coverage_report(session: AsyncSession, filters: ReportFilters) -> Cove
                 members=members,
             )
         )
+    listed = {member.member_id for item in items for member in item.members}
     return CoverageReport(
         strategy_id=STRATEGY.id,
         year=filters.year,
         items=items,
         uncovered_items=[item.item for item in items if not item.covered],
+        member_names={m: names[m] for m in sorted(listed) if m in names},
     )
 
 
@@ -291,7 +295,7 @@ def rows(report: CoverageReport) -> Iterator[list[Any]]:
                     item.area,
                     item.text,
                     member.member_id,
-                    member.name,
+                    report.member_names.get(member.member_id),
                     member.role,
                     status.value,
                     n,

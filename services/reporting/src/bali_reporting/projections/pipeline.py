@@ -9,6 +9,7 @@ does not answer is reported unreachable, never an error of this report.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -192,9 +193,13 @@ class MetricsScraper:
         self._timeout = timeout_s
         self._own_service = own_service
         self._own_metrics = own_metrics
+        # Built once: loading the CA bundle for every report would cost more than the scrape.
+        self._tls = ssl.create_default_context()
 
     async def scrape(self) -> list[ServiceHealth]:
-        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
+        async with httpx.AsyncClient(
+            timeout=self._timeout, follow_redirects=False, verify=self._tls
+        ) as client:
             remote = await asyncio.gather(*(self._scrape(client, t) for t in self._targets))
         own = _health(self._own_service, "(this service)", self._own_metrics().decode())
         return sorted([*remote, own], key=lambda s: s.service)

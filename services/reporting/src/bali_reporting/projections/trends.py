@@ -39,6 +39,7 @@ from bali_reporting.projections.dating import UNDATED, month_text, start_month
 
 ALL_AREAS = 0
 AREA_OF = {item.number: item.area_number for item in STRATEGY.items}
+AREA_NAMES = {area.number: area.name for area in STRATEGY.areas}
 
 
 class TrendHead(SQLModel, table=True):
@@ -104,7 +105,6 @@ PROJECTION = Projection(
 class TrendCell(BaseModel):
     month: str | None = Field(description="YYYY-MM the activities start in; null: undated")
     area: int | None = Field(description="Strategy area; null in `totals` (all areas)")
-    area_name: str | None
     status: ActivityStatus
     type: ActivityType
     activities: int
@@ -118,11 +118,11 @@ class TrendsReport(BaseModel):
                     "date_from": "2025-01-01",
                     "date_to": "2025-12-31",
                     "months": ["2025-01", "2025-02"],
+                    "area_names": {"4": "Irregular Migration and Related Transnational Crime"},
                     "cells": [
                         {
                             "month": "2025-03",
                             "area": 4,
-                            "area_name": "Returns and reintegration",
                             "status": "completed",
                             "type": "workshop",
                             "activities": 2,
@@ -132,7 +132,6 @@ class TrendsReport(BaseModel):
                         {
                             "month": "2025-03",
                             "area": None,
-                            "area_name": None,
                             "status": "completed",
                             "type": "workshop",
                             "activities": 3,
@@ -146,6 +145,7 @@ class TrendsReport(BaseModel):
     date_from: date | None
     date_to: date | None
     months: list[str] = Field(description="Every month of the range, for charts with gaps")
+    area_names: dict[int, str] = Field(description="The strategy areas by number")
     cells: list[TrendCell] = Field(description="Per area; an activity of two areas is in both")
     totals: list[TrendCell] = Field(description="All areas, each activity counted once")
 
@@ -173,7 +173,6 @@ async def trends_report(session: AsyncSession, filters: ReportFilters) -> Trends
         cell = TrendCell(
             month=month_text(month),
             area=area or None,
-            area_name=STRATEGY.area(area).name if area else None,
             status=ActivityStatus(status),
             type=ActivityType(kind),
             activities=n,
@@ -186,6 +185,7 @@ async def trends_report(session: AsyncSession, filters: ReportFilters) -> Trends
         date_from=filters.date_from,
         date_to=filters.date_to,
         months=_months(start, end),
+        area_names=AREA_NAMES,
         cells=cells,
         totals=totals,
     )
@@ -211,7 +211,7 @@ def rows(report: TrendsReport) -> Iterator[list[Any]]:
         yield [
             cell.month,
             cell.area,
-            cell.area_name,
+            report.area_names.get(cell.area) if cell.area else None,
             cell.status.value,
             cell.type.value,
             cell.activities,
