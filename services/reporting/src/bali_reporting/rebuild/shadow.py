@@ -92,6 +92,11 @@ class ShadowStore:
                 delete(self._inbox).where(self._inbox.c.consumer_group == self._group)
             )
             await connection.execute(self._copy(self._inbox))
+        if self._sqlite_file is None:
+            # Every row of these tables is new: give the planner their statistics now.
+            async with self._require_engine().begin() as connection:
+                for table in (*self._live, self._inbox):
+                    await connection.execute(text(f"ANALYZE {table.name}"))
 
     def _copy(self, table: Table) -> Any:
         columns = list(table.c.keys())
