@@ -20,7 +20,7 @@ import pytest
 from bali_common.auth import Role, issue_dev_token
 from bali_common.settings import CommonSettings
 from bali_devkit.broker import free_port
-from bali_devkit.demo import DEMO_ALERT
+from bali_devkit.demo import request_example
 
 pytestmark = pytest.mark.slow
 
@@ -122,9 +122,11 @@ def test_alert_reaches_co_chairs_by_email_and_their_link_acknowledges_it(
     settings = CommonSettings(data_dir=data_dir)
     raiser = issue_dev_token(settings, subject="duty-th", member_id="TH", roles=[Role.member])
     consultation = f"http://127.0.0.1:{ports['consultation']}"
+    openapi = httpx.get(f"{consultation}/openapi.json", timeout=10).json()
+    documented = request_example(openapi, "/v1/alerts", "post")
     raised = httpx.post(
         f"{consultation}/v1/alerts",
-        json=DEMO_ALERT | {"dedup_key": "e2e-rote"},
+        json=documented | {"dedup_key": "e2e-rote"},
         headers={"Authorization": f"Bearer {raiser}"},
         timeout=10,
     )

@@ -56,7 +56,7 @@ def fields(problem: dict[str, Any]) -> set[str]:
 
 async def live_ids(service: Deployed) -> dict[str, str]:
     """Objects that exist and can be changed, so that If-Match is actually read."""
-    admin = service.tokens.admin()
+    changer = service.changer()
     owner = service.tokens(OWNER, (Role.member,))
     if service.name == "activities":
         activity = await service.client.post(
@@ -66,7 +66,7 @@ async def live_ids(service: Deployed) -> dict[str, str]:
         focal_point = await service.client.post(
             path,
             json=body_of(service, "post", "/v1/members/{member_id}/focal-points"),
-            headers=admin,
+            headers=changer,
         )
         assert focal_point.status_code == 201, focal_point.text
         return {
@@ -105,12 +105,12 @@ async def test_a_link_token_with_non_ascii_characters_is_an_invalid_link(
 async def test_unusable_if_match_is_a_412_on_every_route_that_reads_it(service: Deployed) -> None:
     if_match_routes = [r for r in routes(service.app) if r.header("If-Match")]
     assert if_match_routes
-    admin = service.tokens.admin()
+    changer = service.changer()
     refused = 0
     for route in if_match_routes:
         ids = await live_ids(service)
         for value in UNUSABLE_IF_MATCH:
-            kwargs = request_kwargs(service, route, ids, admin)
+            kwargs = request_kwargs(service, route, ids, changer)
             kwargs["headers"]["If-Match"] = value.encode()
             response = await service.client.request(**kwargs)
             where = f"{route.label} If-Match {value[:12]}"
@@ -129,10 +129,10 @@ async def test_crafted_cursors_are_a_422_naming_the_cursor(service: Deployed) ->
     paged = [r for r in routes(service.app) if r.query("cursor")]
     assert paged
     ids = await live_ids(service)
-    admin = service.tokens.admin()
+    changer = service.changer()
     for route in paged:
         for cursor in CRAFTED_CURSORS:
-            kwargs = request_kwargs(service, route, ids, admin)
+            kwargs = request_kwargs(service, route, ids, changer)
             response = await service.client.request(
                 **kwargs, params={"cursor": encode_cursor(cursor)}
             )
@@ -183,7 +183,7 @@ MULTIPART_START = (
 async def send_oversize(client: httpx.AsyncClient, service: Deployed) -> None:
     ids = await live_ids(service)
     for route, media_type in body_routes(service):
-        kwargs = request_kwargs(service, route, ids, service.tokens.admin())
+        kwargs = request_kwargs(service, route, ids, service.changer())
         for key in ("json", "files"):
             kwargs.pop(key, None)
         multipart = media_type == "multipart/form-data"
@@ -221,7 +221,7 @@ async def test_an_unreadable_body_is_a_422_naming_the_body(service: Deployed) ->
     checked = 0
     for route, media_type in body_routes(service):
         for content in UNREADABLE.get(media_type, []):
-            kwargs = request_kwargs(service, route, ids, service.tokens.admin())
+            kwargs = request_kwargs(service, route, ids, service.changer())
             for key in ("json", "files"):
                 kwargs.pop(key, None)
             boundary = "; boundary=x" if media_type == "multipart/form-data" else ""
@@ -255,10 +255,10 @@ def _with_nul(value: Any) -> tuple[Any, str] | None:
 
 async def test_a_nul_character_is_a_422_naming_the_field(service: Deployed) -> None:
     ids = await live_ids(service)
-    admin = service.tokens.admin()
+    changer = service.changer()
     checked = 0
     for route in routes(service.app):
-        kwargs = request_kwargs(service, route, ids, admin)
+        kwargs = request_kwargs(service, route, ids, changer)
         placed = _with_nul(kwargs.get("json"))
         if placed is not None:
             body = {**kwargs, "json": placed[0]}
@@ -270,7 +270,7 @@ async def test_a_nul_character_is_a_422_naming_the_field(service: Deployed) -> N
             name = route.path_params[0]
             nul_ids = {**ids, name: ids.get(name, "x") + "%00"}
             response = await service.client.request(
-                **request_kwargs(service, route, nul_ids, admin)
+                **request_kwargs(service, route, nul_ids, changer)
             )
             assert 400 <= response.status_code < 500, f"{route.label} path: {response.text}"
     assert checked

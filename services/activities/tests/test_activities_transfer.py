@@ -312,3 +312,33 @@ async def test_exports_follow_the_list_rules(service: Service) -> None:
         )
         assert too_many.status_code == 422
         assert too_many.headers["content-type"] == PROBLEM
+
+
+async def test_no_part_of_a_list_cell_starts_a_formula(service: Service) -> None:
+    """Spreadsheet software that splits cells on ';' must not find a formula after one."""
+    marker = f"formula-parts-{uuid4().hex[:6]}"
+    created = await service.create("PH", tags=[marker, "=1+1", "@sum(a1)"], title=f"{marker} x")
+    formula_starts = ("=", "+", "-", "@", "\t", "\r")
+
+    exported = await service.client.get(
+        "/v1/activities/export", params={"tag": marker}, headers=service.tokens("PH")
+    )
+    (row,) = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    parts = row["tags"].split(";")
+    assert len(parts) == 3
+    assert not [part for part in parts if part.lstrip(" ").startswith(formula_starts)]
+
+    workbook = await service.client.get(
+        "/v1/activities/export",
+        params={"tag": marker, "format": "xlsx"},
+        headers=service.tokens("PH"),
+    )
+    sheet = openpyxl.load_workbook(io.BytesIO(workbook.content)).active
+    header, values = list(sheet.iter_rows(values_only=True))
+    tags_cell = str(values[list(header).index("tags")])
+    assert not [p for p in tags_cell.split(";") if p.lstrip(" ").startswith(formula_starts)]
+
+    unchanged = await upload(service, exported.content, dry_run=True)
+    assert unchanged.status_code == 200, unchanged.text
+    assert [r["action"] for r in unchanged.json()["results"]] == ["unchanged"]
+    assert (await service.get(created["id"])).json()["tags"] == [marker, "=1+1", "@sum(a1)"]

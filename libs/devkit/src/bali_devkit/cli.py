@@ -18,6 +18,9 @@ from bali_common.auth import Role, issue_dev_token, load_or_create_dev_key
 from bali_common.events.asyncapi import build_asyncapi
 from bali_common.messaging.kafka import ensure_topics
 from bali_common.settings import CommonSettings
+from bali_reporting.rebuild.client import RebuildRefused, run_rebuild
+from bali_reporting.rebuild.models import RebuildStatus
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from bali_devkit.broker import EmbeddedBroker
 from bali_devkit.demo import load_demo
@@ -34,6 +37,8 @@ from bali_devkit.supervisor import (
 app = typer.Typer(help="Bali Process Cooperation Platform", no_args_is_help=True)
 migration = typer.Typer(help="Write schema migrations", no_args_is_help=True)
 app.add_typer(migration, name="migration")
+reporting_app = typer.Typer(help="The reporting service", no_args_is_help=True)
+app.add_typer(reporting_app, name="reporting")
 
 _COLOURS = {
     "activities": 36,
@@ -223,6 +228,8 @@ async def _run_platform(options: PlatformOptions, services: list[ServiceProcess]
         "BALI_SMTP_PORT": str(options.smtp_port),
         "BALI_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         **{f"BALI_{s.name.upper()}_PUBLIC_URL": f"http://{host}:{s.port}" for s in services},
+        # Where reporting reads each service's /metrics for the pipeline health report.
+        **{f"BALI_{s.name.upper()}_URL": f"http://{host}:{s.port}" for s in services},
     }
     supervised = [
         SupervisedProcess(
@@ -324,6 +331,77 @@ def _print_welcome(
     ]
     for line in lines:
         _say("bali", line)
+
+
+@app.command()
+def demo(
+    activities_url: Annotated[
+        str, typer.Option(help="Activities service")
+    ] = "http://127.0.0.1:8001",
+    consultation_url: Annotated[
+        str, typer.Option(help="Consultation service")
+    ] = "http://127.0.0.1:8002",
+    reporting_url: Annotated[str, typer.Option(help="Reporting service")] = "http://127.0.0.1:8004",
+    seed: Annotated[int, typer.Option(help="Same seed and day, same data")] = 2023,
+    activities: Annotated[int, typer.Option(min=1, max=5000, help="Activities to create")] = 240,
+    data_dir: Annotated[Path, typer.Option(envvar="BALI_DATA_DIR")] = Path(".bali"),
+) -> None:
+    """Load a demo year into a running platform through its public APIs (dev tokens)."""
+    urls = {
+        "activities": activities_url,
+        "consultation": consultation_url,
+        "reporting": reporting_url,
+    }
+    summary = asyncio.run(
+        load_demo(_settings(data_dir), urls, _say, seed=seed, activities=activities)
+    )
+    raise typer.Exit(1 if summary.failures else 0)
+
+
+@reporting_app.command()
+def rebuild(
+    url: Annotated[str, typer.Option(help="Reporting service")] = "http://127.0.0.1:8004",
+    data_dir: Annotated[Path, typer.Option(envvar="BALI_DATA_DIR")] = Path(".bali"),
+) -> None:
+    """Replay every topic into fresh projections and swap them in, with a progress bar.
+
+    The service does the work (`POST /v1/admin/rebuild`); this follows its progress."""
+    token = issue_dev_token(
+        _settings(data_dir), subject="dev-admin", member_id=None, roles=[Role.admin]
+    )
+    columns = (
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns) as progress:
+        task = progress.add_task("queued", total=None, counts="")
+
+        def show(status: RebuildStatus) -> None:
+            target = f"/{status.events_target:,}" if status.events_target is not None else ""
+            rate = f"  {status.events_per_second:,.0f} events/s" if status.events_per_second else ""
+            progress.update(
+                task,
+                description=status.state.value,
+                completed=status.events_read,
+                total=status.events_target,
+                counts=f"{status.events_read:,}{target} events{rate}",
+            )
+
+        try:
+            final = asyncio.run(run_rebuild(url, token, on_progress=show))
+        except (RebuildRefused, httpx.HTTPError) as error:
+            typer.echo(f"rebuild not started: {error}", err=True)
+            raise typer.Exit(2) from error
+    if final.state.value != "done":
+        typer.echo(f"rebuild {final.state.value}: {final.error}", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"rebuilt from {final.events_read:,} records ({final.events_applied:,} events, "
+        f"{final.duplicates:,} published twice, {final.skipped:,} skipped)"
+    )
 
 
 def main() -> None:

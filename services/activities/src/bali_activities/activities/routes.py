@@ -13,6 +13,7 @@ from bali_common.http.concurrency import IfMatchHeader, etag_of, set_etag
 from bali_common.http.idempotency import IdempotentWriteDep, WriteOutcome
 from bali_common.http.pagination import PageRequestDep
 from bali_common.problems import field_error, problem_responses
+from bali_common.tabular import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE
 from fastapi import APIRouter, Depends, File, Path, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -192,7 +193,7 @@ _EXPORT_CONTENT: dict[str, Any] = {
         "schema": {"type": "string"},
         "example": ",".join(tabular.COLUMNS) + "\r\n",
     },
-    tabular.XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+    XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
 }
 
 
@@ -221,10 +222,10 @@ async def export_activities(
     )
     if file_format == "xlsx":
         content = await anyio.to_thread.run_sync(tabular.export_xlsx, activities)
-        media_type = tabular.XLSX_MEDIA_TYPE
+        media_type = XLSX_MEDIA_TYPE
     else:
         content = tabular.export_csv(activities)
-        media_type = tabular.CSV_MEDIA_TYPE
+        media_type = CSV_MEDIA_TYPE
     return Response(
         content,
         media_type=media_type,

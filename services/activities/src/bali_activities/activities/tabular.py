@@ -2,8 +2,8 @@
 
 An export can be edited and uploaded again: it has the same columns the import reads.
 List cells hold values separated by ';' ("3;12", "TH:co_lead;IOM:participant"),
-outputs and documents hold JSON. Text that a spreadsheet would run as a formula is
-exported with a leading apostrophe (OWASP CSV injection), which the import removes.
+outputs and documents hold JSON. Cells are neutralised against formula injection by
+`bali_common.tabular`, and the import restores what it neutralised.
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ from typing import Any
 
 import openpyxl
 from bali_common.problems import FieldProblem, ProblemError, field_error
+from bali_common.tabular import (
+    XLSX_MEDIA_TYPE,
+    csv_bytes,
+    list_cell,
+    restore,
+    xlsx_bytes,
+)
 
 from bali_activities.activities.models import ActivityPublic, ImportRow
-
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
-XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 #: Every exported column, in order; the import reads the writable ones and skips the rest.
 COLUMNS: tuple[str, ...] = (
@@ -54,7 +58,6 @@ READ_ONLY_COLUMNS = frozenset({"areas", "deleted", "created_at", "updated_at"})
 #: Fields an update keeps when their cell is blank (they cannot be cleared).
 _KEPT_WHEN_BLANK = frozenset({"title", "items", "type", "status", "lead_member"})
 _LIST_COLUMNS = frozenset({"participants", "countries", "tags", "outputs", "documents"})
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _SEPARATORS = re.compile(r"[;,\s]+")
 _SHEET_TITLE = "activities"
 
@@ -63,24 +66,12 @@ _SHEET_TITLE = "activities"
 
 
 def export_csv(activities: Sequence[ActivityPublic]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    for activity in activities:
-        writer.writerow(_guarded(cell) for cell in _cells(activity, dates_as_text=True))
-    # The BOM lets spreadsheet programs recognise UTF-8 (names such as Türkiye).
-    return buffer.getvalue().encode("utf-8-sig")
+    return csv_bytes(COLUMNS, (list(_cells(a, dates_as_text=True)) for a in activities))
 
 
 def export_xlsx(activities: Sequence[ActivityPublic]) -> bytes:
-    workbook = openpyxl.Workbook(write_only=True)
-    sheet = workbook.create_sheet(_SHEET_TITLE)
-    sheet.append(list(COLUMNS))
-    for activity in activities:
-        sheet.append([_guarded(cell) for cell in _cells(activity, dates_as_text=False)])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    rows = (list(_cells(a, dates_as_text=False)) for a in activities)
+    return xlsx_bytes(COLUMNS, rows, sheet_title=_SHEET_TITLE)
 
 
 def _cells(activity: ActivityPublic, *, dates_as_text: bool) -> Iterator[Any]:
@@ -95,18 +86,18 @@ def _cells(activity: ActivityPublic, *, dates_as_text: bool) -> Iterator[Any]:
         "version": activity.version,
         "title": activity.title,
         "description": activity.description,
-        "items": ";".join(str(n) for n in activity.items),
-        "areas": ";".join(str(n) for n in activity.areas),
+        "items": list_cell(activity.items),
+        "areas": list_cell(activity.areas),
         "type": activity.type.value,
         "status": activity.status.value,
         "lead_member": activity.lead_member,
-        "participants": ";".join(f"{p.member_id}:{p.role.value}" for p in others),
+        "participants": list_cell(f"{p.member_id}:{p.role.value}" for p in others),
         "planned_start": day(activity.planned_start),
         "planned_end": day(activity.planned_end),
         "actual_start": day(activity.actual_start),
         "actual_end": day(activity.actual_end),
-        "countries": ";".join(activity.countries),
-        "tags": ";".join(activity.tags),
+        "countries": list_cell(activity.countries),
+        "tags": list_cell(activity.tags),
         "outputs": _json_cell(
             [o.model_dump(mode="json", exclude_none=True) for o in activity.outputs]
         ),
@@ -121,12 +112,6 @@ def _cells(activity: ActivityPublic, *, dates_as_text: bool) -> Iterator[Any]:
 
 def _json_cell(values: list[Any]) -> str | None:
     return json.dumps(values, ensure_ascii=False, separators=(",", ":")) if values else None
-
-
-def _guarded(cell: Any) -> Any:
-    if isinstance(cell, str) and cell.startswith(_FORMULA_START):
-        return "'" + cell
-    return cell
 
 
 # --- import -----------------------------------------------------------------------------------
@@ -279,10 +264,7 @@ def _text(value: Any) -> str | None:
         text = str(int(value))
     else:
         text = str(value)
-    text = text.strip()
-    if text.startswith("'") and text[1:].startswith(_FORMULA_START):
-        text = text[1:]
-    return text or None
+    return restore(text.strip()) or None
 
 
 def _csv_records(data: bytes) -> Iterator[tuple[int, list[str | None]]]:
