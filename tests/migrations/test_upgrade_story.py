@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from bali_common.auth import Role
 from bali_common.events.topics import STREAM_TOPICS, Stream
-from bali_common.migrations import upgrade
+from bali_common.migrations import downgrade, upgrade
 from bali_devkit.testing.plugin import (
     DatabaseFactory,
     SettingsFactory,
@@ -213,3 +213,49 @@ async def test_reporting_starts_its_projections_over_from_the_topics(
         found = await client.get("/v1/pipeline/event-counts", headers=ops)
         assert found.status_code == 200, found.text
         assert found.json()["items"] == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_the_three_planning_groups_inbox_ids_move_to_the_one_group_and_back(
+    backend: str, databases: DatabaseFactory, tmp_path: Path
+) -> None:
+    """Notifications' revision 0004: the ids the three former groups applied now belong to
+    `notifications.planning`, which skips what the broker still holds of them."""
+    url = await empty_database(backend, databases, tmp_path, "notifications")
+    await upgrade(url, history("notifications"), "0003", quiet=True)
+    applied = [
+        ("notifications.members", "bali.members"),
+        ("notifications.alerts", "bali.alerts"),
+        ("notifications.activities", "bali.activities"),
+        ("another.group", "bali.alerts"),
+    ]
+
+    def record(connection: Connection) -> None:
+        for number, (group, topic) in enumerate(applied):
+            connection.execute(
+                text(
+                    "INSERT INTO inbox_entries (consumer_group, event_id, event_type, topic, "
+                    "partition, \"offset\", processed_at) VALUES (:group, :event_id, 'x', "
+                    ":topic, 0, :number, CURRENT_TIMESTAMP)"
+                ),
+                {"group": group, "event_id": f"e{number}", "topic": topic, "number": number},
+            )
+
+    def groups(connection: Connection) -> list[tuple[str, str]]:
+        rows = connection.execute(
+            text("SELECT event_id, consumer_group FROM inbox_entries ORDER BY event_id")
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    await on(url, record)
+    await upgrade(url, history("notifications"), "0004", quiet=True)
+    assert await on(url, groups) == [
+        ("e0", "notifications.planning"),
+        ("e1", "notifications.planning"),
+        ("e2", "notifications.planning"),
+        ("e3", "another.group"),
+    ]
+    await downgrade(url, history("notifications"), "0003", quiet=True)
+    assert await on(url, groups) == [
+        (f"e{number}", group) for number, (group, _) in enumerate(applied)
+    ]

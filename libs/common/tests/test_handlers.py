@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
 import pytest
 from bali_common.events import CloudEvent, EventPayload, Stream
 from bali_common.events.alerts import AlertAcknowledged, AlertEvent, AlertRaised
 from bali_common.events.members import MemberRegistered, MemberUpdated
 from bali_common.messaging.handlers import EventHandlers
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+CONTRACTS = Path(__file__).parent / "contracts"
+RAISED = AlertRaised.model_validate(json.loads((CONTRACTS / "alert.raised.v1.json").read_text()))
+ACKNOWLEDGED = AlertAcknowledged.model_validate(
+    json.loads((CONTRACTS / "alert.acknowledged.v1.json").read_text())
+)
 
 
 async def first(session: AsyncSession, event: CloudEvent, payload: EventPayload) -> None:
@@ -78,3 +89,21 @@ def test_a_handler_for_no_registered_event_is_refused() -> None:
 def test_a_group_without_handlers_is_refused() -> None:
     with pytest.raises(ValueError, match="no handlers"):
         EventHandlers().consumer_group("empty")
+
+
+async def test_a_batch_handler_gets_the_events_it_takes_at_once_in_offset_order() -> None:
+    handlers = EventHandlers()
+    received: list[list[str]] = []
+
+    @handlers.on_batch(AlertEvent)
+    async def project(session: AsyncSession, batch: Sequence[tuple[CloudEvent, Any]]) -> None:
+        received.append([event.type for event, _ in batch])
+
+    handlers.on(MemberRegistered)(first)
+    group = handlers.consumer_group("g")
+    (index,) = group.route_of("alert.raised", 1)
+    assert group.registrations[index].handler is project
+    events = [(CloudEvent.of(p, source="/t", subject="s"), p) for p in (RAISED, ACKNOWLEDGED)]
+    await group.registrations[index].apply(None, events)  # type: ignore[arg-type]
+    assert received == [["alert.raised", "alert.acknowledged"]]
+    assert group.route_of("member.registered", 1) == (1,)

@@ -129,7 +129,7 @@ async def test_same_event_delivered_twice_by_kafka_notifies_once(
 ) -> None:
     sub_id, endpoint = await subscribe(harness, "IOM", webhook_receiver, member_ids=["IOM"])
     assert endpoint is not None
-    duplicates = harness.runtime.metrics.events_duplicate.labels("notifications.alerts")
+    duplicates = harness.runtime.metrics.events_duplicate.labels("notifications.planning")
     before = duplicates._value.get()
     payload = alert_raised(raised_by="IOM", affected=["PH"])
     event = await harness.publish(payload, subject=payload.alert.alert_id)

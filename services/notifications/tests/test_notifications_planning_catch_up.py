@@ -312,7 +312,7 @@ async def test_member_event_delivered_again_plans_nothing_more(
         assert "eko@au.example.org" in {d.recipient for d in planned}
 
         # Kafka redelivers the very event (the inbox drops it) ...
-        duplicates = harness.runtime.metrics.events_duplicate.labels("notifications.members")
+        duplicates = harness.runtime.metrics.events_duplicate.labels("notifications.planning")
         seen_before = duplicates._value.get()
         await harness.publish(update.payload(), subject="AU", event=update)
 
@@ -326,7 +326,7 @@ async def test_member_event_delivered_again_plans_nothing_more(
 
         async def applied() -> bool:
             async with harness.runtime.sessions() as session:
-                key = ("notifications.members", str(republished.id))
+                key = ("notifications.planning", str(republished.id))
                 return await session.get(InboxEntry, key) is not None
 
         await eventually(applied)

@@ -232,8 +232,8 @@ async def one_by_one(sessions: Any, events: Sequence[CloudEvent]) -> None:
             if await applied_among(session, group=GROUP, event_ids=[str(event.id)]):
                 continue
             payload = event.payload()
-            for handler in GROUP_CHAIN.handlers_for(event.type, event.version):
-                await handler(session, event, payload)
+            for index in GROUP_CHAIN.route_of(event.type, event.version):
+                await GROUP_CHAIN.registrations[index].apply(session, [(event, payload)])
             session.add(
                 InboxEntry(
                     consumer_group=GROUP,

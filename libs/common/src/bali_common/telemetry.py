@@ -108,6 +108,31 @@ def span_from_traceparent(
 
 
 @contextmanager
+def batch_span(
+    name: str,
+    traceparents: Sequence[str | None],
+    *,
+    kind: SpanKind,
+    attributes: dict[str, str] | None = None,
+) -> Iterator[Span]:
+    """A span over several messages, linked to the context each carried (a batch has no one
+    parent). Links are built only when spans are recorded."""
+    links: list[Link] = []
+    if spans_exported():
+        for traceparent in traceparents:
+            if traceparent:
+                context = trace.get_current_span(
+                    _PROPAGATOR.extract({"traceparent": traceparent})
+                ).get_span_context()
+                if context.is_valid:
+                    links.append(Link(context))
+    with tracer().start_as_current_span(
+        name, kind=kind, attributes=attributes, links=links
+    ) as span:
+        yield span
+
+
+@contextmanager
 def server_span(name: str, traceparent: str | None) -> Iterator[Span]:
     with span_from_traceparent(name, traceparent, kind=SpanKind.SERVER) as span:
         yield span

@@ -17,7 +17,7 @@ from bali_notifications.channels import ChannelSender
 from bali_notifications.channels.email import EmailSender
 from bali_notifications.channels.inbox import InboxSender
 from bali_notifications.channels.webhook import WebhookSender
-from bali_notifications.consumers import notification_handlers
+from bali_notifications.consumers import PLANNING_GROUP, notification_handlers
 from bali_notifications.deliveries import digests
 from bali_notifications.deliveries.dispatcher import Dispatcher
 from bali_notifications.deliveries.models import Delivery, DeliveryAttempt, SourceEvent
@@ -96,9 +96,8 @@ def create_app(
             routers=[subscriptions_router, deliveries_router, inbox_router],
             publishes=[Stream.notifications],
             consumer_groups=[
-                handlers.consumer_group("notifications.members", streams=[Stream.members]),
-                handlers.consumer_group("notifications.alerts", streams=[Stream.alerts]),
-                handlers.consumer_group("notifications.activities", streams=[Stream.activities]),
+                # One consumer for the three streams: one fetch loop, not three, at rest.
+                handlers.consumer_group(PLANNING_GROUP),
             ],
             parts=parts,
             on_startup=[fill_in_alert_audiences, seal_webhook_secrets],

@@ -17,6 +17,9 @@ from bali_notifications import directory, planning
 from bali_notifications.channels import ChannelSender
 from bali_notifications.hub import NotificationHub
 
+#: The consumer group planning deliveries from member, alert and activity events.
+PLANNING_GROUP = "notifications.planning"
+
 
 def notification_handlers(
     *,

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -31,12 +32,17 @@ from bali_common.events.envelope import CloudEvent, InvalidEvent
 from bali_common.events.registry import EventPayload
 from bali_common.events.topics import STREAM_TOPICS
 from bali_common.messaging.deadletters import already_dead_lettered, record_dead_letter
-from bali_common.messaging.handlers import ConsumerGroup, Handler
-from bali_common.messaging.inbox import InboxEntry, already_applied, applied_among
+from bali_common.messaging.handlers import ConsumerGroup
+from bali_common.messaging.inbox import (
+    AppliedEvent,
+    already_applied,
+    applied_among,
+    record_applied,
+)
 from bali_common.messaging.kafka import create_consumer
 from bali_common.metrics import ServiceMetrics
 from bali_common.settings import CommonSettings
-from bali_common.telemetry import span_from_traceparent
+from bali_common.telemetry import batch_span, span_from_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +55,8 @@ class _Delivery:
     topic: str
     event: CloudEvent
     payload: EventPayload
-    handlers: Sequence[Handler]
+    #: Indices of the group's registrations that take this event.
+    route: tuple[int, ...]
 
     @property
     def event_id(self) -> str:
@@ -245,10 +252,10 @@ class ConsumerRunner:
         except InvalidEvent as error:
             await self._dead_letter(partition, record, topic, f"schema violation: {error}", 0)
             return None
-        handlers = self._consumer_group.handlers_for(cloud_event.type, cloud_event.version)
-        if not handlers:
+        route = self._consumer_group.route_of(cloud_event.type, cloud_event.version)
+        if not route:
             return None
-        return _Delivery(record, topic, cloud_event, payload, handlers)
+        return _Delivery(record, topic, cloud_event, payload, route)
 
     async def _apply_together(self, deliveries: Sequence[_Delivery]) -> bool:
         """One transaction for the batch: effects and inbox rows commit or roll back together."""
@@ -261,11 +268,10 @@ class ConsumerRunner:
                     )
                 )
                 for delivery in deliveries:
-                    if delivery.event_id in seen:
-                        continue
-                    seen.add(delivery.event_id)
-                    await self._apply_in(session, delivery)
-                    applied.append(delivery)
+                    if delivery.event_id not in seen:
+                        seen.add(delivery.event_id)
+                        applied.append(delivery)
+                await self._apply_in(session, applied)
         except Exception as error:
             log.info("[%s] batch failed (%s); applying one by one", self._group, error)
             return False
@@ -305,32 +311,53 @@ class ConsumerRunner:
         async with transaction(self._sessions) as session:
             if await already_applied(session, group=self._group, event_id=delivery.event_id):
                 return False
-            await self._apply_in(session, delivery)
+            await self._apply_in(session, [delivery])
         return True
 
-    async def _apply_in(self, session: AsyncSession, delivery: _Delivery) -> None:
-        with span_from_traceparent(
-            f"process {delivery.event.type}",
-            delivery.event.traceparent,
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.consumer.group.name": self._group,
-                "messaging.message.id": delivery.event_id,
-            },
-        ):
-            for handler in delivery.handlers:
-                await handler(session, delivery.event, delivery.payload)
-            session.add(
-                InboxEntry(
-                    consumer_group=self._group,
-                    event_id=delivery.event_id,
-                    event_type=delivery.event.type,
-                    topic=delivery.topic,
-                    partition=delivery.record.partition,
-                    offset=delivery.record.offset,
-                )
+    async def _apply_in(self, session: AsyncSession, deliveries: Sequence[_Delivery]) -> None:
+        """Each registration in order over the events it takes, then every inbox row in one
+        INSERT: a batch costs one statement per handler's table, not one per event."""
+        if not deliveries:
+            return
+        with self._span_for(deliveries):
+            for index, registration in enumerate(self._consumer_group.registrations):
+                taken = [d for d in deliveries if index in d.route]
+                if not taken:
+                    continue
+                await registration.apply(session, [(d.event, d.payload) for d in taken])
+            await record_applied(
+                session,
+                [
+                    AppliedEvent(
+                        consumer_group=self._group,
+                        event_id=d.event_id,
+                        event_type=d.event.type,
+                        topic=d.topic,
+                        partition=d.record.partition,
+                        offset=d.record.offset,
+                    )
+                    for d in deliveries
+                ],
             )
+
+    def _span_for(self, deliveries: Sequence[_Delivery]) -> AbstractContextManager[object]:
+        """One consumer span: a child of the event's producer span for a single event, and
+        for a batch a span linked to each event's (OpenTelemetry messaging conventions)."""
+        attributes = {"messaging.system": "kafka", "messaging.consumer.group.name": self._group}
+        if len(deliveries) == 1:
+            (delivery,) = deliveries
+            return span_from_traceparent(
+                f"process {delivery.event.type}",
+                delivery.event.traceparent,
+                kind=SpanKind.CONSUMER,
+                attributes={**attributes, "messaging.message.id": delivery.event_id},
+            )
+        return batch_span(
+            f"process {self._group}",
+            [d.event.traceparent for d in deliveries],
+            kind=SpanKind.CONSUMER,
+            attributes={**attributes, "messaging.batch.message_count": str(len(deliveries))},
+        )
 
     def _record_outcome(self, applied: Sequence[_Delivery], *, duplicates: int) -> None:
         for delivery in applied:

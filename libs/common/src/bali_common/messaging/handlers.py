@@ -1,9 +1,12 @@
 """Event handlers of a service, registered by the payload classes they take.
 
 A service declares `handlers = EventHandlers()` and decorates each handler with
-`@handlers.on(MemberRegistered, MemberUpdated)`. One event may feed several
-handlers (one per projection, say): they run in registration order inside the
-consumer runner's one transaction, so the event is applied by all or by none.
+`@handlers.on(MemberRegistered, MemberUpdated)` (one event at a time) or
+`@handlers.on_batch(ActivityEvent)` (every such event of a fetched batch at once, so that a
+projection writes one statement per table per batch). One event may feed several handlers:
+the consumer runner applies a partition's fetched batch in one transaction, running the
+handlers in registration order, each over the batch's events it takes in offset order, so an
+event is applied by all of its handlers or by none.
 `handlers.consumer_group("reporting.projections")` is what the runtime starts.
 """
 
@@ -24,31 +27,57 @@ PayloadT = TypeVar("PayloadT", bound=EventPayload)
 #: Applies one event inside the runner's transaction; it must not commit.
 Handler = Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
 TypedHandler = Callable[[AsyncSession, CloudEvent, PayloadT], Awaitable[None]]
+#: Applies several events, in offset order, inside the runner's transaction.
+BatchHandler = Callable[[AsyncSession, Sequence[tuple[CloudEvent, Any]]], Awaitable[None]]
+TypedBatchHandler = Callable[[AsyncSession, Sequence[tuple[CloudEvent, PayloadT]]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A registered handler, the payload classes it takes, and how to apply a batch's events
+    to it (all at once for a batch handler, one after the other otherwise)."""
+
+    payloads: tuple[type[EventPayload], ...]
+    handler: Handler | BatchHandler
+    apply: BatchHandler
+
+    def takes(self, definition: EventDefinition) -> bool:
+        return issubclass(definition.model, self.payloads)
+
+    @property
+    def name(self) -> str:
+        return getattr(self.handler, "__name__", repr(self.handler))
+
+
+def _one_at_a_time(handler: Handler) -> BatchHandler:
+    async def apply(session: AsyncSession, events: Sequence[tuple[CloudEvent, Any]]) -> None:
+        for event, payload in events:
+            await handler(session, event, payload)
+
+    return apply
 
 
 @dataclass(frozen=True)
 class ConsumerGroup:
-    """One Kafka consumer group of a service: its topics and, per event type and version,
-    the handlers to run in order. The composition root lists these."""
+    """One Kafka consumer group of a service: its topics, its handlers in registration
+    order, and per event type and version which of them take it. The composition root
+    lists these."""
 
     name: str
     streams: Sequence[Stream]
-    routes: Mapping[tuple[str, int], Sequence[Handler]]
+    registrations: Sequence[Registration]
+    #: (type, version) -> indices into `registrations`, ascending.
+    routes: Mapping[tuple[str, int], tuple[int, ...]]
 
     def handles_type(self, event_type: str) -> bool:
         return any(routed_type == event_type for routed_type, _ in self.routes)
 
-    def handlers_for(self, event_type: str, version: int) -> Sequence[Handler]:
+    def route_of(self, event_type: str, version: int) -> tuple[int, ...]:
+        """The registrations that take this type and version; empty for none."""
         return self.routes.get((event_type, version), ())
 
-
-@dataclass(frozen=True)
-class _Registration:
-    payloads: tuple[type[EventPayload], ...]
-    handler: Handler
-
-    def takes(self, definition: EventDefinition) -> bool:
-        return issubclass(definition.model, self.payloads)
+    def handlers_for(self, event_type: str, version: int) -> Sequence[Handler | BatchHandler]:
+        return tuple(self.registrations[i].handler for i in self.route_of(event_type, version))
 
 
 class EventHandlers:
@@ -60,35 +89,58 @@ class EventHandlers:
     """
 
     def __init__(self) -> None:
-        self._registrations: list[_Registration] = []
+        self._registrations: list[Registration] = []
 
     def on(
         self, *payloads: type[PayloadT]
     ) -> Callable[[TypedHandler[PayloadT]], TypedHandler[PayloadT]]:
-        if not payloads:
-            raise TypeError("name at least one payload class the handler takes")
+        taken = self._checked(payloads)
 
         def register(handler: TypedHandler[PayloadT]) -> TypedHandler[PayloadT]:
-            registration = _Registration(payloads, handler)
-            if not any(registration.takes(definition) for definition in REGISTRY):
-                names = ", ".join(p.__name__ for p in payloads)
-                raise ValueError(f"{handler.__name__}: no registered event is a {names}")
-            self._registrations.append(registration)
+            self._register(Registration(taken, handler, _one_at_a_time(handler)))
             return handler
 
         return register
 
+    def on_batch(
+        self, *payloads: type[PayloadT]
+    ) -> Callable[[TypedBatchHandler[PayloadT]], TypedBatchHandler[PayloadT]]:
+        taken = self._checked(payloads)
+
+        def register(handler: TypedBatchHandler[PayloadT]) -> TypedBatchHandler[PayloadT]:
+            self._register(Registration(taken, handler, handler))
+            return handler
+
+        return register
+
+    @staticmethod
+    def _checked(payloads: tuple[type[PayloadT], ...]) -> tuple[type[EventPayload], ...]:
+        if not payloads:
+            raise TypeError("name at least one payload class the handler takes")
+        return payloads
+
+    def _register(self, registration: Registration) -> None:
+        if not any(registration.takes(definition) for definition in REGISTRY):
+            names = ", ".join(p.__name__ for p in registration.payloads)
+            raise ValueError(f"{registration.name}: no registered event is a {names}")
+        self._registrations.append(registration)
+
     def consumer_group(self, name: str, *, streams: Sequence[Stream] = ()) -> ConsumerGroup:
         """The group that feeds every registered event (of `streams`, if given) to its
         handlers, in registration order."""
-        routes: dict[tuple[str, int], tuple[Handler, ...]] = {}
+        routes: dict[tuple[str, int], tuple[int, ...]] = {}
         for definition in REGISTRY:
             if streams and definition.stream not in streams:
                 continue
-            chain = tuple(r.handler for r in self._registrations if r.takes(definition))
+            chain = tuple(i for i, r in enumerate(self._registrations) if r.takes(definition))
             if chain:
                 routes[(definition.type, definition.version)] = chain
         if not routes:
             raise ValueError(f"consumer group {name!r} has no handlers")
-        streams = sorted({REGISTRY.get(t, v).stream for t, v in routes})
-        return ConsumerGroup(name=name, streams=streams, routes=routes)
+        routed = sorted({REGISTRY.get(t, v).stream for t, v in routes})
+        return ConsumerGroup(
+            name=name,
+            streams=routed,
+            registrations=tuple(self._registrations),
+            routes=routes,
+        )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import Index, delete, tuple_
+from sqlalchemy import Index, delete, insert, tuple_
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -70,3 +72,26 @@ async def purge_applied(sessions: SessionFactory, *, older_than: datetime, batch
         purged += len(keys)
         if len(keys) < batch:
             return purged
+
+
+@dataclass(frozen=True)
+class AppliedEvent:
+    """An inbox row to write: the event a consumer group has just applied."""
+
+    consumer_group: str
+    event_id: str
+    event_type: str
+    topic: str
+    partition: int
+    offset: int
+
+
+async def record_applied(session: AsyncSession, applied: Sequence[AppliedEvent]) -> None:
+    """The inbox rows of a batch in one INSERT, in the transaction that applied the events."""
+    if not applied:
+        return
+    now = utcnow()
+    await session.exec(
+        insert(InboxEntry),
+        params=[{**asdict(entry), "processed_at": now} for entry in applied],
+    )

@@ -148,7 +148,7 @@ class PipelineHealth(BaseModel):
                             "outbox_publish_failures": 0,
                             "consumer_groups": [
                                 {
-                                    "group": "notifications.alerts",
+                                    "group": "notifications.planning",
                                     "lag": 0,
                                     "partitions_behind": 0,
                                     "applied": 120,
