@@ -29,11 +29,11 @@ from bali_common.messaging.kafka import create_consumer, create_producer, ensure
 from bali_common.messaging.outbox import (
     SIGNAL_INFO_KEY,
     SOURCE_INFO_KEY,
-    OutboxRelay,
     OutboxSignal,
     outbox_backlog,
     stage_event,
 )
+from bali_common.messaging.relay import OutboxRelay
 from bali_common.metrics import ServiceMetrics
 from bali_common.runtime import PLUMBING_MODELS
 from bali_common.settings import CommonSettings

@@ -29,11 +29,11 @@ from bali_common.messaging.outbox import (
     SOURCE_INFO_KEY,
     BrokerIncarnation,
     OutboxMessage,
-    OutboxRelay,
     OutboxSignal,
     purge_sent,
     stage_event,
 )
+from bali_common.messaging.relay import OutboxRelay
 from bali_common.metrics import ServiceMetrics
 from bali_common.settings import CommonSettings
 from bali_devkit.broker import EmbeddedBroker

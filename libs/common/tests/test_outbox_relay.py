@@ -14,12 +14,12 @@ from bali_common.messaging.outbox import (
     SOURCE_INFO_KEY,
     BrokerIncarnation,
     OutboxMessage,
-    OutboxRelay,
     OutboxSignal,
     outbox_backlog,
     purge_sent,
     stage_event,
 )
+from bali_common.messaging.relay import OutboxRelay
 from bali_common.metrics import ServiceMetrics
 from bali_common.settings import CommonSettings
 from bali_devkit.testing.plugin import SettingsFactory, eventually, read_topic

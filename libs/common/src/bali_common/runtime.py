@@ -43,11 +43,11 @@ from bali_common.messaging.outbox import (
     SOURCE_INFO_KEY,
     BrokerIncarnation,
     OutboxMessage,
-    OutboxRelay,
     OutboxSignal,
     outbox_backlog,
     purge_sent,
 )
+from bali_common.messaging.relay import OutboxRelay
 from bali_common.metrics import ServiceMetrics, install_http_metrics
 from bali_common.problems import install_problem_handlers, problem_response
 from bali_common.schema_version import MigrationError, check_at_head

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlmodel import SQLModel
 
 from bali_consultation import consumers, migrations
-from bali_consultation.alerts import escalation, routes
+from bali_consultation.alerts import escalation, routes, step_routes
 from bali_consultation.alerts.models import (
     Alert,
     AlertAffectedMember,
@@ -54,7 +54,7 @@ def create_app(settings: ConsultationSettings | None = None, *, clock: Clock = u
             "documents and an Atom feed of public alerts.",
             models=MODELS,
             migrations=migrations.DIRECTORY,
-            routers=[routes.router],
+            routers=[routes.router, step_routes.router],
             publishes=[Stream.alerts],
             consumer_groups=[consumers.handlers.consumer_group("consultation.members")],
             background=[escalation.timer_loop],

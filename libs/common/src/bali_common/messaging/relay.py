@@ -1,0 +1,316 @@
+"""The outbox relay: publishes committed outbox rows in order, and again onto a new broker.
+
+See `outbox.py` for the rows it publishes. Sent rows are kept for a retention window; each
+broker start has an incarnation (the cluster id in its metadata), and a relay that finds a
+new one publishes its kept rows again, in order, before anything new: the consumers' inbox
+makes the repeats harmless. On Apache Kafka the incarnation never changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from opentelemetry.trace import SpanKind
+from sqlalchemy import or_, update
+from sqlmodel import col, select
+
+from bali_common.db import SessionFactory, transaction, utcnow
+from bali_common.events.envelope import TRACEPARENT_HEADER
+from bali_common.messaging.kafka import broker_incarnation
+from bali_common.messaging.outbox import (
+    BrokerIncarnation,
+    ClaimedRecord,
+    OutboxMessage,
+    OutboxSignal,
+)
+from bali_common.metrics import ServiceMetrics
+from bali_common.settings import CommonSettings
+from bali_common.telemetry import current_traceparent, span_from_traceparent
+
+log = logging.getLogger(__name__)
+
+_INCARNATION_ROW = "broker"
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows in id order and marks them sent.
+
+    Rows are claimed with a lease in a short transaction (FOR UPDATE SKIP LOCKED
+    on PostgreSQL, so several relays share the work), published outside any
+    transaction (a paused broker never holds a database connection), then
+    marked sent. A relay that dies after publishing and before marking leaves
+    the row to be published again: at-least-once, made exactly-once by the
+    consumers' inbox.
+
+    Before publishing it makes sure it talks to the broker incarnation its
+    database last published to; on a new one it publishes every kept row again
+    (see the module docstring). `on_new_broker` runs first (creating the topics,
+    so that they get their catalogue partition counts rather than a default).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: CommonSettings,
+        session_factory: SessionFactory,
+        producer: AIOKafkaProducer,
+        signal: OutboxSignal,
+        metrics: ServiceMetrics,
+        after_publish: Callable[[ClaimedRecord], None] | None = None,
+        on_new_broker: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sessions = session_factory
+        self._producer = producer
+        self._signal = signal
+        self._metrics = metrics
+        self._after_publish = after_publish or _fault_hook_from(settings)
+        self._on_new_broker = on_new_broker
+        self.relay_id = settings.relay_id or f"{socket.gethostname()}:{settings.service_name}"
+        self._lease = timedelta(
+            seconds=max(settings.outbox_claim_seconds, settings.kafka_request_timeout_ms / 1000 + 5)
+        )
+        self._incarnation: str | None = None
+        self._broker_checked_at = -float("inf")
+
+    async def run(self) -> None:
+        await self._release_own_claims()
+        while True:
+            try:
+                await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay cycle failed; retrying")
+            # A commit during the drain has set the signal already: no wait then.
+            await self._signal.wait(self._settings.outbox_poll_interval_s)
+
+    async def drain(self) -> int:
+        """Publish until nothing claimable is left; returns how many rows were acknowledged."""
+        total = 0
+        while True:
+            await self._follow_broker()
+            rows = await self._claim()
+            if not rows:
+                return total
+            sent_ids = await self._publish(rows)
+            await self._mark_sent(sent_ids)
+            total += len(sent_ids)
+            # A short batch was all there was: no further (empty) claim.
+            if len(sent_ids) < len(rows) or len(rows) < self._settings.outbox_batch_size:
+                return total
+
+    async def _follow_broker(self) -> None:
+        """Ask (at most every `broker_check_interval_s`) which broker incarnation answers."""
+        now = time.monotonic()
+        if now - self._broker_checked_at < self._settings.broker_check_interval_s:
+            return
+        self._broker_checked_at = now
+        try:
+            cluster_id = await broker_incarnation(self._producer.client)
+        except KafkaError as error:
+            log.info("broker incarnation unknown (%s); publishing will retry", error)
+            return
+        if cluster_id is not None and cluster_id != self._incarnation:
+            await self._adopt(cluster_id)
+
+    async def _adopt(self, cluster_id: str) -> None:
+        """Publish every kept row again if the broker is not the one they were sent to.
+
+        Rows go back to pending in id order before anything new is claimed, so that the
+        new broker receives each aggregate's events in their original order.
+        """
+        async with self._sessions() as session:
+            known = await session.get(BrokerIncarnation, _INCARNATION_ROW)
+        if known is None or known.cluster_id != cluster_id:
+            if self._on_new_broker is not None:
+                await self._on_new_broker()
+            replayed = await self._return_sent_rows(cluster_id)
+            async with transaction(self._sessions) as session:
+                await session.merge(BrokerIncarnation(name=_INCARNATION_ROW, cluster_id=cluster_id))
+            self._metrics.outbox_replayed.inc(replayed)
+            log.log(
+                logging.WARNING if replayed else logging.INFO,
+                "broker incarnation %s (was %s): publishing %d kept rows again",
+                cluster_id,
+                known.cluster_id if known else "unknown",
+                replayed,
+            )
+        self._incarnation = cluster_id
+
+    async def _return_sent_rows(self, cluster_id: str) -> int:
+        """Rows sent within the retention window, and only those: an older row is due for the
+        purge, and the inbox may have forgotten its id, so publishing it again could apply it
+        twice (a database from before retention existed holds its whole history)."""
+        returned, after = 0, 0
+        kept_since = utcnow() - timedelta(seconds=self._settings.outbox_retention_s)
+        while True:
+            async with transaction(self._sessions) as session:
+                # Resuming after the last id keeps each batch as cheap as the first.
+                ids = list(
+                    (
+                        await session.exec(
+                            select(OutboxMessage.id)
+                            .where(col(OutboxMessage.id) > after)
+                            .where(col(OutboxMessage.sent_at) >= kept_since)
+                            .where(
+                                or_(
+                                    col(OutboxMessage.sent_incarnation).is_(None),
+                                    col(OutboxMessage.sent_incarnation) != cluster_id,
+                                )
+                            )
+                            .order_by(col(OutboxMessage.id))
+                            .limit(self._settings.retention_purge_batch)
+                        )
+                    ).all()
+                )
+                if not ids:
+                    return returned
+                await session.exec(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.id).in_(ids))
+                    .values(
+                        sent_at=None, sent_incarnation=None, claimed_by=None, claimed_until=None
+                    )
+                )
+            returned += len(ids)
+            after = max(id_ for id_ in ids if id_ is not None)
+
+    async def _release_own_claims(self) -> None:
+        """A restarted relay takes back at once what its previous life had claimed."""
+        async with transaction(self._sessions) as session:
+            await session.exec(
+                update(OutboxMessage)
+                .where(OutboxMessage.claimed_by == self.relay_id)  # type: ignore[arg-type]
+                .where(OutboxMessage.sent_at.is_(None))  # type: ignore[union-attr]
+                .values(claimed_until=None, claimed_by=None)
+            )
+
+    async def _claim(self) -> list[ClaimedRecord]:
+        now = utcnow()
+        async with transaction(self._sessions) as session:
+            query = (
+                select(*(getattr(OutboxMessage, name) for name in ClaimedRecord._fields))
+                .where(OutboxMessage.sent_at.is_(None))  # type: ignore[union-attr]
+                .where(
+                    or_(
+                        OutboxMessage.claimed_until.is_(None),  # type: ignore[union-attr]
+                        col(OutboxMessage.claimed_until) < now,
+                    )
+                )
+                .order_by(col(OutboxMessage.id))
+                .limit(self._settings.outbox_batch_size)
+                .with_for_update(skip_locked=True)
+            )
+            claimed = [ClaimedRecord(*row) for row in (await session.exec(query)).all()]
+            if not claimed:
+                return []
+            await session.exec(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_([record.id for record in claimed]))
+                .values(claimed_by=self.relay_id, claimed_until=now + self._lease)
+            )
+            return claimed
+
+    async def _publish(self, rows: Sequence[ClaimedRecord]) -> list[int]:
+        """Send the batch in order and await the acks; stop at the first failure."""
+        prefix = self._settings.kafka_topic_prefix
+        pending: list[tuple[ClaimedRecord, asyncio.Future[Any]]] = []
+        error: Exception | None = None
+        for row in rows:
+            try:
+                pending.append((row, await self._send(row, f"{prefix}{row.topic}")))
+            except Exception as send_error:
+                error = send_error
+                break
+        sent: list[int] = []
+        for row, future in pending:
+            try:
+                await future
+            except Exception as ack_error:
+                error = ack_error
+                break
+            sent.append(row.id)
+            self._metrics.outbox_published.labels(row.topic).inc()
+            if self._after_publish is not None:
+                self._after_publish(row)
+        if error is not None:
+            await self._record_failure([row for row in rows if row.id not in sent], error)
+        return sent
+
+    async def _send(self, row: ClaimedRecord, topic: str) -> asyncio.Future[Any]:
+        """Queue one record under a producer span that continues the stored trace."""
+        with span_from_traceparent(
+            f"publish {row.topic}",
+            row.traceparent,
+            kind=SpanKind.PRODUCER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": topic},
+        ):
+            headers = [
+                (name, text.encode())
+                for name, text in json.loads(row.headers)
+                if name != TRACEPARENT_HEADER
+            ]
+            traceparent = current_traceparent()
+            if traceparent:
+                headers.append((TRACEPARENT_HEADER, traceparent.encode()))
+            future: asyncio.Future[Any] = await self._producer.send(
+                topic, value=row.value, key=row.key.encode(), headers=headers
+            )
+            return future
+
+    async def _record_failure(self, rows: Sequence[ClaimedRecord], error: Exception) -> None:
+        self._metrics.outbox_publish_failures.inc()
+        log.warning("publish failed (%s); %d rows will be retried", error, len(rows))
+        ids = [row.id for row in rows]
+        async with transaction(self._sessions) as session:
+            await session.exec(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids))  # type: ignore[union-attr]
+                .values(
+                    claimed_until=None,
+                    claimed_by=None,
+                    attempts=OutboxMessage.attempts + 1,
+                    last_error=f"{type(error).__name__}: {error}"[:2000],
+                )
+            )
+        # A broker that went away may come back as a new incarnation: ask before the next try.
+        self._broker_checked_at = -float("inf")
+        await asyncio.sleep(min(5.0, self._settings.outbox_poll_interval_s))
+
+    async def _mark_sent(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        async with transaction(self._sessions) as session:
+            await session.exec(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids))  # type: ignore[union-attr]
+                .values(sent_at=utcnow(), claimed_until=None, sent_incarnation=self._incarnation)
+            )
+
+
+def _fault_hook_from(settings: CommonSettings) -> Callable[[ClaimedRecord], None] | None:
+    """Fault injection (a relay crash between publish and mark-sent): die after the broker acked
+    and before the row is marked sent."""
+    every = settings.fault_relay_exit_after_publish_every
+    if every <= 0:
+        return None
+    published = 0
+
+    def exit_every_nth(_row: ClaimedRecord) -> None:
+        nonlocal published
+        published += 1
+        if published % every == 0:
+            os._exit(9)
+
+    return exit_every_nth
