@@ -23,7 +23,7 @@ def _token() -> str:
 
 
 def test_a_genuine_token_verifies() -> None:
-    claims = verify_link_token(SECRET, _token(), purpose="test", now=NOW)
+    claims = verify_link_token([SECRET], _token(), purpose="test", now=NOW)
     assert (claims.subject, claims.recipient) == ("alert-1", "AU")
 
 
@@ -51,4 +51,13 @@ def test_a_genuine_token_verifies() -> None:
 def test_a_mangled_token_is_an_invalid_link(mangle: object) -> None:
     assert callable(mangle)
     with pytest.raises(InvalidLinkToken):
-        verify_link_token(SECRET, mangle(_token()), purpose="test", now=NOW)
+        verify_link_token([SECRET], mangle(_token()), purpose="test", now=NOW)
+
+
+def test_links_signed_before_a_rotation_verify_while_the_old_secret_is_retiring() -> None:
+    old = _token()
+    new_secret = SecretStr("the-next-secret")
+    claims = verify_link_token([new_secret, SECRET], old, purpose="test", now=NOW)
+    assert claims.subject == "alert-1"
+    with pytest.raises(InvalidLinkToken):
+        verify_link_token([new_secret], old, purpose="test", now=NOW)

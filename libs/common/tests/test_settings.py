@@ -74,3 +74,17 @@ def test_every_variable_in_the_readme_configuration_table_is_a_setting() -> None
     assert names
     unknown = {n for n in names if n.lower() not in CommonSettings.model_fields}
     assert unknown == set()
+
+
+def test_retiring_link_secrets_verify_after_the_current_one() -> None:
+    settings = CommonSettings(
+        link_signing_secret=SecretStr("new"), link_signing_previous_secrets=SecretStr("old, older")
+    )
+    assert [s.get_secret_value() for s in settings.link_verifying_secrets] == [
+        "new",
+        "old",
+        "older",
+    ]
+    assert [s.get_secret_value() for s in CommonSettings().link_verifying_secrets] == [
+        CommonSettings().link_signing_secret.get_secret_value()
+    ]

@@ -77,7 +77,7 @@ async def test_alert_raised_gives_one_email_per_co_chair_focal_point_and_one_web
             [(linked_alert, token)] = links
             assert linked_alert == alert_id
             claims = verify_link_token(
-                harness.settings.link_signing_secret,
+                harness.settings.link_verifying_secrets,
                 token,
                 purpose=ACKNOWLEDGE_LINK_PURPOSE,
                 now=now,

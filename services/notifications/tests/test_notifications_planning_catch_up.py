@@ -142,7 +142,10 @@ def assert_acknowledge_link(
     [(linked_alert, token)] = LINK.findall(mail.text)
     assert linked_alert == alert_id
     claims = verify_link_token(
-        harness.settings.link_signing_secret, token, purpose=ACKNOWLEDGE_LINK_PURPOSE, now=utcnow()
+        harness.settings.link_verifying_secrets,
+        token,
+        purpose=ACKNOWLEDGE_LINK_PURPOSE,
+        now=utcnow(),
     )
     assert (claims.subject, claims.recipient) == (alert_id, to)
 

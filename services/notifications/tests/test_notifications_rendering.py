@@ -105,7 +105,7 @@ def test_the_acknowledge_link_goes_to_co_chairs_only_and_names_its_recipient() -
         assert rendered.action_label == "Acknowledge this alert (one click)"
         assert token in rendered.html
         claims = verify_link_token(
-            settings.link_signing_secret, token, purpose=ACKNOWLEDGE_LINK_PURPOSE, now=NOW
+            settings.link_verifying_secrets, token, purpose=ACKNOWLEDGE_LINK_PURPOSE, now=NOW
         )
         assert (claims.subject, claims.recipient) == (alert_id, recipient.address)
         expected = NOW + timedelta(seconds=settings.acknowledge_link_ttl_s)

@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import uuid4
 
@@ -75,7 +76,11 @@ def mint_link_token(
     return f"{body}.{_signature(secret, body)}"
 
 
-def verify_link_token(secret: SecretStr, token: str, *, purpose: str, now: datetime) -> LinkClaims:
+def verify_link_token(
+    secrets: Sequence[SecretStr], token: str, *, purpose: str, now: datetime
+) -> LinkClaims:
+    """Verify against each of `secrets` (the current one first, then those being retired):
+    links minted before a rotation keep working until they expire."""
     # Minted tokens are base64url and a dot: anything else (the token is whatever the caller
     # put in the URL or form) is malformed, answered like any other invalid link.
     if not token.isascii():
@@ -83,7 +88,7 @@ def verify_link_token(secret: SecretStr, token: str, *, purpose: str, now: datet
     body, _, signature = token.partition(".")
     if not body or not signature:
         raise InvalidLinkToken("malformed token")
-    if not _same_signature(signature, _signature(secret, body)):
+    if not any(_same_signature(signature, _signature(secret, body)) for secret in secrets):
         raise InvalidLinkToken("bad signature")
     try:
         claims = LinkClaims.model_validate(json.loads(_unb64(body)))

@@ -133,6 +133,18 @@ class CommonSettings(DatabaseSettings):
 
     # Secrets used by signed links and tokens issued by the services themselves
     link_signing_secret: SecretStr = SecretStr(DEV_LINK_SECRET)
+    link_signing_previous_secrets: SecretStr | None = Field(
+        default=None,
+        description="Link-signing secrets being retired, comma-separated: links they signed "
+        "still verify until they expire (rotation: docs/operations.md)",
+    )
+
+    @property
+    def link_verifying_secrets(self) -> list[SecretStr]:
+        """The current link-signing secret first, then those being retired."""
+        retiring = self.link_signing_previous_secrets
+        previous = retiring.get_secret_value().split(",") if retiring else []
+        return [self.link_signing_secret, *(SecretStr(s.strip()) for s in previous if s.strip())]
 
     # Operational endpoints: open locally, closed or behind a token in production
     api_docs: bool = Field(

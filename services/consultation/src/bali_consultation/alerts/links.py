@@ -31,7 +31,7 @@ def _verify(
     """Signature, purpose, expiry and the alert it was minted for; single use is checked apart."""
     try:
         claims = verify_link_token(
-            settings.link_signing_secret, token, purpose=ACKNOWLEDGE_LINK_PURPOSE, now=now
+            settings.link_verifying_secrets, token, purpose=ACKNOWLEDGE_LINK_PURPOSE, now=now
         )
     except ExpiredLinkToken:
         raise ProblemError(
