@@ -52,7 +52,7 @@ from bali_common.metrics import ServiceMetrics, install_http_metrics
 from bali_common.problems import install_problem_handlers, problem_response
 from bali_common.schema_version import MigrationError, check_at_head
 from bali_common.settings import CommonSettings
-from bali_common.telemetry import configure_tracing, spans_exported
+from bali_common.telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -420,11 +420,12 @@ def build_app(definition: ServiceDefinition, settings: CommonSettings) -> FastAP
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
         dependencies=[Depends(refuse_nul_characters)],
-        # FastAPI's own server span per request, continuing the caller's traceparent, and
-        # only when spans are exported: no span is built for nothing. Metrics are
-        # Prometheus's (`HttpMetrics`); logs are the services' own.
+        # FastAPI's own server span per request, continuing the caller's traceparent: its
+        # trace id goes into the audit rows and the outbox. Until something exports spans the
+        # sampler makes it a non-recording span (ids, no attributes, no processors). Metrics
+        # are Prometheus's (`HttpMetrics`); logs are the services' own.
         telemetry={
-            "tracing": spans_exported(),
+            "tracing": True,
             "metrics": False,
             "logs": False,
             "operation_spans": False,
