@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PYTEST_ARGS ?=
+# Parallel workers for the suite's fast part; the real-process fault and e2e tests (marked slow)
+# then run on their own, since they measure recovery times that a loaded machine would stretch.
+TEST_WORKERS ?= 3
 
 .PHONY: up test faults lint bench asyncapi bootstrap clean
 
@@ -13,7 +16,8 @@ up: bootstrap
 	$(UV) run --frozen bali up $(ARGS)
 
 test: bootstrap
-	$(UV) run --frozen pytest $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow" $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 # The platform fault suite under its full load, with the recovery times it measures.
 faults: bootstrap
