@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from bali_activities.activities.models import ActivityCreate
+from bali_activities.activities.schemas import ActivityCreate
 from bali_common.auth import Role, issue_dev_token
 from bali_common.settings import CommonSettings
 from bali_devkit.broker import EmbeddedBroker, free_port

@@ -1,0 +1,301 @@
+"""Steps every change shares: validate, check the rules, store, record version, events and audit."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from bali_common.auth import Principal
+from bali_common.events.activities import (
+    ActivityCreated,
+    ActivityDeleted,
+    ActivityRestored,
+    ActivityStatus,
+    ActivityStatusChanged,
+    ActivityUpdated,
+)
+from bali_common.events.registry import EventPayload
+from bali_common.events.shared import Actor
+from bali_common.http.audit import record_audit
+from bali_common.messaging.outbox import stage_event
+from bali_common.problems import FieldProblem, ProblemError
+from opentelemetry import trace
+from pydantic import ValidationError
+from sqlalchemy import delete
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bali_activities.activities.models import (
+    STRATEGY,
+    Activity,
+    ActivityIndexEntry,
+    ActivityVersion,
+    IndexKind,
+)
+from bali_activities.activities.representation import (
+    EDITABLE,
+    activity_public,
+    activity_summary,
+    editable_values,
+)
+from bali_activities.activities.rules import involved_members, latest_today, rule_problems
+from bali_activities.activities.schemas import ActivityFields
+from bali_activities.members.queries import member_states
+from bali_activities.refusals import forbidden
+
+
+async def create(
+    session: AsyncSession,
+    values: dict[str, Any],
+    *,
+    prefix: str,
+    principal: Principal,
+    source: str | None,
+    now: datetime,
+) -> Activity:
+    lead = values.get("lead_member")
+    if not principal.is_admin:
+        if principal.member_id is None:
+            raise forbidden("Your token names no member agency to lead the activity.")
+        if lead is not None and lead != principal.member_id:
+            raise forbidden(
+                "A member agency logs only activities it leads.", field=f"{prefix}.lead_member"
+            )
+        values = {**values, "lead_member": principal.member_id}
+    fields = _validated(values, prefix)
+    data = await _checked(session, fields, prefix=prefix, now=now, already_involved=frozenset())
+    activity = Activity(
+        id=str(uuid.uuid4()), version=1, created_at=now, updated_at=now, **_row(data)
+    )
+    session.add(activity)
+    # The index and version rows reference the activity: insert it first.
+    await session.flush()
+    await _sync_index(session, activity.id, old=set(), new=_index_values(activity))
+    record(
+        session,
+        activity,
+        action="created",
+        changes={name: {"from": None, "to": data[name]} for name in EDITABLE if data[name]},
+        principal=principal,
+        source=source,
+        now=now,
+    )
+    return activity
+
+
+async def change(
+    session: AsyncSession,
+    activity: Activity,
+    sent: dict[str, Any],
+    *,
+    prefix: str,
+    principal: Principal,
+    source: str | None,
+    now: datetime,
+) -> list[str]:
+    """Merge `sent` into the activity, check the rules, record a version; the changed fields."""
+    if (
+        sent.get("lead_member", activity.lead_member) != activity.lead_member
+        and not principal.is_admin
+    ):
+        raise forbidden(
+            "Only an administrator hands an activity to another lead member.",
+            field=f"{prefix}.lead_member",
+        )
+    current = editable_values(activity)
+    fields = _validated({**current, **sent}, prefix)
+    involved = frozenset({activity.lead_member, *(p["member_id"] for p in activity.participants)})
+    data = await _checked(session, fields, prefix=prefix, now=now, already_involved=involved)
+    changed = [name for name in EDITABLE if data[name] != current[name]]
+    if not changed:
+        return []
+    old_index = _index_values(activity)
+    previous_status = activity.status
+    for name, value in _row(data).items():
+        setattr(activity, name, value)
+    activity.version += 1
+    activity.updated_at = now
+    session.add(activity)
+    await _sync_index(session, activity.id, old=old_index, new=_index_values(activity))
+    record(
+        session,
+        activity,
+        action="status_changed" if "status" in changed else "updated",
+        changes={name: {"from": current[name], "to": data[name]} for name in changed},
+        principal=principal,
+        source=source,
+        now=now,
+        previous_status=previous_status,
+    )
+    return changed
+
+
+def record(
+    session: AsyncSession,
+    activity: Activity,
+    *,
+    action: str,
+    changes: dict[str, dict[str, Any]],
+    principal: Principal,
+    source: str | None,
+    now: datetime,
+    previous_status: str | None = None,
+) -> None:
+    """Stage the version row, one event per kind of change, and the audit row."""
+    context = trace.get_current_span().get_span_context()
+    trace_id = f"{context.trace_id:032x}" if context.is_valid else None
+    session.add(
+        ActivityVersion(
+            activity_id=activity.id,
+            version=activity.version,
+            action=action,
+            snapshot=activity_public(activity).model_dump(mode="json"),
+            changes=changes,
+            actor_subject=principal.subject,
+            actor_member=principal.member_id,
+            actor_name=principal.name,
+            at=now,
+            trace_id=trace_id,
+        )
+    )
+    common: dict[str, Any] = {
+        "activity": activity_summary(activity),
+        "actor": Actor(
+            subject=principal.subject, member_id=principal.member_id, name=principal.name
+        ),
+        "occurred_at": now,
+    }
+    events: list[EventPayload] = []
+    if action == "created":
+        events.append(ActivityCreated(**common))
+    elif action == "deleted":
+        events.append(ActivityDeleted(**common))
+    elif action == "restored":
+        events.append(ActivityRestored(**common))
+    else:
+        if "status" in changes and previous_status is not None:
+            events.append(
+                ActivityStatusChanged(**common, previous_status=ActivityStatus(previous_status))
+            )
+        others = [name for name in changes if name != "status"]
+        if others:
+            events.append(ActivityUpdated(**common, changed_fields=others))
+    for event in events:
+        stage_event(session, event, subject=activity.id)
+    record_audit(
+        session,
+        principal=principal,
+        action=f"activity.{_AUDIT_VERBS[action]}",
+        resource_type="activity",
+        resource_id=activity.id,
+        source=source,
+        details={"version": activity.version, "changed_fields": list(changes)},
+    )
+
+
+_AUDIT_VERBS = {
+    "created": "create",
+    "updated": "update",
+    "status_changed": "update",
+    "deleted": "delete",
+    "restored": "restore",
+}
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def _validated(values: dict[str, Any], prefix: str) -> ActivityFields:
+    try:
+        return ActivityFields.model_validate(values)
+    except ValidationError as error:
+        raise _rejected(
+            [
+                FieldProblem(
+                    field=".".join([prefix, *(str(part) for part in problem["loc"])]),
+                    message=problem["msg"],
+                    type=problem["type"],
+                )
+                for problem in error.errors()
+            ]
+        ) from None
+
+
+async def _checked(
+    session: AsyncSession,
+    fields: ActivityFields,
+    *,
+    prefix: str,
+    now: datetime,
+    already_involved: frozenset[str],
+) -> dict[str, Any]:
+    """The rules checked and the values normalised as they are stored (JSON types)."""
+    members = await member_states(session, involved_members(fields))
+    problems = rule_problems(
+        fields,
+        prefix=prefix,
+        today=latest_today(now),
+        members=members,
+        already_involved=already_involved,
+    )
+    if problems:
+        raise _rejected(problems)
+    data = fields.model_dump(mode="json")
+    data["items"] = sorted(data["items"])
+    data["participants"] = [p for p in data["participants"] if p["member_id"] != fields.lead_member]
+    data["countries"] = list(dict.fromkeys(data["countries"]))
+    data["tags"] = list(dict.fromkeys(data["tags"]))
+    return data
+
+
+def _rejected(problems: list[FieldProblem]) -> ProblemError:
+    fields = ", ".join(dict.fromkeys(problem.field for problem in problems))
+    return ProblemError(
+        422,
+        "Request validation failed",
+        f"Invalid field{'s' if len(problems) > 1 else ''}: {fields}",
+        slug="validation-error",
+        errors=problems,
+    )
+
+
+# --- stored values and the list-filter index --------------------------------------------------
+
+
+def _row(data: dict[str, Any]) -> dict[str, Any]:
+    """Column values from normalised field values, with the derived columns."""
+    values = dict(data)
+    for name in ("planned_start", "planned_end", "actual_start", "actual_end"):
+        values[name] = date.fromisoformat(data[name]) if data[name] else None
+    values["areas"] = sorted({STRATEGY.item(number).area_number for number in data["items"]})
+    start = values["actual_start"] or values["planned_start"]
+    values["window_start"] = start
+    values["window_end"] = values["actual_end"] or values["planned_end"] or start
+    return values
+
+
+def _index_values(activity: Activity) -> set[tuple[str, str]]:
+    values = {(IndexKind.item.value, str(number)) for number in activity.items}
+    values.add((IndexKind.member.value, activity.lead_member))
+    values |= {(IndexKind.member.value, p["member_id"]) for p in activity.participants}
+    values |= {(IndexKind.tag.value, tag) for tag in activity.tags}
+    values |= {(IndexKind.country.value, country) for country in activity.countries}
+    return values
+
+
+async def _sync_index(
+    session: AsyncSession, activity_id: str, *, old: set[tuple[str, str]], new: set[tuple[str, str]]
+) -> None:
+    for kind, value in sorted(old - new):
+        await session.exec(
+            delete(ActivityIndexEntry).where(
+                col(ActivityIndexEntry.activity_id) == activity_id,
+                col(ActivityIndexEntry.kind) == kind,
+                col(ActivityIndexEntry.value) == value,
+            )
+        )
+    session.add_all(
+        ActivityIndexEntry(activity_id=activity_id, kind=kind, value=value)
+        for kind, value in sorted(new - old)
+    )
