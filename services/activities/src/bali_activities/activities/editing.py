@@ -120,7 +120,7 @@ async def set_deleted(
         activity.version += 1
         activity.updated_at = moment
         session.add(activity)
-        steps.record(
+        await steps.record(
             session,
             activity,
             action="deleted" if deleted else "restored",

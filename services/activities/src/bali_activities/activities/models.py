@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any
 
 from bali_common.catalogue import load_strategy
 from bali_common.db import utcnow
 from sqlalchemy import JSON, Column, Date, DateTime, Index, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeEngine
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
@@ -30,6 +31,18 @@ MAX_QUANTITY = 1_000_000_000_000
 
 # --- tables -----------------------------------------------------------------------------------
 
+#: The list columns the list filters search: JSONB on PostgreSQL, where GIN indexes answer
+#: containment (`@>`, `?|`); JSON on SQLite, searched with `json_each`.
+SEARCHABLE_JSON: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
+#: Searchable list columns; each has a GIN index on PostgreSQL (`ix_activities_<name>`).
+SEARCHED_LISTS = ("items", "members", "countries", "tags")
+
+
+def _gin_index(column: str) -> Index:
+    """PostgreSQL only: on SQLite an index on JSON text answers no filter and costs each write."""
+    index = Index(f"ix_activities_{column}", column, postgresql_using="gin")
+    return index.ddl_if(dialect="postgresql")
+
 
 class Activity(SQLModel, table=True):
     """The current state of an activity; every version is also kept in `activity_versions`."""
@@ -38,6 +51,7 @@ class Activity(SQLModel, table=True):
     __table_args__ = (
         Index("ix_activities_listing", "created_at", "id"),
         Index("ix_activities_window", "window_start", "window_end"),
+        *(_gin_index(column) for column in SEARCHED_LISTS),
     )
 
     id: str = SQLField(primary_key=True, max_length=36)
@@ -45,13 +59,19 @@ class Activity(SQLModel, table=True):
     strategy_id: str = SQLField(default=STRATEGY.id, max_length=50)
     title: str = SQLField(max_length=MAX_TITLE)
     description: str = SQLField(default="", sa_column=Column(Text, nullable=False))
-    items: list[int] = SQLField(sa_column=Column(JSON, nullable=False))
+    items: list[int] = SQLField(sa_column=Column(SEARCHABLE_JSON, nullable=False))
     areas: list[int] = SQLField(sa_column=Column(JSON, nullable=False))
     type: str = SQLField(max_length=40, index=True)
     status: str = SQLField(max_length=20, index=True)
     lead_member: str = SQLField(max_length=20, index=True)
     participants: list[dict[str, str]] = SQLField(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
+        default_factory=list, sa_column=Column(JSON, nullable=False, default=list)
+    )
+    members: list[str] = SQLField(
+        default_factory=list,
+        sa_column=Column(SEARCHABLE_JSON, nullable=False, default=list),
+        description="Every member involved, the lead and the participants, sorted: what the "
+        "member filter searches",
     )
     planned_start: date | None = SQLField(default=None, sa_column=Column(Date, nullable=True))
     planned_end: date | None = SQLField(default=None, sa_column=Column(Date, nullable=True))
@@ -67,20 +87,26 @@ class Activity(SQLModel, table=True):
         sa_column=Column(Date, nullable=True),
         description="Actual end, else planned end, else the window start",
     )
-    countries: list[str] = SQLField(default_factory=list, sa_column=Column(JSON, nullable=False))
-    outputs: list[dict[str, Any]] = SQLField(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
+    countries: list[str] = SQLField(
+        default_factory=list, sa_column=Column(SEARCHABLE_JSON, nullable=False, default=list)
     )
-    tags: list[str] = SQLField(default_factory=list, sa_column=Column(JSON, nullable=False))
+    outputs: list[dict[str, Any]] = SQLField(
+        default_factory=list, sa_column=Column(JSON, nullable=False, default=list)
+    )
+    tags: list[str] = SQLField(
+        default_factory=list, sa_column=Column(SEARCHABLE_JSON, nullable=False, default=list)
+    )
     documents: list[dict[str, str]] = SQLField(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
+        default_factory=list, sa_column=Column(JSON, nullable=False, default=list)
     )
     related_alert_id: str | None = SQLField(default=None, max_length=100)
     created_at: datetime = SQLField(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, default=utcnow),
     )
     updated_at: datetime = SQLField(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, default=utcnow),
     )
     deleted: bool = SQLField(default=False, index=True)
     deleted_at: datetime | None = SQLField(
@@ -88,26 +114,12 @@ class Activity(SQLModel, table=True):
     )
 
 
-class IndexKind(StrEnum):
-    item = "item"
-    member = "member"
-    tag = "tag"
-    country = "country"
-
-
-class ActivityIndexEntry(SQLModel, table=True):
-    """One searchable value of a list field, so filters are plain joins on any database."""
-
-    __tablename__ = "activity_index"
-    __table_args__ = (Index("ix_activity_index_lookup", "kind", "value"),)
-
-    activity_id: str = SQLField(foreign_key="activities.id", primary_key=True, max_length=36)
-    kind: str = SQLField(primary_key=True, max_length=10)
-    value: str = SQLField(primary_key=True, max_length=MAX_TAG)
-
-
 class ActivityVersion(SQLModel, table=True):
-    """One row per version: full snapshot, what changed, who, when, and in which trace."""
+    """One row per version: full snapshot, what changed, who, when, and in which trace.
+
+    A creation's changes are its snapshot's fields (each from nothing): they are stored once,
+    as the snapshot, with `changes` left empty, and read back from it (`queries.py`).
+    """
 
     __tablename__ = "activity_versions"
 
@@ -120,6 +132,7 @@ class ActivityVersion(SQLModel, table=True):
     actor_member: str | None = SQLField(default=None, max_length=100)
     actor_name: str | None = SQLField(default=None, max_length=200)
     at: datetime = SQLField(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, default=utcnow),
     )
     trace_id: str | None = SQLField(default=None, max_length=32)

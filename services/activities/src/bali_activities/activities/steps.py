@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from bali_common.auth import Principal
+from bali_common.db import table_of
 from bali_common.events.activities import (
     ActivityCreated,
     ActivityDeleted,
@@ -17,32 +18,31 @@ from bali_common.events.activities import (
 )
 from bali_common.events.registry import EventPayload
 from bali_common.events.shared import Actor
-from bali_common.http.audit import record_audit
+from bali_common.http.audit import write_audit
 from bali_common.messaging.outbox import stage_event
 from bali_common.problems import FieldProblem, ProblemError
 from opentelemetry import trace
 from pydantic import ValidationError
-from sqlalchemy import delete
-from sqlmodel import col
+from sqlalchemy import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_activities.activities.models import (
-    STRATEGY,
-    Activity,
-    ActivityIndexEntry,
-    ActivityVersion,
-    IndexKind,
-)
+from bali_activities.activities.models import STRATEGY, Activity, ActivityVersion
 from bali_activities.activities.representation import (
     EDITABLE,
+    ActivityState,
+    InsertedActivity,
     activity_public,
     activity_summary,
+    creation_changes,
     editable_values,
 )
 from bali_activities.activities.rules import involved_members, latest_today, rule_problems
 from bali_activities.activities.schemas import ActivityFields
 from bali_activities.members.queries import member_states
 from bali_activities.refusals import forbidden
+
+_ACTIVITIES = table_of(Activity)
+_VERSIONS = table_of(ActivityVersion)
 
 
 async def create(
@@ -53,7 +53,8 @@ async def create(
     principal: Principal,
     source: str | None,
     now: datetime,
-) -> Activity:
+) -> ActivityState:
+    """Insert a new activity from the field values sent, with its first version."""
     lead = values.get("lead_member")
     if not principal.is_admin:
         if principal.member_id is None:
@@ -65,18 +66,25 @@ async def create(
         values = {**values, "lead_member": principal.member_id}
     fields = _validated(values, prefix)
     data = await _checked(session, fields, prefix=prefix, now=now, already_involved=frozenset())
-    activity = Activity(
-        id=str(uuid.uuid4()), version=1, created_at=now, updated_at=now, **_row(data)
-    )
-    session.add(activity)
-    # The index and version rows reference the activity: insert it first.
-    await session.flush()
-    await _sync_index(session, activity.id, old=set(), new=_index_values(activity))
-    record(
+    row: dict[str, Any] = {
+        **_row(data),
+        "id": str(uuid.uuid4()),
+        "version": 1,
+        "strategy_id": STRATEGY.id,
+        "created_at": now,
+        "updated_at": now,
+        "deleted": False,
+        "deleted_at": None,
+    }
+    # One Core INSERT: no ORM object to build, track and flush for a row written once here.
+    await session.exec(insert(_ACTIVITIES).values(row))
+    activity = InsertedActivity(**row)
+    await record(
         session,
         activity,
         action="created",
-        changes={name: {"from": None, "to": data[name]} for name in EDITABLE if data[name]},
+        # Stored once, as the version's snapshot: `creation_changes` reads them back from it.
+        changes={},
         principal=principal,
         source=source,
         now=now,
@@ -110,15 +118,13 @@ async def change(
     changed = [name for name in EDITABLE if data[name] != current[name]]
     if not changed:
         return []
-    old_index = _index_values(activity)
     previous_status = activity.status
     for name, value in _row(data).items():
         setattr(activity, name, value)
     activity.version += 1
     activity.updated_at = now
     session.add(activity)
-    await _sync_index(session, activity.id, old=old_index, new=_index_values(activity))
-    record(
+    await record(
         session,
         activity,
         action="status_changed" if "status" in changed else "updated",
@@ -131,9 +137,9 @@ async def change(
     return changed
 
 
-def record(
+async def record(
     session: AsyncSession,
-    activity: Activity,
+    activity: ActivityState,
     *,
     action: str,
     changes: dict[str, dict[str, Any]],
@@ -142,15 +148,17 @@ def record(
     now: datetime,
     previous_status: str | None = None,
 ) -> None:
-    """Stage the version row, one event per kind of change, and the audit row."""
+    """Write the version row and the audit row (Core INSERTs, in the caller's transaction) and
+    stage one event per kind of change in its outbox."""
     context = trace.get_current_span().get_span_context()
     trace_id = f"{context.trace_id:032x}" if context.is_valid else None
-    session.add(
-        ActivityVersion(
+    snapshot = activity_public(activity).model_dump(mode="json")
+    await session.exec(
+        insert(_VERSIONS).values(
             activity_id=activity.id,
             version=activity.version,
             action=action,
-            snapshot=activity_public(activity).model_dump(mode="json"),
+            snapshot=snapshot,
             changes=changes,
             actor_subject=principal.subject,
             actor_member=principal.member_id,
@@ -183,14 +191,15 @@ def record(
             events.append(ActivityUpdated(**common, changed_fields=others))
     for event in events:
         stage_event(session, event, subject=activity.id)
-    record_audit(
+    changed_fields = list(creation_changes(snapshot) if action == "created" else changes)
+    await write_audit(
         session,
         principal=principal,
         action=f"activity.{_AUDIT_VERBS[action]}",
         resource_type="activity",
         resource_id=activity.id,
         source=source,
-        details={"version": activity.version, "changed_fields": list(changes)},
+        details={"version": activity.version, "changed_fields": changed_fields},
     )
 
 
@@ -264,7 +273,8 @@ def _rejected(problems: list[FieldProblem]) -> ProblemError:
 
 
 def _row(data: dict[str, Any]) -> dict[str, Any]:
-    """Column values from normalised field values, with the derived columns."""
+    """Column values from normalised field values, with the derived columns (`areas`, the
+    date window and `members`, which the list filters read)."""
     values = dict(data)
     for name in ("planned_start", "planned_end", "actual_start", "actual_end"):
         values[name] = date.fromisoformat(data[name]) if data[name] else None
@@ -272,30 +282,7 @@ def _row(data: dict[str, Any]) -> dict[str, Any]:
     start = values["actual_start"] or values["planned_start"]
     values["window_start"] = start
     values["window_end"] = values["actual_end"] or values["planned_end"] or start
-    return values
-
-
-def _index_values(activity: Activity) -> set[tuple[str, str]]:
-    values = {(IndexKind.item.value, str(number)) for number in activity.items}
-    values.add((IndexKind.member.value, activity.lead_member))
-    values |= {(IndexKind.member.value, p["member_id"]) for p in activity.participants}
-    values |= {(IndexKind.tag.value, tag) for tag in activity.tags}
-    values |= {(IndexKind.country.value, country) for country in activity.countries}
-    return values
-
-
-async def _sync_index(
-    session: AsyncSession, activity_id: str, *, old: set[tuple[str, str]], new: set[tuple[str, str]]
-) -> None:
-    for kind, value in sorted(old - new):
-        await session.exec(
-            delete(ActivityIndexEntry).where(
-                col(ActivityIndexEntry.activity_id) == activity_id,
-                col(ActivityIndexEntry.kind) == kind,
-                col(ActivityIndexEntry.value) == value,
-            )
-        )
-    session.add_all(
-        ActivityIndexEntry(activity_id=activity_id, kind=kind, value=value)
-        for kind, value in sorted(new - old)
+    values["members"] = sorted(
+        {data["lead_member"], *(p["member_id"] for p in data["participants"])}
     )
+    return values
