@@ -31,7 +31,7 @@ async def create_activity(
         resource_id=None,
         source=source,
     ):
-        activity = await steps.create(
+        public = await steps.create(
             session,
             activity_in.model_dump(mode="json"),
             prefix="body",
@@ -39,7 +39,6 @@ async def create_activity(
             source=source,
             now=now or utcnow(),
         )
-        public = activity_public(activity)
         await session.commit()
     return public
 
@@ -120,7 +119,7 @@ async def set_deleted(
         activity.version += 1
         activity.updated_at = moment
         session.add(activity)
-        await steps.record(
+        public = await steps.record(
             session,
             activity,
             action="deleted" if deleted else "restored",
@@ -129,6 +128,5 @@ async def set_deleted(
             source=source,
             now=moment,
         )
-        public = activity_public(activity)
         await session.commit()
     return public

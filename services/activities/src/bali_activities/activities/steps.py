@@ -37,7 +37,7 @@ from bali_activities.activities.representation import (
     editable_values,
 )
 from bali_activities.activities.rules import involved_members, latest_today, rule_problems
-from bali_activities.activities.schemas import ActivityFields
+from bali_activities.activities.schemas import ActivityFields, ActivityPublic
 from bali_activities.members.queries import member_states
 from bali_activities.refusals import forbidden
 
@@ -53,8 +53,9 @@ async def create(
     principal: Principal,
     source: str | None,
     now: datetime,
-) -> ActivityState:
-    """Insert a new activity from the field values sent, with its first version."""
+) -> ActivityPublic:
+    """Insert a new activity from the field values sent, with its first version; the activity
+    as the API shows it."""
     lead = values.get("lead_member")
     if not principal.is_admin:
         if principal.member_id is None:
@@ -78,10 +79,9 @@ async def create(
     }
     # One Core INSERT: no ORM object to build, track and flush for a row written once here.
     await session.exec(insert(_ACTIVITIES).values(row))
-    activity = InsertedActivity(**row)
-    await record(
+    return await record(
         session,
-        activity,
+        InsertedActivity(**row),
         action="created",
         # Stored once, as the version's snapshot: `creation_changes` reads them back from it.
         changes={},
@@ -89,7 +89,6 @@ async def create(
         source=source,
         now=now,
     )
-    return activity
 
 
 async def change(
@@ -147,12 +146,14 @@ async def record(
     source: str | None,
     now: datetime,
     previous_status: str | None = None,
-) -> None:
+) -> ActivityPublic:
     """Write the version row and the audit row (Core INSERTs, in the caller's transaction) and
-    stage one event per kind of change in its outbox."""
+    stage one event per kind of change in its outbox; the activity as the API shows it, built
+    once for the version's snapshot and the answer."""
     context = trace.get_current_span().get_span_context()
     trace_id = f"{context.trace_id:032x}" if context.is_valid else None
-    snapshot = activity_public(activity).model_dump(mode="json")
+    public = activity_public(activity)
+    snapshot = public.model_dump(mode="json")
     await session.exec(
         insert(_VERSIONS).values(
             activity_id=activity.id,
@@ -201,6 +202,7 @@ async def record(
         source=source,
         details={"version": activity.version, "changed_fields": changed_fields},
     )
+    return public
 
 
 _AUDIT_VERBS = {
