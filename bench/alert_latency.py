@@ -36,7 +36,7 @@ from uuid import uuid4
 
 import httpx
 import uvicorn
-from bali_activities.activities.models import ActivityCreate
+from bali_activities.activities.schemas import ActivityCreate
 from bali_common.auth import Role
 from bali_devkit.broker import free_port
 from bali_devkit.testing.platform import RunningPlatform

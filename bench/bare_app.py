@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bali_activities.activities.models import ActivityCreate
+from bali_activities.activities.schemas import ActivityCreate
 from bali_common.db import create_engine
 from bali_common.server import serve
 from bali_common.settings import CommonSettings

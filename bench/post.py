@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from bali_activities.activities.models import ActivityCreate
+from bali_activities.activities.schemas import ActivityCreate
 from bali_common.auth import Role, issue_dev_token
 from bali_common.settings import CommonSettings
 from bali_devkit.broker import EmbeddedBroker, free_port
@@ -254,7 +254,16 @@ class Target:
                 "BALI_PORT": str(port),
                 "BALI_KAFKA_BOOTSTRAP_SERVERS": self.broker,
                 "BALI_KAFKA_TOPIC_PREFIX": f"run{run}.",
+                # One member posts thousands a second: the per-member limit would answer 429.
+                "BALI_RATE_LIMIT_ENABLED": "false",
             }
+            # The service refuses to start on a database without its schema version.
+            subprocess.run(
+                [sys.executable, "-m", "bali_activities", "migrate"],
+                env={**os.environ, **env},
+                check=True,
+                capture_output=True,
+            )
             argv = [sys.executable, "-m", "bali_activities"]
             child = Child(self.name, argv, log=directory / "server.log", env=env)
             ready = "/readyz"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from activities_testkit import Service, started
-from bali_activities.members.service import load_reference_members
+from bali_activities.members.reference import load_reference_members
 from bali_common.auth import Role
 from bali_common.events import Stream
 from bali_common.events.members import MemberRegistered, MemberUpdated

@@ -60,6 +60,27 @@ _CONTEXT_OPTIONS: dict[str, Any] = {
 _CONNECTION_KEY = "connection"
 
 
+def _context_options(dialect: str) -> dict[str, Any]:
+    """`_CONTEXT_OPTIONS` for a database of `dialect`, with `_for_this_dialect` bound to it."""
+
+    def include_object(
+        obj: Any, _name: str | None, type_: str, reflected: bool, _compare_to: Any
+    ) -> bool:
+        return _for_this_dialect(obj, type_, reflected, dialect)
+
+    return {**_CONTEXT_OPTIONS, "include_object": include_object}
+
+
+def _for_this_dialect(obj: Any, type_: str, reflected: bool, dialect: str) -> bool:
+    """Alembic ignores `ddl_if`: an index the models declare for another database only (a
+    PostgreSQL GIN index) is not expected in this one, so its absence is no difference."""
+    condition = getattr(obj, "_ddl_if", None) if type_ == "index" and not reflected else None
+    if condition is None or condition.dialect is None:
+        return True
+    dialects = (condition.dialect,) if isinstance(condition.dialect, str) else condition.dialect
+    return dialect in dialects
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What `upgrade` or `downgrade` did: the revisions before and after, and any adoption."""
@@ -83,7 +104,13 @@ def metadata_of(models: Sequence[type[SQLModel]]) -> MetaData:
     build, and what autogenerate compares a database with."""
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     for model in models:
-        table_of(model).to_metadata(metadata)
+        table = table_of(model)
+        copy = table.to_metadata(metadata)
+        # `to_metadata` drops an index's `ddl_if` (a PostgreSQL-only index): keep it.
+        conditions = {index.name: index._ddl_if for index in table.indexes if index._ddl_if}
+        for index in copy.indexes:
+            if index.name in conditions:
+                index._ddl_if = conditions[index.name]
     return metadata
 
 
@@ -117,7 +144,7 @@ def run_environment(models: Sequence[type[SQLModel]]) -> None:
         connection=connection,
         target_metadata=metadata_of(models),
         render_item=_render_item,
-        **_CONTEXT_OPTIONS,
+        **_context_options(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -134,7 +161,7 @@ def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> Liter
 def schema_differences(connection: Connection, metadata: MetaData) -> list[Any]:
     """What autogenerate would change to make the database match `metadata` (usually
     `metadata_of` a service's models): none when the migrations build what they declare."""
-    context = MigrationContext.configure(connection, opts=_CONTEXT_OPTIONS)
+    context = MigrationContext.configure(connection, opts=_context_options(connection.dialect.name))
     differences: list[Any] = compare_metadata(context, metadata)
     return differences
 

@@ -10,11 +10,11 @@ from fastapi import FastAPI
 from sqlmodel import SQLModel
 
 from bali_activities import migrations
-from bali_activities.activities.models import Activity, ActivityIndexEntry, ActivityVersion
+from bali_activities.activities.models import Activity, ActivityVersion
 from bali_activities.activities.routes import router as activities_router
 from bali_activities.members.models import FocalPoint, Member
+from bali_activities.members.reference import seed_reference_members
 from bali_activities.members.routes import router as members_router
-from bali_activities.members.service import seed_reference_members
 from bali_activities.settings import ActivitiesSettings
 
 #: The tables of the activities database besides the plumbing; its migrations cover both.
@@ -22,7 +22,6 @@ MODELS: tuple[type[SQLModel], ...] = (
     Member,
     FocalPoint,
     Activity,
-    ActivityIndexEntry,
     ActivityVersion,
     AuditRecord,
     IdempotencyRecord,

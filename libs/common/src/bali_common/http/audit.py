@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy import DDL, Column, DateTime, Text, event
+from sqlalchemy import DDL, Column, DateTime, Text, event, insert
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -22,7 +22,8 @@ class AuditRecord(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, default=utcnow),
     )
     actor_subject: str = Field(max_length=300)
     actor_member: str | None = Field(default=None, max_length=100)
@@ -57,6 +58,33 @@ for _statement in (
     event.listen(_TABLE, "after_create", _ddl.execute_if(dialect="postgresql"))
 
 
+def audit_values(
+    principal: Principal,
+    *,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    outcome: str = "success",
+    source: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The column values of one audit row, with the active span's trace id."""
+    context = trace.get_current_span().get_span_context()
+    return {
+        "at": utcnow(),
+        "actor_subject": principal.subject[:300],
+        "actor_member": (principal.member_id or "")[:100] or None,
+        "actor_roles": ",".join(sorted(principal.roles)),
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "outcome": outcome,
+        "source": source,
+        "trace_id": f"{context.trace_id:032x}" if context.is_valid else None,
+        "details": json.dumps(details, default=str) if details else None,
+    }
+
+
 def record_audit(
     session: AsyncSession,
     *,
@@ -69,18 +97,44 @@ def record_audit(
     details: dict[str, Any] | None = None,
 ) -> AuditRecord:
     """Stage an audit row in the caller's transaction, so it commits with the change it records."""
-    context = trace.get_current_span().get_span_context()
     row = AuditRecord(
-        actor_subject=principal.subject[:300],
-        actor_member=(principal.member_id or "")[:100] or None,
-        actor_roles=",".join(sorted(principal.roles)),
-        action=action,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        outcome=outcome,
-        source=source,
-        trace_id=f"{context.trace_id:032x}" if context.is_valid else None,
-        details=json.dumps(details, default=str) if details else None,
+        **audit_values(
+            principal,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            outcome=outcome,
+            source=source,
+            details=details,
+        )
     )
     session.add(row)
     return row
+
+
+async def write_audit(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    outcome: str = "success",
+    source: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """The row `record_audit` stages, written at once in the caller's transaction with one Core
+    INSERT: a hot write path builds no ORM object and leaves nothing to flush."""
+    await session.exec(
+        insert(_TABLE).values(
+            audit_values(
+                principal,
+                action=action,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                outcome=outcome,
+                source=source,
+                details=details,
+            )
+        )
+    )

@@ -17,13 +17,14 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import Column, DateTime, Text, delete
+from sqlalchemy import Column, DateTime, Text, delete, insert, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_common.auth import Principal
-from bali_common.db import SessionFactory, as_utc, transaction, utcnow
+from bali_common.db import SessionFactory, as_utc, table_of, transaction, utcnow
 from bali_common.deps import RuntimeDep
 from bali_common.http.concurrency import etag_of
 from bali_common.problems import ProblemError
@@ -55,8 +56,12 @@ class IdempotencyRecord(SQLModel, table=True):
     response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     response_headers: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, default=utcnow),
     )
+
+
+_TABLE = table_of(IdempotencyRecord)
 
 
 def fingerprint_of(method: str, path: str, body: Any) -> str:
@@ -106,11 +111,15 @@ async def _claim(
         async with transaction(sessions) as session:
             existing = await session.get(IdempotencyRecord, (scope, key), with_for_update=True)
             if existing is not None and _expired(existing):
-                await session.delete(existing)
-                await session.flush()
+                await session.exec(delete(_TABLE).where(*_this_key(scope, key)))
                 existing = None
             if existing is None:
-                session.add(IdempotencyRecord(scope=scope, key=key, fingerprint=fingerprint))
+                # Core INSERT: written at once (a concurrent claim fails here), no ORM object.
+                await session.exec(
+                    insert(_TABLE).values(
+                        scope=scope, key=key, fingerprint=fingerprint, created_at=utcnow()
+                    )
+                )
                 return None
     except IntegrityError:
         async with sessions() as session:
@@ -159,23 +168,25 @@ async def _complete(
     headers: dict[str, str],
 ) -> None:
     async with transaction(sessions) as session:
-        record = await session.get(IdempotencyRecord, (scope, key))
-        if record is None:
-            return
-        record.status_code = status
-        record.response_body = json.dumps(body, default=str)
-        record.response_headers = json.dumps(headers)
-        session.add(record)
+        # A record released meanwhile (it expired and was claimed again) updates no row.
+        await session.exec(
+            update(_TABLE)
+            .where(*_this_key(scope, key))
+            .values(
+                status_code=status,
+                response_body=json.dumps(body, default=str),
+                response_headers=json.dumps(headers),
+            )
+        )
 
 
 async def _release(sessions: SessionFactory, *, scope: str, key: str) -> None:
     async with transaction(sessions) as session:
-        await session.exec(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.scope == scope,  # type: ignore[arg-type]
-                IdempotencyRecord.key == key,  # type: ignore[arg-type]
-            )
-        )
+        await session.exec(delete(_TABLE).where(*_this_key(scope, key)))
+
+
+def _this_key(scope: str, key: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return _TABLE.c.scope == scope, _TABLE.c.key == key
 
 
 @dataclass(frozen=True)

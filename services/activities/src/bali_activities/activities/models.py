@@ -1,33 +1,17 @@
-"""Tables and API models of the activity log."""
+"""Tables of the activity log, and the limits its fields share with the API models."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from datetime import date, datetime
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from bali_common.catalogue import load_strategy
 from bali_common.db import utcnow
-from bali_common.events.activities import ActivityStatus, ActivityType, ParticipantRole
-from bali_common.http.pagination import Page
-from bali_common.problems import FieldProblem
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    StringConstraints,
-    field_validator,
-)
 from sqlalchemy import JSON, Column, Date, DateTime, Index, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeEngine
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
-
-from bali_activities.members.models import HttpUrlText, MemberId, upper_stripped
 
 STRATEGY = load_strategy()
 MAX_ITEM = max(STRATEGY.item_numbers)
@@ -44,7 +28,20 @@ MAX_DOCUMENTS = 20
 MAX_AGE_GROUPS = 12
 MAX_QUANTITY = 1_000_000_000_000
 
+
 # --- tables -----------------------------------------------------------------------------------
+
+#: The list columns the list filters search: JSONB on PostgreSQL, where GIN indexes answer
+#: containment (`@>`, `?|`); JSON on SQLite, searched with `json_each`.
+SEARCHABLE_JSON: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
+#: Searchable list columns; each has a GIN index on PostgreSQL (`ix_activities_<name>`).
+SEARCHED_LISTS = ("items", "members", "countries", "tags")
+
+
+def _gin_index(column: str) -> Index:
+    """PostgreSQL only: on SQLite an index on JSON text answers no filter and costs each write."""
+    index = Index(f"ix_activities_{column}", column, postgresql_using="gin")
+    return index.ddl_if(dialect="postgresql")
 
 
 class Activity(SQLModel, table=True):
@@ -54,6 +51,7 @@ class Activity(SQLModel, table=True):
     __table_args__ = (
         Index("ix_activities_listing", "created_at", "id"),
         Index("ix_activities_window", "window_start", "window_end"),
+        *(_gin_index(column) for column in SEARCHED_LISTS),
     )
 
     id: str = SQLField(primary_key=True, max_length=36)
@@ -61,13 +59,19 @@ class Activity(SQLModel, table=True):
     strategy_id: str = SQLField(default=STRATEGY.id, max_length=50)
     title: str = SQLField(max_length=MAX_TITLE)
     description: str = SQLField(default="", sa_column=Column(Text, nullable=False))
-    items: list[int] = SQLField(sa_column=Column(JSON, nullable=False))
+    items: list[int] = SQLField(sa_column=Column(SEARCHABLE_JSON, nullable=False))
     areas: list[int] = SQLField(sa_column=Column(JSON, nullable=False))
     type: str = SQLField(max_length=40, index=True)
     status: str = SQLField(max_length=20, index=True)
     lead_member: str = SQLField(max_length=20, index=True)
     participants: list[dict[str, str]] = SQLField(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
+        default_factory=list, sa_column=Column(JSON, nullable=False, default=list)
+    )
+    members: list[str] = SQLField(
+        default_factory=list,
+        sa_column=Column(SEARCHABLE_JSON, nullable=False, default=list),
+        description="Every member involved, the lead and the participants, sorted: what the "
+        "member filter searches",
     )
     planned_start: date | None = SQLField(default=None, sa_column=Column(Date, nullable=True))
     planned_end: date | None = SQLField(default=None, sa_column=Column(Date, nullable=True))
@@ -83,20 +87,26 @@ class Activity(SQLModel, table=True):
         sa_column=Column(Date, nullable=True),
         description="Actual end, else planned end, else the window start",
     )
-    countries: list[str] = SQLField(default_factory=list, sa_column=Column(JSON, nullable=False))
-    outputs: list[dict[str, Any]] = SQLField(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
+    countries: list[str] = SQLField(
+        default_factory=list, sa_column=Column(SEARCHABLE_JSON, nullable=False, default=list)
     )
-    tags: list[str] = SQLField(default_factory=list, sa_column=Column(JSON, nullable=False))
+    outputs: list[dict[str, Any]] = SQLField(
+        default_factory=list, sa_column=Column(JSON, nullable=False, default=list)
+    )
+    tags: list[str] = SQLField(
+        default_factory=list, sa_column=Column(SEARCHABLE_JSON, nullable=False, default=list)
+    )
     documents: list[dict[str, str]] = SQLField(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
+        default_factory=list, sa_column=Column(JSON, nullable=False, default=list)
     )
     related_alert_id: str | None = SQLField(default=None, max_length=100)
     created_at: datetime = SQLField(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, default=utcnow),
     )
     updated_at: datetime = SQLField(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, default=utcnow),
     )
     deleted: bool = SQLField(default=False, index=True)
     deleted_at: datetime | None = SQLField(
@@ -104,26 +114,12 @@ class Activity(SQLModel, table=True):
     )
 
 
-class IndexKind(StrEnum):
-    item = "item"
-    member = "member"
-    tag = "tag"
-    country = "country"
-
-
-class ActivityIndexEntry(SQLModel, table=True):
-    """One searchable value of a list field, so filters are plain joins on any database."""
-
-    __tablename__ = "activity_index"
-    __table_args__ = (Index("ix_activity_index_lookup", "kind", "value"),)
-
-    activity_id: str = SQLField(foreign_key="activities.id", primary_key=True, max_length=36)
-    kind: str = SQLField(primary_key=True, max_length=10)
-    value: str = SQLField(primary_key=True, max_length=MAX_TAG)
-
-
 class ActivityVersion(SQLModel, table=True):
-    """One row per version: full snapshot, what changed, who, when, and in which trace."""
+    """One row per version: full snapshot, what changed, who, when, and in which trace.
+
+    A creation's changes are its snapshot's fields (each from nothing): they are stored once,
+    as the snapshot, with `changes` left empty, and read back from it (`queries.py`).
+    """
 
     __tablename__ = "activity_versions"
 
@@ -136,441 +132,7 @@ class ActivityVersion(SQLModel, table=True):
     actor_member: str | None = SQLField(default=None, max_length=100)
     actor_name: str | None = SQLField(default=None, max_length=200)
     at: datetime = SQLField(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, default=utcnow),
     )
     trace_id: str | None = SQLField(default=None, max_length=32)
-
-
-# --- field types ------------------------------------------------------------------------------
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def _no_control_characters(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def _single_line(value: str) -> str:
-    if any(character in value for character in "\r\n\t"):
-        raise ValueError("must be a single line")
-    return value
-
-
-def _normal_tag(value: str) -> str:
-    tag = " ".join(value.split()).lower()
-    if not tag:
-        raise ValueError("must not be blank")
-    if ";" in tag:
-        raise ValueError("must not contain ';'")
-    return tag
-
-
-Title = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE),
-    AfterValidator(_no_control_characters),
-    AfterValidator(_single_line),
-]
-Description = Annotated[
-    str, StringConstraints(max_length=MAX_DESCRIPTION), AfterValidator(_no_control_characters)
-]
-ItemNumber = Annotated[int, Field(ge=1, le=MAX_ITEM, description="Strategy item number")]
-Tag = Annotated[
-    str,
-    StringConstraints(max_length=MAX_TAG),
-    AfterValidator(_no_control_characters),
-    AfterValidator(_normal_tag),
-]
-Country = Annotated[
-    str,
-    BeforeValidator(upper_stripped),
-    StringConstraints(pattern=r"^[A-Z]{2}$"),
-    Field(description="ISO 3166-1 alpha-2 country code", examples=["TH"]),
-]
-
-
-def _compact_number(value: float) -> int | float:
-    """40, not 40.0: counts of people read as counts."""
-    return int(value) if value.is_integer() else value
-
-
-Quantity = Annotated[
-    float,
-    Field(ge=0, le=MAX_QUANTITY, allow_inf_nan=False),
-    PlainSerializer(_compact_number, return_type=int | float),
-]
-AlertId = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"),
-]
-
-
-class ParticipantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    member_id: MemberId
-    role: ParticipantRole = ParticipantRole.participant
-
-
-class SexBreakdown(BaseModel):
-    """Parts of an output value by sex; together at most the value."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    female: Quantity | None = None
-    male: Quantity | None = None
-    other: Quantity | None = Field(default=None, description="Other or not recorded")
-
-
-class AgeBreakdown(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    age_group: Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, pattern=r"^\d{1,3}(-\d{1,3}|\+)$"),
-        Field(description="An age range such as '18-24', or '60+'"),
-    ]
-    value: Quantity
-
-
-class OutputIn(BaseModel):
-    """An indicator value the activity produced, optionally broken down by sex and age."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    indicator: Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-        AfterValidator(_no_control_characters),
-    ]
-    value: Quantity
-    unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
-    by_sex: SexBreakdown | None = None
-    by_age: list[AgeBreakdown] = Field(default_factory=list, max_length=MAX_AGE_GROUPS)
-
-
-class DocumentLink(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    title: Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-        AfterValidator(_no_control_characters),
-    ]
-    url: HttpUrlText
-
-
-@dataclass(frozen=True)
-class ActivityFilters:
-    """What a list or an export is narrowed to; every filter given must match."""
-
-    item: int | None = None
-    area: int | None = None
-    member: str | None = None
-    lead_member: str | None = None
-    status: ActivityStatus | None = None
-    type: ActivityType | None = None
-    date_from: date | None = None
-    date_to: date | None = None
-    tag: str | None = None
-    country: str | None = None
-    q: str | None = None
-    include_deleted: bool = False
-
-
-# --- API models -------------------------------------------------------------------------------
-
-_CREATE_EXAMPLE: dict[str, Any] = {
-    "title": "Regional workshop on trafficking into online scam operations",
-    "description": "Two-day workshop for law enforcement and victim-support officers.",
-    "items": [3, 12],
-    "type": "workshop",
-    "status": "completed",
-    "participants": [
-        {"member_id": "TH", "role": "co_lead"},
-        {"member_id": "IOM", "role": "participant"},
-        {"member_id": "AU", "role": "funder"},
-    ],
-    "planned_start": "2025-03-10",
-    "planned_end": "2025-03-11",
-    "actual_start": "2025-03-10",
-    "actual_end": "2025-03-11",
-    "countries": ["TH"],
-    "outputs": [
-        {
-            "indicator": "officers trained",
-            "value": 40,
-            "by_sex": {"female": 18, "male": 22},
-            "by_age": [{"age_group": "25-39", "value": 31}, {"age_group": "40-59", "value": 9}],
-        }
-    ],
-    "tags": ["online scam operations", "digital literacy"],
-    "documents": [{"title": "Workshop report", "url": "https://docs.example/report.pdf"}],
-}
-
-
-class ActivityFields(BaseModel):
-    """Every field a client may set; what the validation rules see after a change is merged."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    title: Title
-    description: Description = ""
-    items: list[ItemNumber] = Field(min_length=1, max_length=MAX_ITEM)
-    type: ActivityType
-    status: ActivityStatus = ActivityStatus.planned
-    lead_member: MemberId | None = Field(
-        default=None,
-        description="The lead agency; members may only name themselves (the default), "
-        "admins must name one",
-    )
-    participants: list[ParticipantIn] = Field(
-        default_factory=list,
-        max_length=MAX_PARTICIPANTS,
-        description="Members other than the lead, with their roles",
-    )
-    planned_start: date | None = None
-    planned_end: date | None = None
-    actual_start: date | None = None
-    actual_end: date | None = None
-    countries: list[Country] = Field(default_factory=list, max_length=MAX_COUNTRIES)
-    outputs: list[OutputIn] = Field(default_factory=list, max_length=MAX_OUTPUTS)
-    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
-    documents: list[DocumentLink] = Field(default_factory=list, max_length=MAX_DOCUMENTS)
-    related_alert_id: AlertId | None = Field(
-        default=None, description="The Consultation Mechanism alert this activity responds to"
-    )
-
-
-class ActivityCreate(ActivityFields):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_CREATE_EXAMPLE]})
-
-
-_NOT_NULL = (
-    "title",
-    "description",
-    "items",
-    "type",
-    "status",
-    "lead_member",
-    "participants",
-    "countries",
-    "outputs",
-    "tags",
-    "documents",
-)
-
-
-class ActivityUpdate(BaseModel):
-    """Only the fields sent change; `null` clears a date or the related alert."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"status": "completed", "actual_end": "2025-03-11"},
-                {"tags": ["biometrics"], "items": [15, 16]},
-            ]
-        },
-    )
-
-    title: Title | None = None
-    description: Description | None = None
-    items: list[ItemNumber] | None = Field(default=None, min_length=1, max_length=MAX_ITEM)
-    type: ActivityType | None = None
-    status: ActivityStatus | None = None
-    lead_member: MemberId | None = Field(default=None, description="Admins only")
-    participants: list[ParticipantIn] | None = Field(default=None, max_length=MAX_PARTICIPANTS)
-    planned_start: date | None = None
-    planned_end: date | None = None
-    actual_start: date | None = None
-    actual_end: date | None = None
-    countries: list[Country] | None = Field(default=None, max_length=MAX_COUNTRIES)
-    outputs: list[OutputIn] | None = Field(default=None, max_length=MAX_OUTPUTS)
-    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
-    documents: list[DocumentLink] | None = Field(default=None, max_length=MAX_DOCUMENTS)
-    related_alert_id: AlertId | None = None
-
-    @field_validator(*_NOT_NULL, mode="before")
-    @classmethod
-    def _sent_fields_not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may not be null")
-        return value
-
-
-class ParticipantPublic(BaseModel):
-    member_id: str
-    role: ParticipantRole
-
-
-_PUBLIC_EXAMPLE: dict[str, Any] = {
-    "id": "0b6f3f8e-2f7c-4a38-9a43-6c1f1f1f9a01",
-    "version": 3,
-    "strategy_id": STRATEGY.id,
-    **_CREATE_EXAMPLE,
-    "areas": [1, 4],
-    "lead_member": "ID",
-    "participants": [{"member_id": "ID", "role": "lead"}, *_CREATE_EXAMPLE["participants"]],
-    "related_alert_id": None,
-    "created_at": "2025-02-01T08:00:00Z",
-    "updated_at": "2025-03-12T09:30:00Z",
-    "deleted": False,
-    "deleted_at": None,
-}
-
-
-class ActivityPublic(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [_PUBLIC_EXAMPLE]})
-
-    id: str
-    version: int = Field(description='Counts changes; the ETag is `"v<version>"`')
-    strategy_id: str
-    title: str
-    description: str
-    items: list[int]
-    areas: list[int] = Field(description="Strategy areas of the items, derived")
-    type: ActivityType
-    status: ActivityStatus
-    lead_member: str
-    participants: list[ParticipantPublic] = Field(
-        description="Every member involved, the lead first"
-    )
-    planned_start: date | None
-    planned_end: date | None
-    actual_start: date | None
-    actual_end: date | None
-    countries: list[str]
-    outputs: list[OutputIn]
-    tags: list[str]
-    documents: list[DocumentLink]
-    related_alert_id: str | None
-    created_at: datetime
-    updated_at: datetime
-    deleted: bool
-    deleted_at: datetime | None
-
-
-class ActivitiesPublic(Page[ActivityPublic]):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"items": [_PUBLIC_EXAMPLE], "next_cursor": "WyIyMDI1LTAyLTAxIl0"}]
-        }
-    )
-
-
-class ActorPublic(BaseModel):
-    subject: str
-    member_id: str | None = None
-    name: str | None = None
-
-
-class ActivityVersionPublic(BaseModel):
-    version: int
-    action: str = Field(description="created, updated, status_changed, deleted or restored")
-    at: datetime
-    actor: ActorPublic
-    changed_fields: list[str]
-    changes: dict[str, dict[str, Any]] = Field(
-        description='Each changed field as {"from": old, "to": new}'
-    )
-    trace_id: str | None = None
-    snapshot: ActivityPublic = Field(description="The whole activity as of this version")
-
-
-_VERSION_EXAMPLE: dict[str, Any] = {
-    "version": 2,
-    "action": "status_changed",
-    "at": "2025-03-12T09:30:00Z",
-    "actor": {"subject": "user-of-ID", "member_id": "ID", "name": None},
-    "changed_fields": ["status", "actual_end"],
-    "changes": {
-        "status": {"from": "ongoing", "to": "completed"},
-        "actual_end": {"from": None, "to": "2025-03-11"},
-    },
-    "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
-    "snapshot": _PUBLIC_EXAMPLE,
-}
-
-
-class ActivityHistoryPublic(Page[ActivityVersionPublic]):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"items": [_VERSION_EXAMPLE], "next_cursor": None}]}
-    )
-
-
-# --- bulk import ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImportRow:
-    """One data row of an uploaded sheet, its cells already turned into API field values."""
-
-    row: int
-    values: dict[str, Any]
-    activity_id: str | None = None
-    version: int | None = None
-    problems: tuple[FieldProblem, ...] = ()
-
-
-class ImportRowResult(BaseModel):
-    row: int = Field(description="Row number in the sheet; the header is row 1")
-    action: Literal["create", "update", "unchanged", "error"]
-    activity_id: str | None = Field(
-        default=None, description="The activity updated or created (absent for a dry-run create)"
-    )
-    changed_fields: list[str] = Field(default_factory=list)
-    errors: list[FieldProblem] = Field(default_factory=list)
-
-
-_REPORT_EXAMPLE: dict[str, Any] = {
-    "dry_run": True,
-    "applied": False,
-    "format": "csv",
-    "rows": 3,
-    "created": 1,
-    "updated": 1,
-    "unchanged": 0,
-    "failed": 1,
-    "results": [
-        {"row": 2, "action": "create", "activity_id": None, "changed_fields": [], "errors": []},
-        {
-            "row": 3,
-            "action": "update",
-            "activity_id": "0b6f3f8e-2f7c-4a38-9a43-6c1f1f1f9a01",
-            "changed_fields": ["status", "actual_end"],
-            "errors": [],
-        },
-        {
-            "row": 4,
-            "action": "error",
-            "activity_id": None,
-            "changed_fields": [],
-            "errors": [
-                {
-                    "field": "rows.4.planned_end",
-                    "message": "must not be before planned_start",
-                    "type": "value_error",
-                }
-            ],
-        },
-    ],
-}
-
-
-class ImportReport(BaseModel):
-    """What an import did, or in a dry run would do, row by row."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [_REPORT_EXAMPLE]})
-
-    dry_run: bool
-    applied: bool = Field(description="True when the changes were committed")
-    format: Literal["csv", "xlsx"]
-    rows: int
-    created: int
-    updated: int
-    unchanged: int
-    failed: int
-    results: list[ImportRowResult]

@@ -18,11 +18,9 @@ from fastapi import APIRouter, Depends, File, Path, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_activities.activities import service, tabular
-from bali_activities.activities.models import (
-    MAX_AREA,
-    MAX_ITEM,
-    MAX_TAG,
+from bali_activities.activities import editing, importing, queries, tabular
+from bali_activities.activities.models import MAX_AREA, MAX_ITEM, MAX_TAG
+from bali_activities.activities.schemas import (
     ActivitiesPublic,
     ActivityCreate,
     ActivityFilters,
@@ -31,13 +29,7 @@ from bali_activities.activities.models import (
     ActivityUpdate,
     ImportReport,
 )
-from bali_activities.deps import (
-    Reader,
-    SessionDep,
-    SettingsDep,
-    SourceDep,
-    Writer,
-)
+from bali_activities.deps import Reader, SessionDep, SettingsDep, SourceDep, Writer
 
 router = APIRouter(prefix="/v1/activities", tags=["activities"])
 
@@ -159,7 +151,7 @@ async def create_activity(
     body: ActivityCreate, principal: Writer, source: SourceDep, write: IdempotentWriteDep
 ) -> JSONResponse:
     async def create(session: AsyncSession) -> WriteOutcome:
-        activity = await service.create_activity(
+        activity = await editing.create_activity(
             session=session, activity_in=body, principal=principal, source=source
         )
         return WriteOutcome.versioned(
@@ -183,7 +175,7 @@ async def create_activity(
 async def list_activities(
     session: SessionDep, principal: Reader, filters: FiltersDep, page: PageRequestDep
 ) -> ActivitiesPublic:
-    return await service.list_activities(
+    return await queries.list_activities(
         session=session, filters=filters, page=page, principal=principal
     )
 
@@ -217,7 +209,7 @@ async def export_activities(
         Literal["csv", "xlsx"], Query(alias="format", examples=["xlsx"])
     ] = "csv",
 ) -> Response:
-    activities = await service.export_activities(
+    activities = await queries.export_activities(
         session=session, filters=filters, principal=principal, max_rows=settings.export_max_rows
     )
     if file_format == "xlsx":
@@ -280,7 +272,7 @@ async def import_activities(
     )
 
     async def operation(session: AsyncSession) -> WriteOutcome:
-        report = await service.import_activities(
+        report = await importing.import_activities(
             session=session,
             rows=rows,
             file_format=file_format,
@@ -307,7 +299,7 @@ async def import_activities(
 async def get_activity(
     activity_id: ActivityIdPath, session: SessionDep, principal: Reader, response: Response
 ) -> ActivityPublic:
-    activity = await service.get_activity(
+    activity = await queries.get_activity(
         session=session, activity_id=activity_id, principal=principal
     )
     set_etag(response, activity.version)
@@ -331,7 +323,7 @@ async def update_activity(
     source: SourceDep,
     if_match: IfMatchHeader = None,
 ) -> JSONResponse:
-    activity = await service.update_activity(
+    activity = await editing.update_activity(
         session=session,
         activity_id=activity_id,
         changes=body,
@@ -343,7 +335,7 @@ async def update_activity(
 
 
 def _deletion_route(*, deleted: bool) -> Callable[..., Awaitable[JSONResponse]]:
-    """Delete and restore are one use case, `service.set_deleted`, in opposite directions."""
+    """Delete and restore are one use case, `editing.set_deleted`, in opposite directions."""
 
     async def set_deleted(
         activity_id: ActivityIdPath,
@@ -352,7 +344,7 @@ def _deletion_route(*, deleted: bool) -> Callable[..., Awaitable[JSONResponse]]:
         source: SourceDep,
         if_match: IfMatchHeader = None,
     ) -> JSONResponse:
-        activity = await service.set_deleted(
+        activity = await editing.set_deleted(
             session=session,
             activity_id=activity_id,
             deleted=deleted,
@@ -398,6 +390,6 @@ restore_activity = router.post(
 async def activity_history(
     activity_id: ActivityIdPath, session: SessionDep, principal: Reader, page: PageRequestDep
 ) -> ActivityHistoryPublic:
-    return await service.activity_history(
+    return await queries.activity_history(
         session=session, activity_id=activity_id, principal=principal, page=page
     )

@@ -8,7 +8,8 @@ from datetime import date, datetime, timedelta
 from bali_common.events.activities import ParticipantRole
 from bali_common.problems import FieldProblem
 
-from bali_activities.activities.models import STRATEGY, ActivityFields
+from bali_activities.activities.models import STRATEGY
+from bali_activities.activities.schemas import ActivityFields
 
 #: Kiribati (UTC+14) is the first place where a day begins: no member's today is later.
 _EARLIEST_ZONE = timedelta(hours=14)

@@ -19,15 +19,9 @@ from typing import Any
 
 import openpyxl
 from bali_common.problems import FieldProblem, ProblemError, field_error
-from bali_common.tabular import (
-    XLSX_MEDIA_TYPE,
-    csv_bytes,
-    list_cell,
-    restore,
-    xlsx_bytes,
-)
+from bali_common.tabular import XLSX_MEDIA_TYPE, csv_bytes, list_cell, restore, xlsx_bytes
 
-from bali_activities.activities.models import ActivityPublic, ImportRow
+from bali_activities.activities.schemas import ActivityPublic, ImportRow
 
 #: Every exported column, in order; the import reads the writable ones and skips the rest.
 COLUMNS: tuple[str, ...] = (

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_activities.deps import Admin, Reader, SessionDep, SourceDep
-from bali_activities.members import service
+from bali_activities.members import changes, queries
 from bali_activities.members.models import (
     MEMBER_ID_PATTERN,
     FocalPointCreate,
@@ -66,7 +66,7 @@ async def list_members(
         Query(min_length=1, max_length=100, description="Text in the name or id", examples=["lao"]),
     ] = None,
 ) -> MembersPublic:
-    return await service.list_members(
+    return await queries.list_members(
         session=session,
         principal=principal,
         page=page,
@@ -89,7 +89,7 @@ async def register_member(
     body: MemberCreate, principal: Admin, source: SourceDep, write: IdempotentWriteDep
 ) -> JSONResponse:
     async def create(session: AsyncSession) -> WriteOutcome:
-        member = await service.register_member(
+        member = await changes.register_member(
             session=session, member_in=body, principal=principal, source=source
         )
         return WriteOutcome.versioned(
@@ -108,7 +108,7 @@ async def register_member(
 async def get_member(
     member_id: MemberIdPath, session: SessionDep, principal: Reader, response: Response
 ) -> MemberPublic:
-    member = await service.get_member(session=session, member_id=member_id, principal=principal)
+    member = await queries.get_member(session=session, member_id=member_id, principal=principal)
     set_etag(response, member.version)
     return member
 
@@ -130,7 +130,7 @@ async def update_member(
     response: Response,
     if_match: IfMatchHeader = None,
 ) -> MemberPublic:
-    member = await service.update_member(
+    member = await changes.update_member(
         session=session,
         member_id=member_id,
         changes=body,
@@ -160,7 +160,7 @@ async def add_focal_point(
     if_match: IfMatchHeader = None,
 ) -> JSONResponse:
     async def create(session: AsyncSession) -> WriteOutcome:
-        member, focal_point_id = await service.add_focal_point(
+        member, focal_point_id = await changes.add_focal_point(
             session=session,
             member_id=member_id,
             focal_point_in=body,
@@ -196,7 +196,7 @@ async def update_focal_point(
     response: Response,
     if_match: IfMatchHeader = None,
 ) -> MemberPublic:
-    member = await service.update_focal_point(
+    member = await changes.update_focal_point(
         session=session,
         member_id=member_id,
         focal_point_id=focal_point_id,
@@ -226,7 +226,7 @@ async def remove_focal_point(
     response: Response,
     if_match: IfMatchHeader = None,
 ) -> MemberPublic:
-    member = await service.remove_focal_point(
+    member = await changes.remove_focal_point(
         session=session,
         member_id=member_id,
         focal_point_id=focal_point_id,

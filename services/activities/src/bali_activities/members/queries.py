@@ -1,0 +1,89 @@
+"""Reads of the member directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from bali_common.auth import Principal
+from bali_common.events.members import MemberKind
+from bali_common.http.pagination import PageRequest, keyset_page
+from sqlalchemy import func, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bali_activities.members.models import FocalPoint, Member, MemberPublic, MembersPublic
+from bali_activities.members.representation import member_public
+from bali_activities.refusals import not_found
+
+
+async def list_members(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    page: PageRequest,
+    kind: MemberKind | None = None,
+    is_co_chair: bool | None = None,
+    active: bool | None = None,
+    q: str | None = None,
+) -> MembersPublic:
+    query = select(Member)
+    if kind is not None:
+        query = query.where(Member.kind == kind.value)
+    if is_co_chair is not None:
+        query = query.where(Member.is_co_chair == is_co_chair)
+    if active is not None:
+        query = query.where(Member.active == active)
+    if q:
+        needle = q.lower()
+        query = query.where(
+            or_(
+                func.lower(col(Member.name)).contains(needle, autoescape=True),
+                func.lower(col(Member.member_id)).contains(needle, autoescape=True),
+            )
+        )
+    listed = await keyset_page(session, query, page=page, order_by=[col(Member.member_id)])
+    contacts = await focal_points_of(session, [m.member_id for m in listed.rows])
+    return MembersPublic(
+        items=[
+            member_public(m, contacts.get(m.member_id, []), principal=principal)
+            for m in listed.rows
+        ],
+        next_cursor=listed.next_cursor,
+    )
+
+
+async def get_member(
+    *, session: AsyncSession, member_id: str, principal: Principal
+) -> MemberPublic:
+    member = await session.get(Member, member_id)
+    if member is None:
+        raise not_found("member")
+    contacts = await focal_points_of(session, [member_id])
+    return member_public(member, contacts.get(member_id, []), principal=principal)
+
+
+async def member_states(session: AsyncSession, member_ids: Iterable[str]) -> dict[str, bool]:
+    """Which of `member_ids` exist, each mapped to whether it is active."""
+    wanted = sorted(set(member_ids))
+    if not wanted:
+        return {}
+    rows = await session.exec(
+        select(Member.member_id, Member.active).where(col(Member.member_id).in_(wanted))
+    )
+    return dict(rows.all())
+
+
+async def focal_points_of(
+    session: AsyncSession, member_ids: Sequence[str]
+) -> dict[str, list[FocalPoint]]:
+    if not member_ids:
+        return {}
+    rows = await session.exec(
+        select(FocalPoint)
+        .where(col(FocalPoint.member_id).in_(member_ids))
+        .order_by(col(FocalPoint.member_id), col(FocalPoint.position))
+    )
+    grouped: dict[str, list[FocalPoint]] = {}
+    for row in rows.all():
+        grouped.setdefault(row.member_id, []).append(row)
+    return grouped
