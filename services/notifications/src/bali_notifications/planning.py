@@ -16,6 +16,8 @@ from bali_common.events.alerts import AlertEscalated, AlertEvent, AlertStatus, S
 from bali_common.events.notifications import Channel
 from bali_common.visibility import AlertAudience
 from sqlalchemy import delete, func
+from sqlalchemy import event as orm_events
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -76,12 +78,26 @@ class AlertAffectedMember(SQLModel, table=True):
     member_id: str = Field(primary_key=True, max_length=100, index=True)
 
 
-async def keep_affected(session: AsyncSession, alert_id: str, members: Sequence[str]) -> None:
-    """Replace the alert's affected-member rows (no commit)."""
-    await session.exec(
-        delete(AlertAffectedMember).where(col(AlertAffectedMember.alert_id) == alert_id)
-    )
+async def keep_affected(
+    session: AsyncSession, alert_id: str, members: Sequence[str], *, first: bool = False
+) -> None:
+    """Replace the alert's affected-member rows (no commit); `first`: the alert is new here,
+    it has none to delete (one statement less on the way to its first notifications)."""
+    if not first:
+        await session.exec(
+            delete(AlertAffectedMember).where(col(AlertAffectedMember.alert_id) == alert_id)
+        )
     session.add_all(AlertAffectedMember(alert_id=alert_id, member_id=m) for m in set(members))
+
+
+#: The source events the session's transaction stored (forgotten when it ends).
+_NEW_SOURCES_INFO_KEY = "bali_notifications_new_sources"
+
+
+@orm_events.listens_for(Session, "after_commit")
+@orm_events.listens_for(Session, "after_rollback")
+def _forget_new_sources(session: Session) -> None:
+    session.info.pop(_NEW_SOURCES_INFO_KEY, None)
 
 
 #: Alert planning reads the member directory, the catch-up reads the alerts: on PostgreSQL
@@ -162,6 +178,7 @@ async def _remember_alert(session: AsyncSession, event: CloudEvent, payload: Ale
         return
     # Stored in UTC: SQLite keeps the wall-clock time only, and the window compares it.
     raised_at = as_utc(alert.raised_at).astimezone(UTC)
+    first = state is None
     state = state or AlertState(
         alert_id=alert.alert_id,
         version=0,
@@ -183,7 +200,7 @@ async def _remember_alert(session: AsyncSession, event: CloudEvent, payload: Ale
     state.event_type = event.type
     state.updated_at = utcnow()
     session.add(state)
-    await keep_affected(session, alert.alert_id, alert.affected_members)
+    await keep_affected(session, alert.alert_id, alert.affected_members, first=first)
     # Whoever is told of the alert later is sent this event: it carries the latest state.
     await _store_source(session, event)
 
@@ -313,6 +330,7 @@ async def _store_source(session: AsyncSession, event: CloudEvent) -> SourceEvent
         )
         session.add(source)
         await session.flush()
+        session.info.setdefault(_NEW_SOURCES_INFO_KEY, set()).add(event_id)
     return source
 
 
@@ -360,16 +378,21 @@ async def _add_deliveries(
     if not recipients:
         return 0
     # The unique (event, recipient, channel) key backs this up should two planners race.
-    existing = {
-        (channel, recipient)
-        for channel, recipient in (
-            await session.exec(
-                select(Delivery.channel, Delivery.recipient).where(
-                    Delivery.source_event_id == event_id
+    # A source event this transaction stored has no deliveries yet: nothing to look up.
+    existing = (
+        set()
+        if event_id in session.info.get(_NEW_SOURCES_INFO_KEY, ())
+        else {
+            (channel, recipient)
+            for channel, recipient in (
+                await session.exec(
+                    select(Delivery.channel, Delivery.recipient).where(
+                        Delivery.source_event_id == event_id
+                    )
                 )
-            )
-        ).all()
-    }
+            ).all()
+        }
+    )
     now = utcnow()
     added = 0
     for recipient in recipients:
