@@ -6,6 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 from bali_common.db import transaction
+from bali_common.events import CloudEvent
+from bali_common.events.members import FocalPointData, MemberKind, MemberUpdated
+from bali_notifications import directory, planning
+from bali_notifications.deliveries.models import Delivery
 from bali_notifications.directory import MemberEntry
 from notification_harness import (
     Harness,
@@ -17,7 +21,7 @@ from notification_harness import (
 )
 from notification_receivers import WebhookReceiver
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, select
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
@@ -78,3 +82,43 @@ async def test_a_subscription_deleted_is_not_planned_for_from_memory(
     await unsubscribe(harness, "IOM", subscription_id)
     assert not harness.parts.routing.holds
     assert subscription_id not in await _planned_recipients(harness, "IOM")
+
+
+async def test_a_directory_change_rolled_back_is_never_kept_nor_planned_from(
+    harness: Harness,
+) -> None:
+    cache = harness.parts.routing
+    assert "mei@my.example.org" in await _planned_recipients(harness, "MY")
+    assert cache.holds
+    entry = await harness.member("MY")
+    assert entry is not None
+    ghost = focal_point("MY", "ghost")
+    snapshot = MemberUpdated(
+        member_id=entry.member_id,
+        name=entry.name,
+        kind=MemberKind(entry.kind),
+        is_co_chair=entry.is_co_chair,
+        active=entry.active,
+        focal_points=[*(FocalPointData.model_validate(p) for p in entry.focal_points), ghost],
+        version=entry.version + 1,
+    )
+    payload = alert_raised(raised_by="PH", affected=["MY"])
+    event = CloudEvent.of(payload, source="/bali/test-upstream", subject="rollback")
+    async with harness.runtime.sessions() as session:
+        # Any writer of the directory, not only the consumer's member handler.
+        assert await directory.apply_snapshot(session=session, snapshot=snapshot)
+        await planning.plan_for_alert(
+            session=session,
+            event=event,
+            payload=payload,
+            senders=harness.parts.senders,
+            cache=cache,
+        )
+        planned = await session.exec(
+            select(Delivery.recipient).where(Delivery.source_event_id == str(event.id))
+        )
+        assert "ghost@my.example.org" in planned.all(), "its own change is planned with"
+        assert not cache.holds, "what it has not committed is kept for nobody"
+        await session.rollback()
+    assert not cache.holds
+    assert "ghost@my.example.org" not in await _planned_recipients(harness, "MY")
