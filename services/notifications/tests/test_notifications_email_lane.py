@@ -58,6 +58,11 @@ async def harness(notifications: ServiceStarter, slow_smtp: SlowMailSink) -> Asy
 async def test_a_webhook_is_not_held_up_by_a_slow_smtp_server(
     harness: Harness, webhook_receiver: WebhookReceiver, slow_smtp: SlowMailSink
 ) -> None:
+    # A first alert's emails take the slow server's time (more of them than any lane has).
+    first = alert_raised(raised_by="PH", affected=["IOM"])
+    first_event = await harness.publish(first, subject=first.alert.alert_id)
+    first_planned = await harness.planned(first_event, 1)
+    assert len([d for d in first_planned if d.channel == "email"]) > 2
     subscription_id, endpoint = await subscribe(harness, "IOM", webhook_receiver)
     assert endpoint is not None
     try:
@@ -69,16 +74,14 @@ async def test_a_webhook_is_not_held_up_by_a_slow_smtp_server(
 
         await eventually(received)
         assert slow_smtp.messages() == [], "the webhook went before any email was accepted"
-        deliveries = await harness.deliveries(source_event_id=str(event.id))
-        emails = [d for d in deliveries if d.channel == "email"]
-        assert len(emails) > 2
-        assert all(d.status == "pending" for d in emails)
 
         async def webhook_recorded() -> bool:
             [webhook] = await harness.deliveries(source_event_id=str(event.id), channel="webhook")
             return webhook.status == "delivered"
 
         await eventually(webhook_recorded)
-        assert slow_smtp.messages() == []
+        emails = await harness.deliveries(source_event_id=str(event.id), channel="email")
+        assert emails
+        assert all(d.status == "pending" for d in emails)
     finally:
         await unsubscribe(harness, "IOM", subscription_id)
