@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_notifications.deliveries.models import DeliveryJob
 from bali_notifications.inbox.models import InboxItemPublic
+
+log = logging.getLogger(__name__)
 
 _WAKE_INFO_KEY = "bali_notifications_wake"
 _HANDOVER_INFO_KEY = "bali_notifications_handover"
@@ -103,7 +106,12 @@ class NotificationHub:
         if target is None or target.dispatcher_id != handover.claimed_by:
             # Stopped meanwhile: its next start takes the claims back, or their lease runs out.
             return
-        target.hand_over(handover.jobs)
+        try:
+            target.hand_over(handover.jobs)
+        except Exception:
+            # Raised here, it would fail a commit that happened: the planner would think its
+            # plan lost. The rows stay claimed; the poll sends them once the lease runs out.
+            log.exception("handing %d deliveries to the dispatcher failed", len(handover.jobs))
 
     def wake_after_commit(self, session: AsyncSession) -> None:
         """Wake the dispatcher once the caller's transaction commits (never on rollback)."""
