@@ -132,9 +132,12 @@ class MailWatch:
         for path in self.directory.glob("*.eml"):
             if path.name in self._seen:
                 continue
-            self._seen.add(path.name)
             written = path.stat().st_mtime_ns / 1e9
             subject = str(self._parser.parsebytes(path.read_bytes())["subject"] or "")
+            if not subject:
+                # Caught while the mail drop is still writing it: read again at the next scan.
+                continue
+            self._seen.add(path.name)
             matched = _ALERT_RAISED.search(subject)
             if matched is not None:
                 title = matched["title"]
