@@ -133,10 +133,12 @@ class MailWatch:
             if path.name in self._seen:
                 continue
             written = path.stat().st_mtime_ns / 1e9
-            subject = str(self._parser.parsebytes(path.read_bytes())["subject"] or "")
-            if not subject:
-                # Caught while the mail drop is still writing it: read again at the next scan.
+            data = path.read_bytes()
+            if b"\n\n" not in data.replace(b"\r\n", b"\n"):
+                # Caught while the mail drop is still writing its headers: read it again at
+                # the next scan (marked seen, a half-written subject would never match).
                 continue
+            subject = str(self._parser.parsebytes(data)["subject"] or "")
             self._seen.add(path.name)
             matched = _ALERT_RAISED.search(subject)
             if matched is not None:
