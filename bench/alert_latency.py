@@ -132,9 +132,14 @@ class MailWatch:
         for path in self.directory.glob("*.eml"):
             if path.name in self._seen:
                 continue
-            self._seen.add(path.name)
             written = path.stat().st_mtime_ns / 1e9
-            subject = str(self._parser.parsebytes(path.read_bytes())["subject"] or "")
+            data = path.read_bytes()
+            if b"\n\n" not in data.replace(b"\r\n", b"\n"):
+                # Caught while the mail drop is still writing its headers: read it again at
+                # the next scan (marked seen, a half-written subject would never match).
+                continue
+            subject = str(self._parser.parsebytes(data)["subject"] or "")
+            self._seen.add(path.name)
             matched = _ALERT_RAISED.search(subject)
             if matched is not None:
                 title = matched["title"]

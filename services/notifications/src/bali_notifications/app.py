@@ -29,6 +29,7 @@ from bali_notifications.inbox.routes import router as inbox_router
 from bali_notifications.metrics import NotificationMetrics
 from bali_notifications.parts import NotificationParts
 from bali_notifications.planning import AlertAffectedMember, AlertState
+from bali_notifications.routing_cache import RoutingCache
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import EgressGuard, Resolver
 from bali_notifications.subscriptions.models import Subscription
@@ -60,10 +61,12 @@ def create_app(
     guard = EgressGuard(settings.webhook_allow_list, resolver)
     box = secrets_at_rest.box_for(settings)
     senders = channel_senders(settings=settings, guard=guard, hub=hub, box=box)
+    cache = RoutingCache(settings.routing_cache_ttl_s)
     handlers = notification_handlers(
         hub=hub,
         senders=senders,
         catch_up_window=timedelta(seconds=settings.alert_catch_up_window_s),
+        cache=cache,
     )
 
     def parts(runtime: ServiceRuntime) -> NotificationParts:
@@ -81,6 +84,7 @@ def create_app(
             senders=senders,
             dispatcher=dispatcher,
             secrets=box,
+            routing=cache,
         )
 
     return build_app(

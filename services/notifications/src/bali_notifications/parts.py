@@ -10,6 +10,7 @@ from bali_common.events.notifications import Channel
 from bali_notifications.channels import ChannelSender
 from bali_notifications.deliveries.dispatcher import Dispatcher
 from bali_notifications.hub import NotificationHub
+from bali_notifications.routing_cache import RoutingCache
 from bali_notifications.secrets_at_rest import SecretBox
 from bali_notifications.settings import NotificationsSettings
 from bali_notifications.ssrf import EgressGuard
@@ -26,3 +27,5 @@ class NotificationParts:
     dispatcher: Dispatcher
     #: Seals and opens the webhook signing secrets stored with the subscriptions.
     secrets: SecretBox
+    #: The directory and subscriptions as planning reads them between their changes.
+    routing: RoutingCache

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bali_common.db import as_utc, utc_column, utcnow
@@ -15,13 +16,17 @@ from bali_common.events.alerts import AlertEscalated, AlertEvent, AlertStatus, S
 from bali_common.events.notifications import Channel
 from bali_common.visibility import AlertAudience
 from sqlalchemy import delete, func
+from sqlalchemy import event as orm_events
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_notifications import directory, routing
+from bali_notifications import directory, routing, routing_cache
 from bali_notifications.channels import ChannelSender
-from bali_notifications.deliveries.models import Delivery, DeliveryStatus, SourceEvent
+from bali_notifications.deliveries.models import Delivery, DeliveryJob, DeliveryStatus, SourceEvent
 from bali_notifications.fields import json_list, timestamp_now
+from bali_notifications.hub import Handover
+from bali_notifications.routing_cache import RoutingCache, RoutingData
 from bali_notifications.subscriptions.models import Subscription
 
 #: An alert in one of these states needs nobody told any more.
@@ -73,12 +78,26 @@ class AlertAffectedMember(SQLModel, table=True):
     member_id: str = Field(primary_key=True, max_length=100, index=True)
 
 
-async def keep_affected(session: AsyncSession, alert_id: str, members: Sequence[str]) -> None:
-    """Replace the alert's affected-member rows (no commit)."""
-    await session.exec(
-        delete(AlertAffectedMember).where(col(AlertAffectedMember.alert_id) == alert_id)
-    )
+async def keep_affected(
+    session: AsyncSession, alert_id: str, members: Sequence[str], *, first: bool = False
+) -> None:
+    """Replace the alert's affected-member rows (no commit); `first`: the alert is new here,
+    it has none to delete (one statement less on the way to its first notifications)."""
+    if not first:
+        await session.exec(
+            delete(AlertAffectedMember).where(col(AlertAffectedMember.alert_id) == alert_id)
+        )
     session.add_all(AlertAffectedMember(alert_id=alert_id, member_id=m) for m in set(members))
+
+
+#: The source events the session's transaction stored (forgotten when it ends).
+_NEW_SOURCES_INFO_KEY = "bali_notifications_new_sources"
+
+
+@orm_events.listens_for(Session, "after_commit")
+@orm_events.listens_for(Session, "after_rollback")
+def _forget_new_sources(session: Session) -> None:
+    session.info.pop(_NEW_SOURCES_INFO_KEY, None)
 
 
 #: Alert planning reads the member directory, the catch-up reads the alerts: on PostgreSQL
@@ -93,23 +112,47 @@ async def _take_turns_routing_alerts(session: AsyncSession) -> None:
         await session.exec(select(func.pg_advisory_xact_lock(_ALERT_ROUTING_LOCK)))
 
 
+@dataclass(frozen=True)
+class _ForDispatcher:
+    """What the deliveries of one plan need to be claimed and handed over as jobs."""
+
+    handover: Handover
+    source: SourceEvent
+    subscriptions: Mapping[str, Subscription]
+    co_chairs: frozenset[str]
+
+
+async def _routing_data(session: AsyncSession, cache: RoutingCache | None) -> RoutingData:
+    """The directory and subscriptions this transaction sees (the cache answers with the same)."""
+    if cache is None:
+        return await routing_cache.read(session)
+    return await cache.current(session)
+
+
 async def plan_for_alert(
     *,
     session: AsyncSession,
     event: CloudEvent,
     payload: AlertEvent,
     senders: Mapping[Channel, ChannelSender],
+    cache: RoutingCache | None = None,
+    handover: Handover | None = None,
 ) -> int:
-    """Rule recipients plus matching subscriptions, one delivery row each; returns rows added."""
+    """Rule recipients plus matching subscriptions, one delivery row each; returns rows added.
+
+    With a `handover`, the rows due now are claimed for the dispatcher in this transaction
+    and added to it as jobs, to be sent as soon as the transaction commits.
+    """
     await _take_turns_routing_alerts(session)
     await _remember_alert(session, event, payload)
-    members = await directory.entries(session=session)
-    co_chairs = [member.member_id for member in directory.co_chairs(members)]
+    data = await _routing_data(session, cache)
+    members = data.members
+    co_chairs = data.co_chairs
     facts = routing.alert_facts(event.type, payload, co_chairs)
     plan = routing.RecipientPlan()
     for recipient in routing.rule_recipients(payload, members):
         plan.add(recipient)
-    await _add_subscribers(session, plan, facts, senders)
+    _add_subscribers(plan, facts, senders, data.subscriptions)
     alert = payload.alert
     return await _store_plan(
         session,
@@ -117,6 +160,9 @@ async def plan_for_alert(
         plan.allowed(facts.audience, co_chairs),
         alert_id=alert.alert_id,
         severity=alert.severity.value,
+        handover=handover,
+        data=data,
+        co_chairs=frozenset(co_chairs),
     )
 
 
@@ -132,6 +178,7 @@ async def _remember_alert(session: AsyncSession, event: CloudEvent, payload: Ale
         return
     # Stored in UTC: SQLite keeps the wall-clock time only, and the window compares it.
     raised_at = as_utc(alert.raised_at).astimezone(UTC)
+    first = state is None
     state = state or AlertState(
         alert_id=alert.alert_id,
         version=0,
@@ -153,13 +200,18 @@ async def _remember_alert(session: AsyncSession, event: CloudEvent, payload: Ale
     state.event_type = event.type
     state.updated_at = utcnow()
     session.add(state)
-    await keep_affected(session, alert.alert_id, alert.affected_members)
+    await keep_affected(session, alert.alert_id, alert.affected_members, first=first)
     # Whoever is told of the alert later is sent this event: it carries the latest state.
     await _store_source(session, event)
 
 
 async def plan_missed_alerts(
-    *, session: AsyncSession, member_id: str, window: timedelta, now: datetime | None = None
+    *,
+    session: AsyncSession,
+    member_id: str,
+    window: timedelta,
+    now: datetime | None = None,
+    handover: Handover | None = None,
 ) -> int:
     """Plan what a member missed of the alerts still open: it joined, or gained focal points
     or the co-chair role, after they were planned. Returns the deliveries added.
@@ -170,6 +222,7 @@ async def plan_missed_alerts(
     others get one, of the alert's latest event.
     """
     await _take_turns_routing_alerts(session)
+    # Never cached: the member's own change is in this transaction, not yet committed.
     members = await directory.entries(session=session)
     member = next((m for m in members if m.member_id == member_id), None)
     if member is None or not member.active:
@@ -208,6 +261,7 @@ async def plan_missed_alerts(
                 plan.add(recipient)
         allowed = plan.allowed(state.audience(), co_chairs)
         missed = [r for r in allowed if (state.alert_id, *r.key) not in told]
+        source = await session.get(SourceEvent, state.event_id) if handover and missed else None
         added += await _add_deliveries(
             session,
             event_id=state.event_id,
@@ -215,6 +269,12 @@ async def plan_missed_alerts(
             recipients=missed,
             alert_id=state.alert_id,
             severity=state.severity,
+            # Rule recipients only: no subscription to hand over with them.
+            dispatch=(
+                _ForDispatcher(handover, source, {}, frozenset(co_chairs))
+                if handover is not None and source is not None
+                else None
+            ),
         )
     return added
 
@@ -225,44 +285,53 @@ async def plan_for_activity(
     event: CloudEvent,
     payload: ActivityEvent,
     senders: Mapping[Channel, ChannelSender],
+    cache: RoutingCache | None = None,
+    handover: Handover | None = None,
 ) -> int:
     """Activities reach subscribers only; daily-digest subscribers get them queued."""
+    data = await _routing_data(session, cache)
     plan = routing.RecipientPlan()
-    await _add_subscribers(session, plan, routing.activity_facts(event.type, payload), senders)
-    return await _store_plan(session, event, plan.recipients(), alert_id=None, severity=None)
+    _add_subscribers(plan, routing.activity_facts(event.type, payload), senders, data.subscriptions)
+    return await _store_plan(
+        session,
+        event,
+        plan.recipients(),
+        alert_id=None,
+        severity=None,
+        handover=handover,
+        data=data,
+        co_chairs=frozenset(),  # not an alert: the visibility rule does not apply
+    )
 
 
-async def _add_subscribers(
-    session: AsyncSession,
+def _add_subscribers(
     plan: routing.RecipientPlan,
     facts: routing.EventFacts,
     senders: Mapping[Channel, ChannelSender],
+    subscriptions: Sequence[Subscription],
 ) -> None:
-    subscriptions = await session.exec(
-        select(Subscription).where(
-            col(Subscription.deleted_at).is_(None), col(Subscription.enabled).is_(True)
-        )
-    )
     for subscription in subscriptions:
         if routing.subscription_matches(subscription, facts):
             address = senders[Channel(subscription.channel)].address_of(subscription)
             plan.add(routing.subscription_recipient(subscription, facts, address=address))
 
 
-async def _store_source(session: AsyncSession, event: CloudEvent) -> None:
+async def _store_source(session: AsyncSession, event: CloudEvent) -> SourceEvent:
     event_id = str(event.id)
-    if await session.get(SourceEvent, event_id) is None:
-        session.add(
-            SourceEvent(
-                event_id=event_id,
-                event_type=event.type,
-                event_version=event.version,
-                subject=event.subject,
-                occurred_at=event.time,
-                data=event.data,
-            )
+    source = await session.get(SourceEvent, event_id)
+    if source is None:
+        source = SourceEvent(
+            event_id=event_id,
+            event_type=event.type,
+            event_version=event.version,
+            subject=event.subject,
+            occurred_at=event.time,
+            data=event.data,
         )
+        session.add(source)
         await session.flush()
+        session.info.setdefault(_NEW_SOURCES_INFO_KEY, set()).add(event_id)
+    return source
 
 
 async def _store_plan(
@@ -272,10 +341,13 @@ async def _store_plan(
     *,
     alert_id: str | None,
     severity: str | None,
+    handover: Handover | None,
+    data: RoutingData,
+    co_chairs: frozenset[str],
 ) -> int:
     if not recipients:
         return 0
-    await _store_source(session, event)
+    source = await _store_source(session, event)
     return await _add_deliveries(
         session,
         event_id=str(event.id),
@@ -283,6 +355,11 @@ async def _store_plan(
         recipients=recipients,
         alert_id=alert_id,
         severity=severity,
+        dispatch=(
+            _ForDispatcher(handover, source, data.subscriptions_by_id, co_chairs)
+            if handover is not None
+            else None
+        ),
     )
 
 
@@ -294,47 +371,79 @@ async def _add_deliveries(
     recipients: Sequence[routing.Recipient],
     alert_id: str | None,
     severity: str | None,
+    dispatch: _ForDispatcher | None = None,
 ) -> int:
-    """One row per recipient not yet planned for the stored source event."""
+    """One row per recipient not yet planned for the stored source event; with `dispatch`,
+    those due now are written claimed for the dispatcher and handed over as jobs."""
     if not recipients:
         return 0
     # The unique (event, recipient, channel) key backs this up should two planners race.
-    existing = {
-        (channel, recipient)
-        for channel, recipient in (
-            await session.exec(
-                select(Delivery.channel, Delivery.recipient).where(
-                    Delivery.source_event_id == event_id
+    # A source event this transaction stored has no deliveries yet: nothing to look up.
+    existing = (
+        set()
+        if event_id in session.info.get(_NEW_SOURCES_INFO_KEY, ())
+        else {
+            (channel, recipient)
+            for channel, recipient in (
+                await session.exec(
+                    select(Delivery.channel, Delivery.recipient).where(
+                        Delivery.source_event_id == event_id
+                    )
                 )
-            )
-        ).all()
-    }
+            ).all()
+        }
+    )
     now = utcnow()
     added = 0
     for recipient in recipients:
         if recipient.key in existing:
             continue
-        session.add(
-            Delivery(
-                source_event_id=event_id,
-                event_type=event_type,
-                channel=recipient.channel.value,
-                recipient=recipient.address,
-                member_id=recipient.member_id,
-                subscription_id=recipient.subscription_id,
-                alert_id=alert_id,
-                severity=severity,
-                reason=recipient.reason.value,
-                acknowledge_link=recipient.acknowledge_link,
-                status=(
-                    DeliveryStatus.queued_for_digest.value
-                    if recipient.digest
-                    else DeliveryStatus.pending.value
-                ),
-                next_attempt_at=None if recipient.digest else now,
-                created_at=now,
-                updated_at=now,
-            )
+        delivery = Delivery(
+            source_event_id=event_id,
+            event_type=event_type,
+            channel=recipient.channel.value,
+            recipient=recipient.address,
+            member_id=recipient.member_id,
+            subscription_id=recipient.subscription_id,
+            alert_id=alert_id,
+            severity=severity,
+            reason=recipient.reason.value,
+            acknowledge_link=recipient.acknowledge_link,
+            status=(
+                DeliveryStatus.queued_for_digest.value
+                if recipient.digest
+                else DeliveryStatus.pending.value
+            ),
+            next_attempt_at=None if recipient.digest else now,
+            created_at=now,
+            updated_at=now,
         )
+        session.add(delivery)
         added += 1
+        if dispatch is not None and not recipient.digest:
+            _claim_for_handover(delivery, recipient, dispatch)
     return added
+
+
+def _claim_for_handover(
+    delivery: Delivery, recipient: routing.Recipient, dispatch: _ForDispatcher
+) -> None:
+    """Lease the new row to the dispatcher and hand it over with what sending it needs."""
+    subscription = (
+        dispatch.subscriptions.get(recipient.subscription_id)
+        if recipient.subscription_id is not None
+        else None
+    )
+    if recipient.subscription_id is not None and subscription is None:
+        return  # not among the data planned with: left for the poll, which loads it
+    handover = dispatch.handover
+    delivery.claimed_by = handover.claimed_by
+    delivery.claimed_until = handover.claimed_until
+    handover.jobs.append(
+        DeliveryJob(
+            delivery=delivery,
+            source=dispatch.source,
+            subscription=subscription,
+            co_chairs=dispatch.co_chairs,
+        )
+    )

@@ -116,11 +116,25 @@ class NotificationsSettings(CommonSettings):
     )
     dispatch_poll_interval_s: float = 1.0
     dispatch_batch_size: int = 50
-    dispatch_concurrency: int = Field(default=20, ge=1, description="Sends in flight at once")
+    dispatch_concurrency: int = Field(
+        default=20, ge=1, description="Webhook and inbox sends in flight at once"
+    )
+    dispatch_email_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Email sends in flight at once, apart: a slow SMTP server never holds "
+        "up a webhook",
+    )
     dispatch_claim_seconds: float = Field(
         default=60.0, description="Lease on claimed deliveries; longer than any one send"
     )
     digest_check_interval_s: float = 300.0
+    routing_cache_ttl_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest the directory and subscriptions are planned from memory, even "
+        "when nothing says they changed",
+    )
 
     # Inbox live stream
     inbox_stream_heartbeat_s: float = Field(

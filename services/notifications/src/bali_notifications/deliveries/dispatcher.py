@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bali_common.db import SessionFactory, transaction, utcnow
+from bali_common.db import SessionFactory, as_utc, transaction, utcnow
 from bali_common.events.notifications import (
     Channel,
     DeliveryEvent,
@@ -60,6 +62,23 @@ class _Skipped:
     reason: FinalReason
 
 
+@dataclass(eq=False)
+class _Lane:
+    """Sends of some channels, at most `limit` at once: email has a lane of its own, so a slow
+    SMTP server fills only that one and never holds up a webhook or an inbox item."""
+
+    limit: int
+    email: bool
+    in_flight: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Jobs held (claimed) here, waiting for one of the lane's sends to finish.
+    waiting: deque[DeliveryJob] = field(default_factory=deque)
+    #: The poll found no room: the next send to finish wakes it.
+    full: bool = False
+
+    def room(self) -> int:
+        return self.limit - len(self.in_flight) - len(self.waiting)
+
+
 class Dispatcher:
     """Does the network I/O of deliveries that consumers only planned (rows with a due time).
 
@@ -68,6 +87,12 @@ class Dispatcher:
     the new status and the notification.* events then commit in one transaction.
     The schedule is driven by the `now` handed in, so tests drive the clock
     instead of sleeping.
+
+    What a consumer of this process plans reaches the running dispatcher without a poll:
+    the rows are claimed for it in the planning transaction and handed over in memory once
+    that commits (`hand_over`). Polling stays for everything else: retries coming due,
+    rows planned by other replicas or while no dispatcher ran, handovers lost to a crash
+    (their lease runs out, or the next start takes them back).
     """
 
     def __init__(
@@ -99,38 +124,121 @@ class Dispatcher:
         self.dispatcher_id = f"{settings.relay_id or socket.gethostname()}:notifications:dispatcher"
         # In-flight sends end within their channel's timeout; a stop waits that long for them.
         self._send_bound = max(settings.webhook_timeout_s, settings.smtp_timeout_s) + 2.0
+        # Webhooks and inbox first: their lane is claimed and started before email's.
+        self._fast = _Lane(limit=settings.dispatch_concurrency, email=False)
+        self._email = _Lane(limit=settings.dispatch_email_concurrency, email=True)
+        self._lanes = (self._fast, self._email)
+        #: Deliveries under way or waiting here: one claimed again (say by this dispatcher's
+        #: own poll once a lease ran out while it waited) is never sent twice.
+        self._held: set[str] = set()
+        self._accepting = False
 
     # --- loops -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Keep sending what is due; wakes on new plans, polls for retries coming due."""
-        in_flight: set[asyncio.Task[None]] = set()
+        """Keep sending what is due: takes handovers as they commit, polls for the rest."""
         try:
             if not self._settings.dispatch_in_background:
                 await asyncio.Event().wait()
             await self.take_back_own_claims()
+            self._accepting = True
+            self._hub.attach(self)
             while True:
-                free = self._settings.dispatch_concurrency - len(in_flight)
-                jobs: list[DeliveryJob] = []
-                if free > 0:
-                    try:
-                        jobs = await self._claim(
-                            now=utcnow(), limit=min(free, self._settings.dispatch_batch_size)
-                        )
-                    except Exception:
-                        log.exception("claiming due deliveries failed; retrying")
-                for job in jobs:
-                    task = asyncio.create_task(self._process(job, now=None))
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
-                if free <= 0:
-                    # Every slot is busy (slow receivers): claim more as soon as one frees up.
-                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                elif not jobs:
+                if not await self._claim_for_free_slots():
                     await self._hub.wait_for_work(self._settings.dispatch_poll_interval_s)
         finally:
-            await self._let_in_flight_finish(in_flight)
+            self._accepting = False
+            self._hub.detach(self)
+            await self._let_in_flight_finish({t for lane in self._lanes for t in lane.in_flight})
             await self.aclose()
+
+    def lease_until(self) -> datetime:
+        """When a claim taken now runs out (planners claim handed-over rows with it)."""
+        return utcnow() + self._lease
+
+    def hand_over(self, jobs: Sequence[DeliveryJob]) -> None:
+        """Deliveries a consumer planned and claimed for this dispatcher, their transaction
+        committed: started at once, webhooks and inbox before email, each lane within its
+        concurrency (the rest wait in memory, claimed). Stopping, it takes nothing: the claims
+        are taken back at the next start, or their lease runs out and a poll sends them."""
+        if not self._accepting:
+            return
+        for job in sorted(jobs, key=lambda j: j.delivery.channel == Channel.email.value):
+            self._take(job)
+
+    async def _claim_for_free_slots(self) -> bool:
+        """One poll: due rows claimed for each lane's free slots, webhooks and inbox first.
+        True when a lane got all it asked for (more may be due at once)."""
+        more = False
+        for lane in self._lanes:
+            free = min(lane.room(), self._settings.dispatch_batch_size)
+            if free <= 0:
+                # Every slot is busy (slow receivers): a finished send wakes the loop.
+                lane.full = True
+                continue
+            try:
+                jobs = await self._claim(now=utcnow(), limit=free, email=lane.email)
+            except Exception:
+                log.exception("claiming due deliveries failed; retrying")
+                continue
+            for job in jobs:
+                self._take(job)
+            more = more or len(jobs) == free
+        return more
+
+    def _lane_of(self, job: DeliveryJob) -> _Lane:
+        return self._email if job.delivery.channel == Channel.email.value else self._fast
+
+    def _take(self, job: DeliveryJob) -> None:
+        delivery_id = job.delivery.id
+        if delivery_id in self._held:
+            return  # already under way or waiting here
+        self._held.add(delivery_id)
+        lane = self._lane_of(job)
+        if len(lane.in_flight) < lane.limit:
+            self._start(lane, job, waited=False)
+        else:
+            lane.waiting.append(job)
+
+    def _start(self, lane: _Lane, job: DeliveryJob, *, waited: bool) -> None:
+        task = asyncio.create_task(self._process_held(job, waited=waited))
+        lane.in_flight.add(task)
+        task.add_done_callback(functools.partial(self._finished, lane, job.delivery.id))
+
+    def _finished(self, lane: _Lane, delivery_id: str, task: asyncio.Task[None]) -> None:
+        lane.in_flight.discard(task)
+        self._held.discard(delivery_id)
+        if lane.waiting and self._accepting:
+            self._start(lane, lane.waiting.popleft(), waited=True)
+        elif lane.full:
+            lane.full = False
+            self._hub.wake_dispatcher()
+
+    async def _process_held(self, job: DeliveryJob, *, waited: bool) -> None:
+        if waited and not await self._lease_holds(job):
+            return
+        await self._process(job, now=None)
+
+    async def _lease_holds(self, job: DeliveryJob) -> bool:
+        """A job that waited for a slot may have spent much of its lease: past half of it, the
+        lease is extended first, and the job dropped if another dispatcher took it meanwhile."""
+        claimed_until = job.delivery.claimed_until
+        now = utcnow()
+        if claimed_until is not None and as_utc(claimed_until) - now > self._lease / 2:
+            return True
+        try:
+            async with transaction(self._sessions) as session:
+                extended = await session.exec(
+                    update(Delivery)
+                    .where(col(Delivery.id) == job.delivery.id)
+                    .where(col(Delivery.claimed_by) == self.dispatcher_id)
+                    .where(col(Delivery.status).in_(DUE_STATUSES))
+                    .values(claimed_until=now + self._lease)
+                )
+        except Exception:
+            log.exception("extending the claim of delivery %s failed", job.delivery.id)
+            return False
+        return bool(extended.rowcount)
 
     async def take_back_own_claims(self) -> int:
         """What this dispatcher's previous life claimed and never recorded is due again now,
@@ -176,21 +284,33 @@ class Dispatcher:
 
     # --- claim -----------------------------------------------------------------------------
 
-    async def _claim(self, *, now: datetime, limit: int) -> list[DeliveryJob]:
+    async def _claim(
+        self, *, now: datetime, limit: int, email: bool | None = None
+    ) -> list[DeliveryJob]:
+        """Lease up to `limit` due rows: of the email channel only, of the others only, or
+        (None) of any channel."""
+        query = (
+            select(Delivery.id)
+            .where(col(Delivery.status).in_(DUE_STATUSES))
+            .where(col(Delivery.next_attempt_at) <= now)
+            .where(
+                or_(
+                    col(Delivery.claimed_until).is_(None),
+                    col(Delivery.claimed_until) < now,
+                )
+            )
+        )
+        if email is not None:
+            query = query.where(
+                (col(Delivery.channel) == Channel.email.value)
+                if email
+                else (col(Delivery.channel) != Channel.email.value)
+            )
         async with transaction(self._sessions) as session:
             ids = list(
                 (
                     await session.exec(
-                        select(Delivery.id)
-                        .where(col(Delivery.status).in_(DUE_STATUSES))
-                        .where(col(Delivery.next_attempt_at) <= now)
-                        .where(
-                            or_(
-                                col(Delivery.claimed_until).is_(None),
-                                col(Delivery.claimed_until) < now,
-                            )
-                        )
-                        .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
+                        query.order_by(col(Delivery.next_attempt_at), col(Delivery.id))
                         .limit(limit)
                         .with_for_update(skip_locked=True)
                     )
