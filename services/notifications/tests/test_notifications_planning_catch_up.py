@@ -390,9 +390,12 @@ async def test_alert_planned_while_its_affected_member_registers_reaches_that_me
     """
     await ensure_directory(harness)
     sessions: SessionFactory = harness.runtime.sessions
+    hub = harness.parts.hub
 
     async def register(member_id: str) -> int:
         async with transaction(sessions) as session:
+            # Planned outside a consumer: wake the dispatcher after the commit as one would.
+            hub.wake_after_commit(session)
             snapshot = member(member_id, member_id, focal_point(member_id, "fp"))
             assert await directory.apply_snapshot(session=session, snapshot=snapshot)
             return await planning.plan_missed_alerts(
@@ -402,6 +405,7 @@ async def test_alert_planned_while_its_affected_member_registers_reaches_that_me
     async def plan(payload: AlertRaised) -> int:
         event = CloudEvent.of(payload, source="/bali/test-upstream", subject="race")
         async with transaction(sessions) as session:
+            hub.wake_after_commit(session)
             return await planning.plan_for_alert(
                 session=session, event=event, payload=payload, senders=harness.parts.senders
             )
@@ -418,6 +422,7 @@ async def test_alert_planned_while_its_affected_member_registers_reaches_that_me
     first = alert_raised(raised_by="PH", affected=["WS"])
     event = CloudEvent.of(first, source="/bali/test-upstream", subject="race")
     async with transaction(sessions) as session:
+        hub.wake_after_commit(session)
         assert await planning.plan_for_alert(
             session=session, event=event, payload=first, senders=harness.parts.senders
         )
@@ -429,6 +434,7 @@ async def test_alert_planned_while_its_affected_member_registers_reaches_that_me
     # The member registers first; the alert's planning waits for it to commit.
     second = alert_raised(raised_by="PH", affected=["FJ"])
     async with transaction(sessions) as session:
+        hub.wake_after_commit(session)
         snapshot = member("FJ", "FJ", focal_point("FJ", "fp"))
         assert await directory.apply_snapshot(session=session, snapshot=snapshot)
         assert (
