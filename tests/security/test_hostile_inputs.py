@@ -22,6 +22,7 @@ from security_support import (
     Route,
     body_media_type,
     body_of,
+    notification_objects,
     request_kwargs,
     routes,
 )
@@ -74,6 +75,10 @@ async def live_ids(service: Deployed) -> dict[str, str]:
             "member_id": OWNER,
             "focal_point_id": focal_point.headers["Location"].rsplit("/", 1)[1],
         }
+    if service.name == "notifications":
+        return await notification_objects(service, OWNER)
+    if service.name == "reporting":
+        return {"run_id": uuid4().hex}
     body = {**body_of(service, "post", "/v1/alerts"), "dedup_key": f"inputs-{uuid4().hex}"}
     alert = await service.client.post("/v1/alerts", json=body, headers=owner)
     assert alert.status_code == 201, alert.text
