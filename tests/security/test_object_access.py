@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 from bali_common.auth import Role
-from security_support import Deployed, request_kwargs, routes
+from security_support import OWNER, Deployed, request_kwargs, routes
 
 #: Routes whose objects every member may read by design, with the reason.
 READABLE_BY_EVERY_MEMBER = {
@@ -64,3 +64,60 @@ async def test_another_members_object_answers_like_a_missing_one(service: Deploy
 
 def _admits_members(rule: frozenset[Role] | str | None) -> bool:
     return isinstance(rule, str) or (rule is not None and Role.member in rule)
+
+
+#: Ids of objects only their owner may see (the directory's ids are everyone's).
+PRIVATE_KINDS = ("activity_id", "alert_id", "subscription_id", "delivery_id", "item_id")
+
+
+def ids_in(document: Any) -> set[str]:
+    """Every value of an `id` or `..._id` key anywhere in a JSON document."""
+    found: set[str] = set()
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if (key == "id" or key.endswith("_id")) and isinstance(value, str | int):
+                found.add(str(value))
+            found |= ids_in(value)
+    elif isinstance(document, list):
+        for item in document:
+            found |= ids_in(item)
+    return found
+
+
+async def test_lists_filtered_on_another_members_objects_show_none_of_them(
+    service: Deployed,
+) -> None:
+    """Listings asked for the owner's member, ids and deleted rows show the outsider nothing
+    of them (a list is an object read too)."""
+    outsider = service.callers()["member"]
+    owner = service.tokens(OWNER, (Role.member,))
+    secrets = {service.private[k] for k in PRIVATE_KINDS if k in service.private}
+    listed = 0
+    shown_to_owner: set[str] = set()
+    for route in routes(service.app):
+        if route.method != "get" or route.path_params or route.path.endswith("/stream"):
+            continue
+        operation = service.spec["paths"][route.path]["get"]
+        params: dict[str, str] = {}
+        for parameter in operation.get("parameters", []):
+            name, schema = parameter["name"], parameter.get("schema", {})
+            if parameter["in"] != "query":
+                continue
+            if name in service.private and name in PRIVATE_KINDS:
+                params[name] = service.private[name]
+            elif name in ("member", "member_id", "raised_by", "lead_member"):
+                params[name] = OWNER
+            elif schema.get("type") == "boolean" and name.startswith("include"):
+                params[name] = "true"
+        response = await service.client.get(route.path, params=params, headers=outsider)
+        if response.status_code != 200 or "json" not in response.headers["content-type"]:
+            continue
+        leaked = ids_in(response.json()) & secrets
+        assert not leaked, f"{route.label} {params} shows {leaked}"
+        listed += 1
+        mine = await service.client.get(route.path, params=params, headers=owner)
+        if mine.status_code == 200 and "json" in mine.headers["content-type"]:
+            shown_to_owner |= ids_in(mine.json()) & secrets
+    assert listed
+    # The same listings do show the owner its objects: the outsider's were really asked.
+    assert shown_to_owner or not secrets
