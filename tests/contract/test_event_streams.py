@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -55,11 +56,12 @@ def stream_operations(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def test_only_the_notifications_inbox_streams() -> None:
+def test_only_the_notifications_inbox_streams(tmp_path: Path) -> None:
     """The services whose streams this test covers: a new stream joins the list below."""
     streaming = {}
     for name, under_test in SERVICES.items():
-        app = under_test.create_app(under_test.settings(database_url="sqlite+aiosqlite://"))
+        settings = under_test.settings(data_dir=tmp_path, database_url="sqlite+aiosqlite://")
+        app = under_test.create_app(settings)
         streaming[name] = [path for path, _ in stream_operations(app.openapi())]
     assert streaming == {
         "activities": [],

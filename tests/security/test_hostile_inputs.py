@@ -19,6 +19,7 @@ import openpyxl
 import pytest
 from bali_common.auth import Role
 from bali_common.http.pagination import encode_cursor
+from bali_common.tabular import XLSX_MEDIA_TYPE
 from bali_devkit.broker import free_port
 from bali_devkit.testing.plugin import serving
 from bali_notifications import secrets_at_rest
@@ -678,6 +679,10 @@ async def test_spreadsheet_exports_neutralise_formulas_in_every_cell_and_list_el
                 route.path, params={"format": file_format}, headers=admin
             )
             assert response.status_code == 200, f"{route.label} {file_format}: {response.text}"
+            # Both spreadsheet types are in the OpenAPI document, and each answer is as listed.
+            documented = operation_of(service, "get", route.path)["responses"]["200"]["content"]
+            assert {"text/csv", XLSX_MEDIA_TYPE} <= set(documented), route.label
+            assert response.headers["content-type"].split(";")[0] in documented, route.label
             cells = cells_of(response.content)
             written[file_format].update(cells)
             risky += [f"{route.label} {file_format}: {c!r}" for c in cells if risky_parts(c)]
