@@ -155,6 +155,27 @@ async def test_unusable_if_match_is_a_412_on_every_route_that_reads_it(service: 
     assert refused
 
 
+ODD_IDEMPOTENCY_KEYS = [b"", b" ", "é".encode(), "²".encode(), b"\xff\xfe", b"x" * 256, b"k" * 5000]
+
+
+async def test_an_odd_idempotency_key_is_used_or_a_422_naming_it(service: Deployed) -> None:
+    keyed = [r for r in routes(service.app) if r.header("Idempotency-Key")]
+    expect_some(service, keyed, "Idempotency-Key")
+    ids = await live_ids(service)
+    for route in keyed:
+        for value in ODD_IDEMPOTENCY_KEYS:
+            kwargs = request_kwargs(service, route, ids, service.changer())
+            kwargs["headers"]["Idempotency-Key"] = value
+            response = await service.client.request(**kwargs)
+            where = f"{route.label} Idempotency-Key {value[:12]!r}"
+            assert response.status_code < 500, f"{where}: {response.text}"
+            if len(value) > 255:
+                assert fields(assert_problem(response, 422, where)) == {"header.Idempotency-Key"}
+            elif response.status_code >= 400:
+                # Refused for what the request asks (a stale version, a row of an import).
+                assert response.headers["content-type"] == "application/problem+json", where
+
+
 # --- 3. integers beyond 64 bits -----------------------------------------------------------------
 
 
