@@ -1,7 +1,10 @@
 """Hostile and careless input on every route it can reach: never a 500, always a problem that
 names what was wrong. Link tokens with non-ASCII characters, digit-like and huge numbers in
-If-Match, integers beyond 64 bits in cursors and ids, bodies streamed past the limit (over
-ASGI and over a real socket), bodies that are not UTF-8 or not multipart."""
+If-Match, odd Idempotency-Keys, integers beyond 64 bits in cursors, ids and query parameters,
+odd Last-Event-IDs on event streams, bodies streamed past the limit (over ASGI and over a real
+socket), bodies that are not UTF-8 or not multipart, NUL and lone surrogates in text. Webhook
+URLs that reach inside are refused at registration and never contacted (nor redirected to),
+and spreadsheet exports neutralise formulas in every cell and list element."""
 
 from __future__ import annotations
 
