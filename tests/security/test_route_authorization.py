@@ -5,7 +5,7 @@ authorization); nobody gets a 500."""
 from __future__ import annotations
 
 from bali_common.auth import Role
-from security_support import Deployed, request_kwargs, routes
+from security_support import Deployed, call, request_kwargs, routes
 
 ROLE_OF = {"member": Role.member, "co_chair": Role.co_chair, "ops": Role.ops}
 
@@ -21,8 +21,8 @@ async def test_no_caller_gets_past_a_route_that_does_not_allow_it(service: Deplo
     for route in routes(service.app):
         rule = route.authorization()
         for caller, headers in service.callers().items():
-            response = await service.client.request(
-                **request_kwargs(service, route, service.private, headers)
+            response = await call(
+                service, route, **request_kwargs(service, route, service.private, headers)
             )
             where = f"{route.label} as {caller}: {response.status_code}"
             assert response.status_code < 500, f"{where} {response.text}"

@@ -27,6 +27,7 @@ from bali_common.auth import (
     Principal,
     Role,
     TokenVerifier,
+    admits_roles,
     dev_jwks,
     issue_dev_token,
     jwk_thumbprint,
@@ -507,3 +508,13 @@ async def test_jwks_unreachable_is_401(settings: CommonSettings) -> None:
     token = issue_dev_token(settings, subject="u", member_id=None, roles=[])
     with pytest.raises(AuthenticationError):
         await verifier.averify(token)
+
+
+def test_admits_roles_declares_the_roles_of_a_hand_written_rule() -> None:
+    @admits_roles(Role.ops, Role.co_chair)
+    async def operator() -> None:
+        return None
+
+    assert operator.allowed_roles == frozenset({Role.ops, Role.co_chair})  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="at least one role"):
+        admits_roles()

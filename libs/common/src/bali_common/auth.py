@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import anyio.to_thread
 import jwt
@@ -34,6 +34,7 @@ __all__ = [
     "Principal",
     "Role",
     "TokenVerifier",
+    "admits_roles",
     "bearer_scheme",
     "dev_jwks",
     "get_principal",
@@ -437,6 +438,24 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     dependency.__name__ = f"require_roles_{'_'.join(sorted(r.value for r in required))}"
     dependency.allowed_roles = required  # type: ignore[attr-defined]
     return dependency
+
+
+DependencyT = TypeVar("DependencyT", bound=Callable[..., Awaitable[Any]])
+
+
+def admits_roles(*roles: Role) -> Callable[[DependencyT], DependencyT]:
+    """Declares the roles a hand-written authorization dependency may admit (admin always
+    passes), for a rule beyond roles alone (an acting co-chair: the role *and* a member the
+    directory lists as co-chair). Like `require_roles`, it names who may call the route; a
+    caller holding none of `roles` must be refused by the dependency itself."""
+    if not roles:
+        raise ValueError("admits_roles needs at least one role")
+
+    def declare(dependency: DependencyT) -> DependencyT:
+        dependency.allowed_roles = frozenset(roles)  # type: ignore[attr-defined]
+        return dependency
+
+    return declare
 
 
 def public_route(reason: str) -> Callable[[], Awaitable[None]]:

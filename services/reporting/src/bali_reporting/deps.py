@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from bali_common.auth import AuthorizationError, CurrentPrincipal, Principal, Role, require_roles
+from bali_common.auth import (
+    AuthorizationError,
+    CurrentPrincipal,
+    Principal,
+    Role,
+    admits_roles,
+    require_roles,
+)
 from bali_common.deps import RuntimeDep, SessionDep
 from bali_common.visibility import AlertViewer, alert_viewer, is_acting_co_chair
 from fastapi import Depends
@@ -42,6 +49,7 @@ Reader = Annotated[Principal, Depends(require_roles(Role.member, Role.co_chair, 
 Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
 
 
+@admits_roles(Role.ops, Role.co_chair)
 async def operator(principal: CurrentPrincipal, session: SessionDep) -> Principal:
     """Operations reports: ops, admins, and co-chairs acting for a co-chair member."""
     if principal.allows(Role.ops):

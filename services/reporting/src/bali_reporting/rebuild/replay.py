@@ -83,12 +83,14 @@ class Replayer:
             request_timeout_ms=self.settings.kafka_request_timeout_ms,
             **connection_options(self.settings),
         )
+        # Kept before it connects: `stop` closes it however far starting got (a broker
+        # error, or the service stopping while it seeks), so no connection is left behind.
+        self._consumer = consumer
         await consumer.start()
         partitions = self.partitions
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         self.positions = dict.fromkeys(partitions, 0)
-        self._consumer = consumer
 
     async def stop(self) -> None:
         if self._consumer is not None:
