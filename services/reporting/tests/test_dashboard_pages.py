@@ -142,7 +142,7 @@ async def test_filters_stay_in_the_url_of_every_link_and_form(loaded: Reporting)
     shared = query.replace("&", "&amp;")
     for path in ("/coverage", "/activity", "/operations"):
         assert f'href="{path}?{shared}"' in page.text
-    assert f'data-stream="/dashboard/board-events?{shared}"' in page.text
+    assert f'data-stream="/dashboard/board-events?{shared}&amp;since=' in page.text
     assert '<option value="4" selected>' in page.text
     assert "<option selected>Extreme</option>" in page.text
     assert 'name="member" value="TH"' in page.text

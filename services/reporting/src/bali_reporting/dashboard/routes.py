@@ -157,6 +157,7 @@ async def _board(
 async def overview(
     request: Request, session: SessionDep, parts: PartsDep, user: User, filters: Filters
 ) -> HTMLResponse:
+    signature = await alerts.board_signature(session)
     board = await _board(session, user, filters, parts)
     covered = await coverage.coverage_report(session, filters.coverage())
     trend = await trends.trends_report(session, filters.trends())
@@ -171,6 +172,7 @@ async def overview(
             "user": user,
             "filters": filters,
             "board": board,
+            "board_signature": signature,
             "board_rows": BOARD_ROWS,
             "open_alerts": open_alerts,
             "covered_items": sum(1 for item in covered.items if item.covered),
@@ -326,11 +328,13 @@ async def board_events(
     settings: SettingsDep,
     user: User,
     filters: Filters,
+    since: Annotated[str | None, Query(max_length=64, pattern="^[0-9a-f]+$")] = None,
 ) -> StreamingResponse:
     """The board's rows as a server-sent event whenever any alert changes.
 
     It polls a cheap signature of the board (count, newest step, sum of versions) and
-    renders only when that moved. Each poll takes a short session of its own, so an open
+    renders only when that moved (`since`: the signature the page was rendered at). Each
+    poll takes a short session of its own, so an open
     stream holds no connection. A stream ends after `dashboard_stream_s` and the browser
     reconnects, which checks the token again.
     """
@@ -338,7 +342,7 @@ async def board_events(
 
     async def stream() -> AsyncIterator[str]:
         yield f"retry: {int(settings.dashboard_poll_s * 2000)}\n\n"
-        seen: tuple[Any, ...] | None = None
+        seen = since
         quiet_since = time.monotonic()
         ends = time.monotonic() + settings.dashboard_stream_s
         while time.monotonic() < ends and not await request.is_disconnected():

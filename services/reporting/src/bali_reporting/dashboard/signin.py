@@ -24,7 +24,7 @@ from bali_common.auth import (
     Role,
     TokenVerifier,
 )
-from bali_common.deps import SessionDep
+from bali_common.deps import RuntimeDep
 from bali_common.visibility import AlertViewer, alert_viewer, is_acting_co_chair
 from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse
@@ -108,7 +108,10 @@ def presented_token(request: Request) -> str | None:
     return request.cookies.get(COOKIE)
 
 
-async def dashboard_user(request: Request, session: SessionDep) -> DashboardUser:
+async def dashboard_user(request: Request, runtime: RuntimeDep) -> DashboardUser:
+    """The signed-in viewer. The directory lookup takes a session of its own, closed at once:
+    the live board's stream lives for minutes and must not hold a connection all along
+    (SQLite has one)."""
     back_to = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     token = presented_token(request)
     if not token:
@@ -120,7 +123,8 @@ async def dashboard_user(request: Request, session: SessionDep) -> DashboardUser
         raise
     except AuthorizationError:
         raise SignInRequired("forbidden", back_to=back_to) from None
-    co_chairs = await co_chair_members(session)
+    async with runtime.sessions() as session:
+        co_chairs = await co_chair_members(session)
     return DashboardUser(
         principal=principal,
         viewer=alert_viewer(principal, co_chair_members=co_chairs),

@@ -8,6 +8,7 @@ Other reports that show alert content narrow with `visible_alert_ids` from here.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -416,7 +417,7 @@ async def board_entry(
     return board_row(entry, names, now)
 
 
-async def board_signature(session: AsyncSession) -> tuple[Any, ...]:
+async def board_signature(session: AsyncSession) -> str:
     """Changes whenever any alert on the board changes: what the live board polls for."""
     found = await fetch(
         session,
@@ -426,4 +427,4 @@ async def board_signature(session: AsyncSession) -> tuple[Any, ...]:
             func.sum(col(AlertBoardEntry.version)),
         ),
     )
-    return tuple(found[0])
+    return hashlib.sha256(repr(tuple(found[0])).encode()).hexdigest()[:16]

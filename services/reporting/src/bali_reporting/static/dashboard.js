@@ -30,7 +30,14 @@ function followBoard(board) {
   const state = document.getElementById("live-state");
   const source = new EventSource(board.dataset.stream);
   source.addEventListener("board", (event) => {
+    // Keep keyboard focus on the same alert's link across the update.
+    const focused = board.contains(document.activeElement)
+      ? document.activeElement.closest("tr[data-alert-id]") : null;
     board.innerHTML = event.data;
+    if (focused) {
+      const again = board.querySelector(`tr[data-alert-id="${CSS.escape(focused.dataset.alertId)}"] a`);
+      if (again) again.focus();
+    }
     board.dataset.updated = String(Date.now());
     tickAges();
   });
