@@ -25,33 +25,21 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import httpx
 from bali_common.auth import Role, issue_dev_token
 from bali_common.messaging.kafka import ensure_topics
 from bali_common.migrations import upgrade
 from bali_devkit.broker import EmbeddedBroker, free_port
+from bali_devkit.testing.browser import CHROMIUM, CHROMIUM_ARGS
 from bali_devkit.testing.plugin import serving
 from bali_reporting import migrations
 from bali_reporting.app import create_app
-from bali_reporting.settings import ReportingSettings
 from playwright.async_api import Browser, async_playwright
 from playwright.async_api import Error as PlaywrightError
-from reporting import FAST, activities, alert_lifecycles, directory, publish
+from reporting import activities, alert_lifecycles, bench_settings, directory, publish
 from support import load_average, machine
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PAINTED = "performance.getEntriesByName('first-contentful-paint').length > 0"
 PAGES = ["/", "/coverage", "/activity", "/operations"]
 TIMING = """() => {
@@ -114,16 +102,7 @@ async def main() -> None:
         *alert_lifecycles(args.alerts, rng, now),
     ]
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as workdir:
-        settings = ReportingSettings(
-            data_dir=Path(workdir),
-            kafka_bootstrap_servers=broker.bootstrap_servers,
-            kafka_topic_prefix=f"bench{uuid4().hex[:6]}.",
-            activities_url="http://127.0.0.1:9",
-            consultation_url="http://127.0.0.1:9",
-            notifications_url="http://127.0.0.1:9",
-            rate_limit_enabled=False,
-            **FAST,  # type: ignore[arg-type]
-        )
+        settings = bench_settings(Path(workdir), broker)
         await ensure_topics(settings)
         await upgrade(settings.resolved_database_url(), migrations.DIRECTORY, quiet=True)
         published_s = await publish(settings, events)
@@ -144,7 +123,7 @@ async def main() -> None:
             print(f"live consumer applied them in {applied_s:.0f}s", flush=True)
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(
-                    executable_path=CHROMIUM, args=CHROMIUM_ARGS
+                    executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
                 )
                 try:
                     for path in PAGES:

@@ -1,18 +1,15 @@
 """The platform a dashboard test opens in Chromium: activities, consultation and reporting
 served on real sockets over the embedded broker, filled with `bali demo`'s year, and the
-system's Chromium driven by Playwright (never a downloaded browser)."""
+system's Chromium driven by Playwright (`bali_devkit.testing.browser`)."""
 
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from bali_activities.app import create_app as create_activities
 from bali_activities.settings import ActivitiesSettings
 from bali_common.auth import Role
@@ -24,28 +21,6 @@ from bali_devkit.testing.plugin import SettingsFactory, TokenBook, running, serv
 from bali_reporting.app import create_app as create_reporting
 from bali_reporting.settings import ReportingSettings
 from fastapi import FastAPI
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def require_chromium() -> None:
-    """Skip, saying why, where Debian's chromium package is not installed (CI installs it)."""
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        pytest.skip(f"needs Chromium at {CHROMIUM}: apt-get install chromium (.ci/run does)")
-
-
-def chromium_path() -> str:
-    return str(CHROMIUM) if CHROMIUM.exists() else str(shutil.which("chromium"))
 
 
 @dataclass

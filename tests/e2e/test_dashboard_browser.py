@@ -11,14 +11,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from bali_common.auth import Role
+from bali_devkit.testing.browser import CHROMIUM_ARGS, require_chromium
 from bali_devkit.testing.plugin import settings_factory_for
-from dashboard_browser_support import (
-    CHROMIUM_ARGS,
-    DemoPlatform,
-    chromium_path,
-    demo_platform,
-    require_chromium,
-)
+from dashboard_browser_support import DemoPlatform, demo_platform
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -30,7 +25,7 @@ LIVE_WAIT_MS = 60_000
 async def platform(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[DemoPlatform]:
-    require_chromium()
+    require_chromium()  # before the demo year is loaded for nothing
     directory = tmp_path_factory.mktemp("dashboard-browser")
     async with (
         settings_factory_for(kafka_bootstrap, directory) as settings_for,
@@ -45,7 +40,7 @@ async def browser(platform: DemoPlatform) -> AsyncIterator[Any]:
 
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(
-            executable_path=chromium_path(), args=CHROMIUM_ARGS
+            executable_path=require_chromium(), args=CHROMIUM_ARGS
         )
         try:
             yield chromium

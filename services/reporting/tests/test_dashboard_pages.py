@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
-import pytest_asyncio
 from bali_common.auth import Role
 from dashboard_support import (
     PUBLIC_TITLE,
@@ -15,23 +14,14 @@ from dashboard_support import (
     bearer_token,
     browser,
     expired_token,
-    year_of_events,
 )
-from reporting_testkit import Reporting, publish
+from reporting_testkit import Reporting
 
 COOKIE = "bali_dashboard_token"
 
 
-@pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def loaded(service: Reporting) -> Reporting:
-    events = year_of_events()
-    await publish(service.settings, events)
-    await service.caught_up(len(events))
-    return service
-
-
-async def test_a_page_without_a_token_sends_the_browser_to_sign_in(loaded: Reporting) -> None:
-    async with browser(loaded) as client:
+async def test_a_page_without_a_token_sends_the_browser_to_sign_in(year_loaded: Reporting) -> None:
+    async with browser(year_loaded) as client:
         response = await client.get("/coverage?year=2025")
         assert response.status_code == 303
         target = urlsplit(response.headers["location"])
@@ -43,9 +33,11 @@ async def test_a_page_without_a_token_sends_the_browser_to_sign_in(loaded: Repor
         assert 'name="next" value="/coverage?year=2025"' in page.text
 
 
-async def test_signing_in_keeps_the_token_in_a_strict_http_only_cookie(loaded: Reporting) -> None:
-    token = bearer_token(loaded.tokens.ops())
-    async with browser(loaded) as client:
+async def test_signing_in_keeps_the_token_in_a_strict_http_only_cookie(
+    year_loaded: Reporting,
+) -> None:
+    token = bearer_token(year_loaded.tokens.ops())
+    async with browser(year_loaded) as client:
         response = await client.post("/sign-in", data={"token": token, "next": "/activity"})
         assert response.status_code == 303
         assert response.headers["location"] == "/activity"
@@ -62,19 +54,19 @@ async def test_signing_in_keeps_the_token_in_a_strict_http_only_cookie(loaded: R
 
 
 async def test_pages_take_an_authorization_header_instead_of_the_cookie(
-    loaded: Reporting,
+    year_loaded: Reporting,
 ) -> None:
-    async with browser(loaded) as client:
-        page = await client.get("/coverage", headers=loaded.tokens.ops())
+    async with browser(year_loaded) as client:
+        page = await client.get("/coverage", headers=year_loaded.tokens.ops())
     assert page.status_code == 200
     for item in STRATEGY.items:
         assert f'title="{item.text}"' in page.text or item.text[:40] in page.text
 
 
 async def test_a_bad_token_is_refused_with_a_clear_message_and_no_cookie(
-    loaded: Reporting,
+    year_loaded: Reporting,
 ) -> None:
-    async with browser(loaded) as client:
+    async with browser(year_loaded) as client:
         response = await client.post("/sign-in", data={"token": "not.a.token"})
         assert response.status_code == 401
         assert "That token was not accepted" in response.text
@@ -83,9 +75,9 @@ async def test_a_bad_token_is_refused_with_a_clear_message_and_no_cookie(
         assert empty.status_code == 401
 
 
-async def test_an_expired_token_says_it_expired(loaded: Reporting) -> None:
-    token = expired_token(loaded.settings)
-    async with browser(loaded) as client:
+async def test_an_expired_token_says_it_expired(year_loaded: Reporting) -> None:
+    token = expired_token(year_loaded.settings)
+    async with browser(year_loaded) as client:
         response = await client.post("/sign-in", data={"token": token})
         assert response.status_code == 401
         assert "That token has expired" in response.text
@@ -96,9 +88,9 @@ async def test_an_expired_token_says_it_expired(loaded: Reporting) -> None:
         assert f'{COOKIE}=""' in page.headers["set-cookie"]
 
 
-async def test_a_token_without_a_reader_role_is_refused(loaded: Reporting) -> None:
-    token = bearer_token(loaded.tokens("XX", ()))
-    async with browser(loaded) as client:
+async def test_a_token_without_a_reader_role_is_refused(year_loaded: Reporting) -> None:
+    token = bearer_token(year_loaded.tokens("XX", ()))
+    async with browser(year_loaded) as client:
         response = await client.post("/sign-in", data={"token": token})
         assert response.status_code == 403
         assert "carries no role that may read reports" in response.text
@@ -107,8 +99,10 @@ async def test_a_token_without_a_reader_role_is_refused(loaded: Reporting) -> No
         assert "reason=forbidden" in page.headers["location"]
 
 
-async def test_a_garbage_cookie_sends_back_to_sign_in_and_is_forgotten(loaded: Reporting) -> None:
-    async with browser(loaded) as client:
+async def test_a_garbage_cookie_sends_back_to_sign_in_and_is_forgotten(
+    year_loaded: Reporting,
+) -> None:
+    async with browser(year_loaded) as client:
         client.cookies.set(COOKIE, "x" * 9000)
         page = await client.get("/operations")
         assert page.status_code == 303
@@ -116,17 +110,17 @@ async def test_a_garbage_cookie_sends_back_to_sign_in_and_is_forgotten(loaded: R
         assert "Max-Age=0" in page.headers["set-cookie"]
 
 
-async def test_sign_in_never_redirects_to_another_site(loaded: Reporting) -> None:
-    token = bearer_token(loaded.tokens.ops())
-    async with browser(loaded) as client:
+async def test_sign_in_never_redirects_to_another_site(year_loaded: Reporting) -> None:
+    token = bearer_token(year_loaded.tokens.ops())
+    async with browser(year_loaded) as client:
         for target in ("//evil.example/", "https://evil.example/", "/\\evil.example", "x"):
             response = await client.post("/sign-in", data={"token": token, "next": target})
             assert response.headers["location"] == "/", target
 
 
-async def test_signing_out_forgets_the_cookie(loaded: Reporting) -> None:
-    async with browser(loaded) as client:
-        await client.post("/sign-in", data={"token": bearer_token(loaded.tokens.ops())})
+async def test_signing_out_forgets_the_cookie(year_loaded: Reporting) -> None:
+    async with browser(year_loaded) as client:
+        await client.post("/sign-in", data={"token": bearer_token(year_loaded.tokens.ops())})
         assert (await client.get("/")).status_code == 200
         response = await client.post("/sign-out")
         assert response.status_code == 303
@@ -134,10 +128,10 @@ async def test_signing_out_forgets_the_cookie(loaded: Reporting) -> None:
         assert (await client.get("/")).status_code == 303
 
 
-async def test_filters_stay_in_the_url_of_every_link_and_form(loaded: Reporting) -> None:
+async def test_filters_stay_in_the_url_of_every_link_and_form(year_loaded: Reporting) -> None:
     query = "year=2025&area=4&member=TH&severity=Extreme&date_from=2025-01-01&date_to=2025-12-31"
-    async with browser(loaded) as client:
-        page = await client.get(f"/?{query}", headers=loaded.tokens.ops())
+    async with browser(year_loaded) as client:
+        page = await client.get(f"/?{query}", headers=year_loaded.tokens.ops())
     assert page.status_code == 200
     shared = query.replace("&", "&amp;")
     for path in ("/coverage", "/activity", "/operations"):
@@ -149,8 +143,8 @@ async def test_filters_stay_in_the_url_of_every_link_and_form(loaded: Reporting)
     assert 'value="2025-01-01"' in page.text
 
 
-async def test_a_bad_filter_is_a_problem_naming_the_field(loaded: Reporting) -> None:
-    async with browser(loaded) as client:
+async def test_a_bad_filter_is_a_problem_naming_the_field(year_loaded: Reporting) -> None:
+    async with browser(year_loaded) as client:
         for query, field in (
             ("year=1900", "query.year"),
             ("area=99", "query.area"),
@@ -158,19 +152,19 @@ async def test_a_bad_filter_is_a_problem_naming_the_field(loaded: Reporting) -> 
             ("date_from=2025-03-01&date_to=2025-02-01", "query.date_to"),
             ("severity=Apocalyptic", "query.severity"),
         ):
-            response = await client.get(f"/?{query}", headers=loaded.tokens.ops())
+            response = await client.get(f"/?{query}", headers=year_loaded.tokens.ops())
             assert response.status_code == 422, query
             assert response.headers["content-type"].startswith("application/problem+json")
             assert field in [e["field"] for e in response.json()["errors"]], query
 
 
-async def test_a_member_board_omits_alerts_restricted_to_others(loaded: Reporting) -> None:
-    async with browser(loaded) as client:
-        outsider = await client.get("/", headers=loaded.tokens("PH", (Role.member,)))
-        named = await client.get("/", headers=loaded.tokens("MY", (Role.member,)))
-        co_chair = await client.get("/", headers=loaded.tokens.co_chair("ID"))
-        hidden = await client.get("/alerts/res-1", headers=loaded.tokens("PH", (Role.member,)))
-        shown = await client.get("/alerts/res-1", headers=loaded.tokens("MY", (Role.member,)))
+async def test_a_member_board_omits_alerts_restricted_to_others(year_loaded: Reporting) -> None:
+    async with browser(year_loaded) as client:
+        outsider = await client.get("/", headers=year_loaded.tokens("PH", (Role.member,)))
+        named = await client.get("/", headers=year_loaded.tokens("MY", (Role.member,)))
+        co_chair = await client.get("/", headers=year_loaded.tokens.co_chair("ID"))
+        hidden = await client.get("/alerts/res-1", headers=year_loaded.tokens("PH", (Role.member,)))
+        shown = await client.get("/alerts/res-1", headers=year_loaded.tokens("MY", (Role.member,)))
     assert PUBLIC_TITLE in outsider.text
     assert RESTRICTED_TITLE not in outsider.text
     assert RESTRICTED_TITLE in named.text
@@ -182,10 +176,10 @@ async def test_a_member_board_omits_alerts_restricted_to_others(loaded: Reportin
     assert "Resolved" in shown.text
 
 
-async def test_operations_pages_are_for_operators_only(loaded: Reporting) -> None:
-    async with browser(loaded) as client:
-        member = await client.get("/operations", headers=loaded.tokens("PH", (Role.member,)))
-        ops = await client.get("/operations", headers=loaded.tokens.ops())
+async def test_operations_pages_are_for_operators_only(year_loaded: Reporting) -> None:
+    async with browser(year_loaded) as client:
+        member = await client.get("/operations", headers=year_loaded.tokens("PH", (Role.member,)))
+        ops = await client.get("/operations", headers=year_loaded.tokens.ops())
     assert member.status_code == 403
     assert "for operations staff" in member.text
     assert ops.status_code == 200
@@ -193,10 +187,10 @@ async def test_operations_pages_are_for_operators_only(loaded: Reporting) -> Non
     assert "Pipeline health" in ops.text
 
 
-async def test_every_page_renders_the_demo_shape(loaded: Reporting) -> None:
-    async with browser(loaded) as client:
-        activity = await client.get("/activity", headers=loaded.tokens.ops())
-        coverage = await client.get("/coverage", headers=loaded.tokens.ops())
+async def test_every_page_renders_the_demo_shape(year_loaded: Reporting) -> None:
+    async with browser(year_loaded) as client:
+        activity = await client.get("/activity", headers=year_loaded.tokens.ops())
+        coverage = await client.get("/coverage", headers=year_loaded.tokens.ops())
     assert activity.status_code == 200
     assert "officers trained" in activity.text
     for area in STRATEGY.areas:
@@ -204,9 +198,9 @@ async def test_every_page_renders_the_demo_shape(loaded: Reporting) -> None:
     assert "Not covered in 2025:</b> items 19, 23" in coverage.text
 
 
-async def test_static_files_are_served_locally_and_cached_for_long(loaded: Reporting) -> None:
-    async with browser(loaded) as client:
-        page = await client.get("/", headers=loaded.tokens.ops())
+async def test_static_files_are_served_locally_and_cached_for_long(year_loaded: Reporting) -> None:
+    async with browser(year_loaded) as client:
+        page = await client.get("/", headers=year_loaded.tokens.ops())
         urls = re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text)
         assert len(urls) == 2
         for url in urls:

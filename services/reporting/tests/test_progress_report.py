@@ -7,19 +7,10 @@ import html
 import io
 import re
 
-import pytest_asyncio
 from bali_common.auth import Role
-from dashboard_support import PUBLIC_TITLE, RESTRICTED_TITLE, STRATEGY, UNCOVERED, year_of_events
+from dashboard_support import PUBLIC_TITLE, RESTRICTED_TITLE, STRATEGY, UNCOVERED
 from pypdf import PdfReader
-from reporting_testkit import Reporting, publish
-
-
-@pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def loaded(service: Reporting) -> Reporting:
-    events = year_of_events()
-    await publish(service.settings, events)
-    await service.caught_up(len(events))
-    return service
+from reporting_testkit import Reporting
 
 
 def words(text: str) -> str:
@@ -27,8 +18,8 @@ def words(text: str) -> str:
     return " ".join(text.split())
 
 
-async def test_the_html_report_names_every_area_and_item(loaded: Reporting) -> None:
-    response = await loaded.get("/v1/reports/progress/2025")
+async def test_the_html_report_names_every_area_and_item(year_loaded: Reporting) -> None:
+    response = await year_loaded.get("/v1/reports/progress/2025")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     text = words(html.unescape(response.text))
@@ -46,10 +37,10 @@ async def test_the_html_report_names_every_area_and_item(loaded: Reporting) -> N
         assert words(STRATEGY.item(number).text) in uncovered
 
 
-async def test_the_pdf_opens_and_names_every_area(loaded: Reporting) -> None:
+async def test_the_pdf_opens_and_names_every_area(year_loaded: Reporting) -> None:
     for kwargs in ({"format": "pdf"}, {}):
-        headers = {**loaded.tokens.ops(), **({} if kwargs else {"Accept": "application/pdf"})}
-        response = await loaded.client.get(
+        headers = {**year_loaded.tokens.ops(), **({} if kwargs else {"Accept": "application/pdf"})}
+        response = await year_loaded.client.get(
             "/v1/reports/progress/2025", params=kwargs, headers=headers
         )
         assert response.status_code == 200, response.text
@@ -65,37 +56,37 @@ async def test_the_pdf_opens_and_names_every_area(loaded: Reporting) -> None:
         assert "Consultation Mechanism alerts handled" in text
 
 
-async def test_alerts_in_the_report_follow_the_visibility_rule(loaded: Reporting) -> None:
-    outsider = await loaded.get(
-        "/v1/reports/progress/2025", headers=loaded.tokens("PH", (Role.member,))
+async def test_alerts_in_the_report_follow_the_visibility_rule(year_loaded: Reporting) -> None:
+    outsider = await year_loaded.get(
+        "/v1/reports/progress/2025", headers=year_loaded.tokens("PH", (Role.member,))
     )
-    named = await loaded.get(
-        "/v1/reports/progress/2025", headers=loaded.tokens("MY", (Role.member,))
+    named = await year_loaded.get(
+        "/v1/reports/progress/2025", headers=year_loaded.tokens("MY", (Role.member,))
     )
     assert RESTRICTED_TITLE not in outsider.text
     assert RESTRICTED_TITLE in named.text
     assert re.search(r"Severe</td>\s*<td class=\"num\">1</td>\s*<td>12 min / 12 min", named.text)
 
 
-async def test_a_year_out_of_range_is_a_problem_naming_the_field(loaded: Reporting) -> None:
+async def test_a_year_out_of_range_is_a_problem_naming_the_field(year_loaded: Reporting) -> None:
     for year in ("1999", "2101", "2025.0", "twenty", "99999999999"):
-        response = await loaded.get(f"/v1/reports/progress/{year}")
+        response = await year_loaded.get(f"/v1/reports/progress/{year}")
         assert response.status_code == 422, year
         assert response.headers["content-type"].startswith("application/problem+json")
         assert [e["field"] for e in response.json()["errors"]] == ["path.year"], year
-    bad_format = await loaded.get("/v1/reports/progress/2025", format="docx")
+    bad_format = await year_loaded.get("/v1/reports/progress/2025", format="docx")
     assert bad_format.status_code == 422
     assert [e["field"] for e in bad_format.json()["errors"]] == ["query.format"]
 
 
-async def test_the_report_needs_a_reader(loaded: Reporting) -> None:
-    response = await loaded.client.get("/v1/reports/progress/2025")
+async def test_the_report_needs_a_reader(year_loaded: Reporting) -> None:
+    response = await year_loaded.client.get("/v1/reports/progress/2025")
     assert response.status_code == 401
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_the_report_is_documented_with_both_media_types(loaded: Reporting) -> None:
-    spec = (await loaded.client.get("/openapi.json")).json()
+async def test_the_report_is_documented_with_both_media_types(year_loaded: Reporting) -> None:
+    spec = (await year_loaded.client.get("/openapi.json")).json()
     operation = spec["paths"]["/v1/reports/progress/{year}"]["get"]
     content = operation["responses"]["200"]["content"]
     assert set(content) == {"text/html", "application/pdf"}

@@ -59,35 +59,48 @@ def _members(report: CoverageReport) -> list[tuple[str, str]]:
     return [(m, report.member_names.get(m, m)) for m in ids]
 
 
+def _heat_map(
+    members: list[tuple[str, str]],
+    counts: dict[tuple[int, str], int],
+    rows: Iterable[tuple[int, str, int, bool]],
+) -> HeatMap:
+    """`rows`: (number, title, total, covered); `counts`: (number, member) -> activities."""
+    highest = max(counts.values(), default=0)
+    return HeatMap(
+        members=members,
+        rows=[
+            HeatRow(
+                key=number,
+                label=str(number),
+                title=title,
+                cells=[
+                    (counts[(number, m)], heat_level(counts[(number, m)], highest))
+                    for m, _ in members
+                ],
+                total=total,
+                covered=covered,
+            )
+            for number, title, total, covered in rows
+        ],
+    )
+
+
 def item_heat_map(report: CoverageReport) -> HeatMap:
     """Items x members: activities a member leads or joins for the item."""
-    members = _members(report)
     counts: dict[tuple[int, str], int] = defaultdict(int)
     for item in report.items:
         for member in item.members:
             counts[(item.item, member.member_id)] += member.activities
-    highest = max(counts.values(), default=0)
-    rows = [
-        HeatRow(
-            key=item.item,
-            label=f"{item.item}",
-            title=item.text,
-            cells=[
-                (counts[(item.item, m)], heat_level(counts[(item.item, m)], highest))
-                for m, _ in members
-            ],
-            total=item.activities,
-            covered=item.covered,
-        )
-        for item in report.items
-    ]
-    return HeatMap(members=members, rows=rows)
+    return _heat_map(
+        _members(report),
+        counts,
+        ((item.item, item.text, item.activities, item.covered) for item in report.items),
+    )
 
 
 def area_heat_map(report: CoverageReport) -> HeatMap:
     """Areas x members: the member's activities over the area's items (an activity serving
     two items of an area counts for each, as the item rows do)."""
-    members = _members(report)
     counts: dict[tuple[int, str], int] = defaultdict(int)
     totals: dict[int, int] = defaultdict(int)
     covered: dict[int, list[bool]] = defaultdict(list)
@@ -96,23 +109,15 @@ def area_heat_map(report: CoverageReport) -> HeatMap:
         covered[item.area].append(item.covered)
         for member in item.members:
             counts[(item.area, member.member_id)] += member.activities
-    highest = max(counts.values(), default=0)
-    rows = [
-        HeatRow(
-            key=area.number,
-            label=f"{area.number}",
-            title=area.name,
-            cells=[
-                (counts[(area.number, m)], heat_level(counts[(area.number, m)], highest))
-                for m, _ in members
-            ],
-            total=totals[area.number],
-            covered=all(covered[area.number]),
-        )
-        for area in STRATEGY.areas
-        if area.number in covered
-    ]
-    return HeatMap(members=members, rows=rows)
+    return _heat_map(
+        _members(report),
+        counts,
+        (
+            (area.number, area.name, totals[area.number], all(covered[area.number]))
+            for area in STRATEGY.areas
+            if area.number in covered
+        ),
+    )
 
 
 @dataclass(frozen=True)
