@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 from bali_common.auth import Role
+from bali_devkit.broker import free_port
+from bali_devkit.testing.plugin import serving
 from dashboard_support import (
     PUBLIC_TITLE,
     RESTRICTED_TITLE,
@@ -15,7 +18,7 @@ from dashboard_support import (
     browser,
     expired_token,
 )
-from reporting_testkit import Reporting
+from reporting_testkit import NOW, Reporting, alert, alert_event, publish
 
 COOKIE = "bali_dashboard_token"
 
@@ -210,3 +213,38 @@ async def test_static_files_are_served_locally_and_cached_for_long(year_loaded: 
         assert (await client.get("/static/nothing.js")).status_code == 404
     assert "http://" not in page.text
     assert "https://" not in page.text
+
+
+async def test_the_board_stream_sends_a_new_alert_and_holds_no_connection(
+    year_loaded: Reporting,
+) -> None:
+    """Over a real socket, as a browser's EventSource reads it; meanwhile pages still answer
+    (SQLite has one connection: the stream must not keep it)."""
+    port = free_port()
+    headers = year_loaded.tokens.co_chair("AU")
+    page = await year_loaded.client.get("/", headers=headers)
+    since = re.search(r"since=([0-9a-f]+)", page.text)
+    assert since is not None
+    base = f"http://127.0.0.1:{port}"
+    fresh = alert("live-1", title="Boat sighted off Christmas Island", raised_at=NOW)
+    async with (
+        serving(year_loaded.app, port),
+        httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client,
+        client.stream("GET", f"/dashboard/board-events?since={since[1]}") as stream,
+    ):
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.aiter_lines()
+        assert (await anext(lines)).startswith("retry: ")
+        other = await client.get("/coverage")
+        assert other.status_code == 200
+        await publish(year_loaded.settings, [alert_event(fresh)])
+        event: list[str] = []
+        async for line in lines:
+            if line == "" and event:
+                break
+            if line and not line.startswith(":"):
+                event.append(line)
+    assert event[0] == "event: board"
+    data = "\n".join(line.removeprefix("data: ") for line in event[1:])
+    assert 'data-alert-id="live-1"' in data
+    assert "Boat sighted off Christmas Island" in data

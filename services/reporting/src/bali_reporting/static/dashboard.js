@@ -46,6 +46,9 @@ function followBoard(board) {
   });
   source.addEventListener("error", () => {
     if (state) { state.textContent = "reconnecting"; state.classList.add("off"); }
+    // Closed for good (the sign-in lapsed, or not a stream): load the page again, which
+    // leads back to sign-in when that is what is needed.
+    if (source.readyState === EventSource.CLOSED) window.setTimeout(() => window.location.reload(), 10000);
   });
   window.addEventListener("pagehide", () => source.close());
 }
