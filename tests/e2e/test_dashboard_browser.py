@@ -167,6 +167,14 @@ async def test_a_newly_raised_alert_appears_on_the_board_without_a_reload(
         await row.wait_for(state="visible", timeout=LIVE_WAIT_MS)
         assert title in await row.inner_text()
         assert await page.evaluate("window.loadedOnce") is True
+        # Its age ticks by itself (seconds while it is young).
+        age = row.locator("time.age")
+        first_age = await age.inner_text()
+        await page.wait_for_function(
+            "([el, before]) => el.textContent !== before",
+            arg=[await age.element_handle(), first_age],
+            timeout=LIVE_WAIT_MS,
+        )
         await row.locator("td").nth(2).click()
         await page.wait_for_url(f"{platform.dashboard}/alerts/{alert_id}")
         assert await page.locator("h1", has_text=title).count() == 1
