@@ -248,3 +248,22 @@ async def test_the_board_stream_sends_a_new_alert_and_holds_no_connection(
     data = "\n".join(line.removeprefix("data: ") for line in event[1:])
     assert 'data-alert-id="live-1"' in data
     assert "Boat sighted off Christmas Island" in data
+
+
+async def test_the_progress_report_opens_from_the_dashboard_with_the_cookie(
+    year_loaded: Reporting,
+) -> None:
+    async with browser(year_loaded) as client:
+        await client.post("/sign-in", data={"token": bearer_token(year_loaded.tokens.ops())})
+        page = await client.get("/alerts/pub-1?year=2025")
+        assert 'href="/progress/2025"' in page.text
+        assert 'href="/?year=2025"' in page.text
+        report = await client.get("/progress/2025")
+        pdf = await client.get("/progress/2025?format=pdf")
+        bad = await client.get("/progress/1492")
+    assert report.status_code == 200
+    assert "Bali Process: progress report 2025" in report.text
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-")
+    assert bad.status_code == 422
+    assert [e["field"] for e in bad.json()["errors"]] == ["path.year"]

@@ -269,6 +269,7 @@ async def alert_page(
     session: SessionDep,
     parts: PartsDep,
     user: User,
+    filters: Filters,
     alert_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")],
 ) -> HTMLResponse:
     """The alert's timeline as reporting knows it: each milestone and its last step."""
@@ -290,7 +291,7 @@ async def alert_page(
         parts,
         request,
         "dashboard/alert.html",
-        {"user": user, "alert": row, "steps": steps, "alert_id": alert_id},
+        {"user": user, "filters": filters, "alert": row, "steps": steps, "alert_id": alert_id},
         status_code=200 if row is not None else 404,
     )
 
