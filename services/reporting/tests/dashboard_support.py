@@ -31,6 +31,7 @@ STRATEGY = load_strategy()
 UNCOVERED = (19, 23)
 PUBLIC_TITLE = "Two boats adrift south of Rote Island"
 RESTRICTED_TITLE = "Smuggling network moving people through Penang"
+FOLLOW_UP_TITLE = "Return of 40 people to Penang with IOM support"
 MEMBERS = {
     "ID": "Indonesia",
     "AU": "Australia",
@@ -99,6 +100,19 @@ def year_of_events() -> list[CloudEvent]:
             (3, AlertStatus.resolved),
         )
     ]
+    events.append(
+        activity_event(
+            activity(
+                "act-follow-up",
+                items=[12],
+                lead="MY",
+                title=FOLLOW_UP_TITLE,
+                related_alert_id="res-1",
+                start=date(2025, 10, 20),
+                end=date(2025, 10, 22),
+            )
+        )
+    )
     events.append(alert_event(public))
     events += [alert_event(a, at=a.raised_at + timedelta(minutes=a.version)) for a in restricted]
     return events

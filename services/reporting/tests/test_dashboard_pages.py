@@ -11,6 +11,7 @@ from bali_common.auth import Role
 from bali_devkit.broker import free_port
 from bali_devkit.testing.plugin import serving
 from dashboard_support import (
+    FOLLOW_UP_TITLE,
     PUBLIC_TITLE,
     RESTRICTED_TITLE,
     STRATEGY,
@@ -175,6 +176,8 @@ async def test_a_member_board_omits_alerts_restricted_to_others(year_loaded: Rep
     assert hidden.status_code == 404
     assert RESTRICTED_TITLE not in hidden.text
     assert shown.status_code == 200
+    assert FOLLOW_UP_TITLE in shown.text
+    assert FOLLOW_UP_TITLE not in hidden.text
     assert "Acknowledged" in shown.text
     assert "Resolved" in shown.text
 

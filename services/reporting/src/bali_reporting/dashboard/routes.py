@@ -37,6 +37,7 @@ from bali_reporting.projections import (
     alerts,
     coverage,
     deliveries,
+    follow_up,
     indicators,
     pipeline,
     response_times,
@@ -275,6 +276,7 @@ async def alert_page(
     """The alert's timeline as reporting knows it: each milestone and its last step."""
     row = await alerts.board_entry(session, alert_id, viewer=user.viewer, now=parts.clock())
     steps: list[tuple[Any, str]] = []
+    follow_ups = await follow_up.follow_ups_of(session, alert_id) if row is not None else []
     if row is not None:
         steps.append((row.raised_at, f"Raised by {row.raised_by.name or row.raised_by.member_id}"))
         if row.acknowledged_at:
@@ -291,7 +293,14 @@ async def alert_page(
         parts,
         request,
         "dashboard/alert.html",
-        {"user": user, "filters": filters, "alert": row, "steps": steps, "alert_id": alert_id},
+        {
+            "user": user,
+            "filters": filters,
+            "alert": row,
+            "steps": steps,
+            "alert_id": alert_id,
+            "follow_ups": follow_ups,
+        },
         status_code=200 if row is not None else 404,
     )
 
