@@ -133,7 +133,10 @@ async def test_signing_out_forgets_the_cookie(year_loaded: Reporting) -> None:
 
 
 async def test_filters_stay_in_the_url_of_every_link_and_form(year_loaded: Reporting) -> None:
-    query = "year=2025&area=4&member=TH&severity=Extreme&date_from=2025-01-01&date_to=2025-12-31"
+    query = (
+        "year=2025&area=4&member=TH&severity=Extreme&date_from=2025-01-01&date_to=2025-12-31"
+        "&open=true"
+    )
     async with browser(year_loaded) as client:
         page = await client.get(f"/?{query}", headers=year_loaded.tokens.ops())
     assert page.status_code == 200
@@ -145,6 +148,19 @@ async def test_filters_stay_in_the_url_of_every_link_and_form(year_loaded: Repor
     assert "<option selected>Extreme</option>" in page.text
     assert 'name="member" value="TH"' in page.text
     assert 'value="2025-01-01"' in page.text
+    assert 'name="open" value="true" checked' in page.text
+
+
+async def test_the_open_filter_leaves_closed_alerts_off_the_board(year_loaded: Reporting) -> None:
+    async with browser(year_loaded) as client:
+        every = await client.get("/", headers=year_loaded.tokens.co_chair("AU"))
+        still_open = await client.get("/?open=true", headers=year_loaded.tokens.co_chair("AU"))
+        bad = await client.get("/?open=maybe", headers=year_loaded.tokens.co_chair("AU"))
+    assert RESTRICTED_TITLE in every.text
+    assert RESTRICTED_TITLE not in still_open.text
+    assert PUBLIC_TITLE in still_open.text
+    assert bad.status_code == 422
+    assert [e["field"] for e in bad.json()["errors"]] == ["query.open"]
 
 
 async def test_a_bad_filter_is_a_problem_naming_the_field(year_loaded: Reporting) -> None:

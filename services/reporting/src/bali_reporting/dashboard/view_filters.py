@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import Annotated
 from urllib.parse import urlencode
 
 from bali_common.events.alerts import Severity
+from fastapi import Query
 
 from bali_reporting import filters as f
 from bali_reporting.deps import Now
@@ -25,6 +27,8 @@ class ViewFilters:
     severity: Severity | None = None
     date_from: date | None = None
     date_to: date | None = None
+    #: The board lists only alerts not yet resolved or withdrawn.
+    open_only: bool = False
 
     def query(self, **changes: object) -> str:
         """This view's query string, with `changes` applied (None drops a filter)."""
@@ -35,6 +39,7 @@ class ViewFilters:
             "severity": self.severity.value if self.severity else None,
             "date_from": self.date_from.isoformat() if self.date_from else None,
             "date_to": self.date_to.isoformat() if self.date_to else None,
+            "open": "true" if self.open_only else None,
         }
         values.update(changes)
         return urlencode({k: v for k, v in values.items() if v is not None})
@@ -64,6 +69,7 @@ class ViewFilters:
             date_to=self.date_to,
             member=self.member,
             severity=self.severity,
+            open_only=self.open_only,
         )
 
     def response_times(self) -> ReportFilters:
@@ -83,6 +89,9 @@ def view_filters(
     severity: f.SeverityQuery = None,
     date_from: f.DateFrom = None,
     date_to: f.DateTo = None,
+    open_only: Annotated[
+        bool, Query(alias="open", description="Only alerts not yet resolved or withdrawn")
+    ] = False,
 ) -> ViewFilters:
     span = f.date_range(date_from, date_to)
     return ViewFilters(
@@ -92,4 +101,5 @@ def view_filters(
         severity=severity,
         date_from=span.date_from,
         date_to=span.date_to,
+        open_only=open_only,
     )
