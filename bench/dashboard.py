@@ -65,6 +65,23 @@ async def caught_up(base: str, headers: dict[str, str], total: int) -> float:
             await asyncio.sleep(1)
 
 
+async def time_progress(base: str, token: str, year: int, runs: int) -> dict[str, list[float]]:
+    """The year's progress report through the API, as HTML and as PDF (ms per answer)."""
+    timings: dict[str, list[float]] = {"html": [], "pdf": []}
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120) as client:
+        for file_format, spent in timings.items():
+            for _ in range(runs):
+                started = time.perf_counter()
+                response = await client.get(
+                    f"/v1/reports/progress/{year}", params={"format": file_format}
+                )
+                response.raise_for_status()
+                spent.append((time.perf_counter() - started) * 1000)
+            print(f"progress {file_format}: {len(response.content):,} bytes", flush=True)
+    return timings
+
+
 async def open_page(browser: Browser, base: str, token: str, path: str, *, warm: bool) -> Any:
     context = await browser.new_context(viewport={"width": 1366, "height": 768})
     await context.add_cookies(
@@ -118,9 +135,11 @@ async def main() -> None:
             settings, subject="bench-co-chair", member_id="M00", roles=[Role.co_chair]
         )
         results: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+        documents: dict[str, list[float]] = {}
         async with app.router.lifespan_context(app), serving(app, port):
             applied_s = await caught_up(base, admin, len(events))
             print(f"live consumer applied them in {applied_s:.0f}s", flush=True)
+            documents = await time_progress(base, token, now.year, args.runs)
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(
                     executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
@@ -154,6 +173,9 @@ async def main() -> None:
             f"| {path} | {'warm' if warm else 'cold'} | {cell('ttfb')} | {cell('dom')} | "
             f"{cell('load')} | {cell('fcp')} | {runs[0]['rows']} | {errors} |"
         )
+    print("\n| progress report | median ms | max ms |\n|---|---|---|")
+    for file_format, spent in documents.items():
+        print(f"| {file_format} | {statistics.median(spent):.0f} | {max(spent):.0f} |")
 
 
 if __name__ == "__main__":
