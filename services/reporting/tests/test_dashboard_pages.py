@@ -286,3 +286,26 @@ async def test_the_progress_report_opens_from_the_dashboard_with_the_cookie(
     assert pdf.content.startswith(b"%PDF-")
     assert bad.status_code == 422
     assert [e["field"] for e in bad.json()["errors"]] == ["path.year"]
+
+
+async def test_downloads_use_the_cookie_and_the_view_filters(year_loaded: Reporting) -> None:
+    async with browser(year_loaded) as client:
+        await client.post(
+            "/sign-in", data={"token": bearer_token(year_loaded.tokens("PH", (Role.member,)))}
+        )
+        page = await client.get("/coverage?year=2025&area=4")
+        assert 'href="/download/coverage?year=2025&amp;area=4&amp;format=xlsx"' in page.text
+        sheet = await client.get("/download/coverage?year=2025&area=4&format=csv")
+        board = await client.get("/download/alerts?format=csv")
+        workbook = await client.get("/download/indicators?year=2025&format=xlsx")
+        bad_format = await client.get("/download/trends?format=pdf")
+        bad_report = await client.get("/download/secrets")
+    assert sheet.status_code == 200
+    assert sheet.headers["content-type"].startswith("text/csv")
+    items = {line.split(",")[1] for line in sheet.text.splitlines()[1:]}
+    assert items == {str(item.number) for item in STRATEGY.area(4).items}
+    assert PUBLIC_TITLE in board.text
+    assert RESTRICTED_TITLE not in board.text
+    assert workbook.content.startswith(b"PK")
+    assert [e["field"] for e in bad_format.json()["errors"]] == ["query.format"]
+    assert [e["field"] for e in bad_report.json()["errors"]] == ["path.report"]

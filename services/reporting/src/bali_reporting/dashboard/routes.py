@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from bali_common.deps import RuntimeDep
 from bali_common.events.alerts import AlertStatus
@@ -31,6 +31,7 @@ from bali_reporting.dashboard.signin import (
 )
 from bali_reporting.dashboard.view_filters import ViewFilters, view_filters
 from bali_reporting.deps import PartsDep, SessionDep, SettingsDep
+from bali_reporting.exports import FormatQuery
 from bali_reporting.progress.documents import DocumentFormatQuery, chosen_format, progress_document
 from bali_reporting.progress.report import progress_report
 from bali_reporting.projections import (
@@ -43,6 +44,7 @@ from bali_reporting.projections import (
     response_times,
     trends,
 )
+from bali_reporting.routes import exports
 from bali_reporting.routes.progress import ReportYear
 
 router = APIRouter(include_in_schema=False)
@@ -318,6 +320,35 @@ async def progress_page(
     report = await progress_report(session, year, viewer=user.viewer, now=parts.clock())
     return await progress_document(
         request, parts.templates, report, chosen_format(request, file_format)
+    )
+
+
+Download = Literal["coverage", "trends", "indicators", "alerts"]
+
+
+@router.get("/download/{report}", response_model=None)
+async def download(
+    session: SessionDep,
+    parts: PartsDep,
+    settings: SettingsDep,
+    user: User,
+    filters: Filters,
+    report: Download,
+    file_format: FormatQuery = "csv",
+) -> Response:
+    """The API's export of the report the page shows, for a browser signed in by cookie:
+    the export routes' own functions, with this view's filters."""
+    reader, now = user.principal, parts.clock()
+    if report == "coverage":
+        return await exports.export_coverage(session, reader, filters.coverage(), now, file_format)
+    if report == "trends":
+        return await exports.export_trends(session, reader, filters.trends(), now, file_format)
+    if report == "indicators":
+        return await exports.export_indicators(
+            session, settings, reader, filters.indicators(), file_format
+        )
+    return await exports.export_alerts(
+        session, settings, reader, user.viewer, filters.alerts(), now, file_format
     )
 
 
