@@ -309,3 +309,18 @@ async def test_downloads_use_the_cookie_and_the_view_filters(year_loaded: Report
     assert workbook.content.startswith(b"PK")
     assert [e["field"] for e in bad_format.json()["errors"]] == ["query.format"]
     assert [e["field"] for e in bad_report.json()["errors"]] == ["path.report"]
+
+
+async def test_a_sign_in_posted_from_another_site_is_refused(year_loaded: Reporting) -> None:
+    token = bearer_token(year_loaded.tokens.ops())
+    async with browser(year_loaded) as client:
+        foreign = {"Origin": "https://evil.example"}
+        response = await client.post("/sign-in", data={"token": token}, headers=foreign)
+        assert response.status_code == 403
+        assert "set-cookie" not in response.headers
+        own = await client.post(
+            "/sign-in", data={"token": token}, headers={"Origin": "http://testserver"}
+        )
+        assert own.status_code == 303
+        assert (await client.post("/sign-out", headers=foreign)).status_code == 403
+        assert (await client.get("/")).status_code == 200

@@ -26,6 +26,7 @@ from bali_reporting.dashboard.signin import (
     SignInRequired,
     User,
     safe_next,
+    same_origin,
     set_token_cookie,
     verify,
 )
@@ -60,6 +61,7 @@ _REASONS: dict[str, str] = {
     "forbidden": "That token carries no role that may read reports (member, co_chair, ops "
     "or admin).",
     "signed-out": "You are signed out.",
+    "cross-site": "Sign in from this site's own sign-in page.",
 }
 _NAV = (
     ("/", "Alerts"),
@@ -114,7 +116,9 @@ async def sign_in(
     """A valid token goes into the cookie; a refused one shows the form again, with why."""
     token = token.strip()
     reason: Reason | None = None
-    if not token:
+    if not same_origin(request):
+        reason = "cross-site"
+    elif not token:
         reason = "required"
     else:
         try:
@@ -127,15 +131,17 @@ async def sign_in(
             request,
             "dashboard/sign_in.html",
             {"message": _REASONS[reason], "next": safe_next(next_page), "user": None},
-            status_code=403 if reason == "forbidden" else 401,
+            status_code=401 if reason in ("required", "invalid", "expired") else 403,
         )
     response = RedirectResponse(safe_next(next_page), status_code=303)
     set_token_cookie(response, request, token)
     return response
 
 
-@router.post("/sign-out")
-async def sign_out() -> RedirectResponse:
+@router.post("/sign-out", response_model=None)
+async def sign_out(request: Request) -> Response:
+    if not same_origin(request):
+        return Response(status_code=403)
     response = RedirectResponse("/sign-in?reason=signed-out", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jwt
 from bali_common.auth import (
@@ -33,7 +33,7 @@ from bali_reporting.projections.members import co_chair_members
 
 COOKIE = "bali_dashboard_token"
 #: Why the sign-in page is shown; the page words each one (no caller text is echoed back).
-Reason = Literal["required", "invalid", "expired", "forbidden", "signed-out"]
+Reason = Literal["required", "invalid", "expired", "forbidden", "signed-out", "cross-site"]
 READER_ROLES = (Role.member, Role.co_chair, Role.ops)
 
 
@@ -67,6 +67,15 @@ def safe_next(target: str | None) -> str:
     if len(target) > 2000 or any(ord(c) < 32 for c in target):
         return "/"
     return target
+
+
+def same_origin(request: Request) -> bool:
+    """A form posted from another site (login CSRF: signing a victim in as the attacker) is
+    refused. Browsers send `Origin` with every POST; a client that sends none is no browser
+    on another site. Hosts are compared, not schemes: behind an ingress that ends TLS the
+    service may see http where the browser saw https."""
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.url.netloc
 
 
 def _verifier(request: Request) -> TokenVerifier:
