@@ -89,6 +89,23 @@ REPORTS = [
 ]
 
 
+def bench_settings(
+    workdir: Path, broker: EmbeddedBroker, *, database_url: str | None = None
+) -> ReportingSettings:
+    """A reporting service on its own topics; the other services' /metrics unreachable."""
+    return ReportingSettings(
+        data_dir=workdir,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_topic_prefix=f"bench{uuid4().hex[:6]}.",
+        database_url=database_url,
+        activities_url="http://127.0.0.1:9",
+        consultation_url="http://127.0.0.1:9",
+        notifications_url="http://127.0.0.1:9",
+        rate_limit_enabled=False,
+        **FAST,  # type: ignore[arg-type]
+    )
+
+
 def event(payload: EventPayload, subject: str) -> CloudEvent:
     return CloudEvent.of(payload, source="/bench", subject=subject)
 
@@ -327,16 +344,7 @@ async def main() -> None:
         *alert_lifecycles(args.alerts, rng, now),
     ]
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as workdir:
-        settings = ReportingSettings(
-            data_dir=Path(workdir),
-            kafka_bootstrap_servers=broker.bootstrap_servers,
-            kafka_topic_prefix=f"bench{uuid4().hex[:6]}.",
-            database_url=args.database_url,
-            activities_url="http://127.0.0.1:9",
-            consultation_url="http://127.0.0.1:9",
-            notifications_url="http://127.0.0.1:9",
-            **FAST,  # type: ignore[arg-type]
-        )
+        settings = bench_settings(Path(workdir), broker, database_url=args.database_url)
         await ensure_topics(settings)
         published_s = await publish(settings, events)
         print(f"published {len(events):,} events in {published_s:.1f}s", flush=True)

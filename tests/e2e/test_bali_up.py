@@ -86,6 +86,23 @@ def test_every_service_is_ready_and_the_welcome_prints_urls_and_a_token(
     for name in SERVICES:
         assert f"http://127.0.0.1:{ports[name]}/docs" in log
     assert "Admin dev token" in log
+    assert f"dashboard      http://127.0.0.1:{ports['reporting']}/ (sign in with a token)" in log
+
+
+def test_the_reporting_process_serves_the_dashboard(platform: dict[str, object]) -> None:
+    """Templates and static files ship with the package the process runs."""
+    ports = platform["ports"]
+    assert isinstance(ports, dict)
+    base = f"http://127.0.0.1:{ports['reporting']}"
+    settings = CommonSettings(data_dir=Path(str(platform["data_dir"])))
+    token = issue_dev_token(settings, subject="ops", member_id="RSO", roles=[Role.ops])
+    assert httpx.get(f"{base}/sign-in", timeout=10).status_code == 200
+    page = httpx.get(f"{base}/", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert page.status_code == 200
+    assert "Alert board" in page.text
+    script = re.search(r'src="(/static/dashboard\.js\?v=[0-9a-f]+)"', page.text)
+    assert script is not None
+    assert httpx.get(f"{base}{script[1]}", timeout=10).status_code == 200
 
 
 def test_pipeline_carries_events_across_processes(platform: dict[str, object]) -> None:

@@ -8,7 +8,8 @@ import pytest
 import pytest_asyncio
 from bali_devkit.testing.plugin import SettingsFactory, settings_factory_for
 from bali_reporting.settings import ReportingSettings
-from reporting_testkit import Reporting, started
+from dashboard_support import year_of_events
+from reporting_testkit import Reporting, publish, started
 
 
 @pytest_asyncio.fixture
@@ -29,3 +30,12 @@ async def service(
         settings = await settings_for(ReportingSettings)
         async with started(settings) as running:
             yield running
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def year_loaded(service: Reporting) -> Reporting:
+    """The module's service with `dashboard_support.year_of_events` applied."""
+    events = year_of_events()
+    await publish(service.settings, events)
+    await service.caught_up(len(events))
+    return service

@@ -320,6 +320,11 @@ def _print_welcome(
     for service in services:
         lines.append(f"  {service.name:<14} http://{host}:{service.port}/docs")
     lines += [
+        f"  {'dashboard':<14} http://{host}:{service.port}/ (sign in with a token)"
+        for service in services
+        if service.name == "reporting"
+    ]
+    lines += [
         f"  {'broker':<14} {kafka_bootstrap}",
         f"  {'mail':<14} {mail_directory} (every email the platform sends)",
         "",

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 
 from bali_common.messaging.handlers import ConsumerGroup
 from bali_common.runtime import ServiceRuntime
+from fastapi.templating import Jinja2Templates
 
+from bali_reporting.pages import StaticFile, load_static, templates
 from bali_reporting.projections import PROJECTION_MODELS, PROJECTIONS
 from bali_reporting.projections.pipeline import MetricsScraper, ScrapeTarget
 from bali_reporting.rebuild.service import Rebuilds
@@ -26,6 +28,9 @@ class ReportingParts:
     clock: Clock
     scraper: MetricsScraper
     rebuilds: Rebuilds
+    #: The dashboard's and the progress report's templates, and the files pages load.
+    templates: Jinja2Templates
+    static: dict[str, StaticFile]
 
 
 def parts_factory(
@@ -37,8 +42,11 @@ def parts_factory(
             ScrapeTarget("consultation", settings.consultation_url),
             ScrapeTarget("notifications", settings.notifications_url),
         ]
+        static = load_static()
         return ReportingParts(
             clock=clock,
+            templates=templates(static),
+            static=static,
             scraper=MetricsScraper(
                 targets,
                 timeout_s=settings.scrape_timeout_s,

@@ -30,3 +30,16 @@ class ReportingSettings(CommonSettings):
     rebuild_batch_events: int = Field(
         default=5_000, ge=1, le=50_000, description="Events a rebuild applies per transaction"
     )
+    dashboard_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often an open dashboard's live alert board looks for changes",
+    )
+    dashboard_stream_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="A live board stream ends after this long; the browser reconnects, "
+        "which checks the sign-in token again",
+    )

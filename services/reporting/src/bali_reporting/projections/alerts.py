@@ -8,6 +8,7 @@ Other reports that show alert content narrow with `visible_alert_ids` from here.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -402,3 +403,28 @@ def rows(board: AlertBoard) -> Iterator[list[Any]]:
             row.last_step.at,
             row.last_step.by,
         ]
+
+
+async def board_entry(
+    session: AsyncSession, alert_id: str, *, viewer: AlertViewer, now: datetime
+) -> AlertBoardRow | None:
+    """One alert as the board shows it; None when it is unknown or hidden from the viewer
+    (the same answer for both, so the page reveals nothing of a restricted alert)."""
+    entry = await session.get(AlertBoardEntry, alert_id)
+    if entry is None or not viewer.may_see(audience_of(entry)):
+        return None
+    names = await member_names(session, {entry.raised_by_member, *entry.affected_members})
+    return board_row(entry, names, now)
+
+
+async def board_signature(session: AsyncSession) -> str:
+    """Changes whenever any alert on the board changes: what the live board polls for."""
+    found = await fetch(
+        session,
+        select_columns(
+            func.count(),
+            func.max(col(AlertBoardEntry.last_step_at)),
+            func.sum(col(AlertBoardEntry.version)),
+        ),
+    )
+    return hashlib.sha256(repr(tuple(found[0])).encode()).hexdigest()[:16]

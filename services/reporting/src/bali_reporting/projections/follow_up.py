@@ -219,6 +219,20 @@ async def follow_up_report(
     return FollowUpReport(items=items, next_cursor=found.next_cursor)
 
 
+async def follow_ups_of(
+    session: AsyncSession, alert_id: str, *, limit: int = 100
+) -> list[FollowUpActivityPublic]:
+    """The live activities that follow up one alert, in the order they start. The caller
+    has checked that the viewer may see the alert."""
+    found = await session.exec(
+        select(FollowUpActivity)
+        .where(col(FollowUpActivity.alert_id) == alert_id, col(FollowUpActivity.deleted).is_(False))
+        .order_by(col(FollowUpActivity.starts_on), col(FollowUpActivity.activity_id))
+        .limit(limit)
+    )
+    return [_public(row) for row in found.all()]
+
+
 def _public(row: FollowUpActivity) -> FollowUpActivityPublic:
     day = row.starts_on
     return FollowUpActivityPublic(
