@@ -413,7 +413,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """In the PostgreSQL pass, run only the tests that use a database or the broker.
 
     Module-scoped service fixtures reach the database through `kafka_bootstrap` too,
-    so either fixture in a test's closure selects it.
+    so either fixture in a test's closure selects it. Browser tests stay out: they ran in
+    the first pass, and the pages' queries run here through the dashboard's HTTP tests.
     """
     if not os.environ.get("BALI_TEST_DATABASE_ONLY"):
         return
@@ -422,6 +423,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         closure = set(getattr(item, "fixturenames", ()))
         uses_database = bool(closure & {"databases", "kafka_bootstrap"})
+        uses_database = uses_database and item.get_closest_marker("browser") is None
         (selected if uses_database else deselected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
