@@ -346,8 +346,10 @@ async def seed_reporting(service: Deployed) -> None:
         return int(counts.json()["total"]) >= len(events)
 
     await eventually(applied, timeout=60)
-    service.private = {"run_id": uuid4().hex, "letter_id": "1"}
-    service.missing = {"run_id": "0" * 32, "letter_id": "999999"}
+    # A year is a report's period, not an object: the same, valid, in both.
+    year = str(datetime.now(UTC).year)
+    service.private = {"run_id": uuid4().hex, "letter_id": "1", "year": year}
+    service.missing = {"run_id": "0" * 32, "letter_id": "999999", "year": year}
 
 
 @dataclass(frozen=True)

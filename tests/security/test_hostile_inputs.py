@@ -14,6 +14,7 @@ import io
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -109,7 +110,7 @@ async def live_ids(service: Deployed) -> dict[str, str]:
     if service.name == "notifications":
         return await notification_objects(service, OWNER)
     if service.name == "reporting":
-        return {"run_id": uuid4().hex}
+        return {"run_id": uuid4().hex, "year": str(datetime.now(UTC).year)}
     body = {**body_of(service, "post", "/v1/alerts"), "dedup_key": f"inputs-{uuid4().hex}"}
     alert = await service.client.post("/v1/alerts", json=body, headers=owner)
     assert alert.status_code == 201, alert.text

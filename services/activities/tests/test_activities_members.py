@@ -86,6 +86,37 @@ async def test_contacts_are_shown_only_to_staff_and_the_member_itself(service: S
     assert other.headers["ETag"] == '"v1"'
 
 
+async def test_a_co_chair_role_of_a_member_not_listed_as_co_chair_sees_as_a_member(
+    service: Service,
+) -> None:
+    """The platform's one co-chair rule: the role counts only for a member the directory
+    lists as co-chair (NZ is not), for contacts and for deleted activities alike."""
+    not_acting = service.tokens.co_chair("NZ")
+    one = await service.client.get("/v1/members/TH", headers=not_acting)
+    listed = await service.client.get("/v1/members", params={"q": "TH"}, headers=not_acting)
+    assert one.json()["focal_points"] is None
+    assert all(m["focal_points"] is None for m in listed.json()["items"] if m["member_id"] != "NZ")
+    activity = await service.create("MY")
+    gone = await service.client.delete(
+        f"/v1/activities/{activity['id']}", headers=service.tokens("MY")
+    )
+    assert gone.status_code == 200
+    hidden = await service.client.get(f"/v1/activities/{activity['id']}", headers=not_acting)
+    assert hidden.status_code == 404
+    with_deleted = await service.client.get(
+        "/v1/activities", params={"include_deleted": "true"}, headers=not_acting
+    )
+    assert activity["id"] not in {a["id"] for a in with_deleted.json()["items"]}
+    acting = service.tokens.co_chair("AU")
+    assert (await service.client.get(f"/v1/activities/{activity['id']}", headers=acting)).json()[
+        "deleted"
+    ]
+    seen = await service.client.get(
+        "/v1/activities", params={"include_deleted": "true"}, headers=acting
+    )
+    assert activity["id"] in {a["id"] for a in seen.json()["items"]}
+
+
 async def test_directory_filters(service: Service) -> None:
     headers = service.tokens.ops()
     co_chairs = await service.client.get(

@@ -54,6 +54,13 @@ def is_acting_co_chair(principal: Principal, co_chair_members: Collection[str]) 
     )
 
 
+def sees_every_member(principal: Principal, co_chair_members: Collection[str]) -> bool:
+    """Operations staff, administrators and acting co-chairs see what concerns every member
+    (another member's deleted records, its focal points' contacts); a `co_chair` role held for
+    a member the directory does not list as co-chair sees as that member does."""
+    return principal.allows(Role.ops) or is_acting_co_chair(principal, co_chair_members)
+
+
 @dataclass(frozen=True)
 class AlertViewer:
     """A caller as the visibility rule sees them; build it with `alert_viewer`."""

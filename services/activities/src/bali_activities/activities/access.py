@@ -6,19 +6,21 @@ from bali_common.auth import Principal, Role
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_activities.activities.models import Activity
+from bali_activities.members.queries import sees_every_member
 from bali_activities.refusals import forbidden, not_found
 
 # --- who may do what --------------------------------------------------------------------------
 
 
-def may_read(principal: Principal, activity: Activity) -> bool:
-    """Activities are shared cooperation records; a deleted one only its lead and staff still see.
+def may_read(principal: Principal, activity: Activity, *, staff: bool) -> bool:
+    """Activities are shared cooperation records; a deleted one only its lead and those who see
+    every member's records (`staff`: `members.queries.sees_every_member`) still see.
 
     Routes already require a reading role, so a live activity is readable by every caller here.
     """
     if not activity.deleted:
         return True
-    return principal.allows(Role.co_chair, Role.ops) or (
+    return staff or (
         principal.member_id is not None and principal.member_id == activity.lead_member
     )
 
@@ -41,7 +43,11 @@ async def visible(
     activity = (
         await locked(session, activity_id) if lock else await session.get(Activity, activity_id)
     )
-    if activity is None or not may_read(principal, activity):
+    if activity is None:
+        raise not_found("activity")
+    if activity.deleted and not may_read(
+        principal, activity, staff=await sees_every_member(session, principal)
+    ):
         raise not_found("activity")
     return activity
 

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_activities.activities import access, steps
 from bali_activities.activities.schemas import ImportReport, ImportRow, ImportRowResult
+from bali_activities.members.queries import sees_every_member
 from bali_activities.refusals import forbidden, refusals_audited
 
 
@@ -118,7 +119,8 @@ async def _import_row(
             )
         first_row_of[row.activity_id] = row.row
         found = await access.locked(session, row.activity_id)
-        if found is None or not access.may_read(principal, found):
+        staff = found is not None and found.deleted and await sees_every_member(session, principal)
+        if found is None or not access.may_read(principal, found, staff=staff):
             raise field_error(f"{prefix}.id", "no such activity")
         activity = found
         if not access.may_write(principal, activity):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bali_common.auth import Principal, Role
+from bali_common.auth import Principal
 from bali_common.db import as_utc, table_of
 from bali_common.http.pagination import PageRequest, keyset_page
 from bali_common.problems import FieldProblem, ProblemError
@@ -26,6 +26,7 @@ from bali_activities.activities.schemas import (
     ActivityVersionPublic,
     ActorPublic,
 )
+from bali_activities.members.queries import sees_every_member
 
 _ACTIVITIES = table_of(Activity)
 
@@ -45,7 +46,12 @@ async def list_activities(
 ) -> ActivitiesPublic:
     listed = await keyset_page(
         session,
-        _filtered(filters, principal, dialect=_dialect(session)),
+        _filtered(
+            filters,
+            principal,
+            dialect=_dialect(session),
+            staff=filters.include_deleted and await sees_every_member(session, principal),
+        ),
         page=page,
         order_by=[col(Activity.created_at), col(Activity.id)],
         descending=True,
@@ -65,7 +71,12 @@ async def export_activities(
     """Every activity the filters match, newest first; refused beyond `max_rows`."""
     newest_first = (col(Activity.created_at).desc(), col(Activity.id).desc())
     query = (
-        _filtered(filters, principal, dialect=_dialect(session))
+        _filtered(
+            filters,
+            principal,
+            dialect=_dialect(session),
+            staff=filters.include_deleted and await sees_every_member(session, principal),
+        )
         .order_by(*newest_first)
         .limit(max_rows + 1)
     )
@@ -159,12 +170,12 @@ def _holds_text_containing(name: str, needle: str, *, dialect: str) -> ColumnEle
 
 
 def _filtered(
-    filters: ActivityFilters, principal: Principal, *, dialect: str
+    filters: ActivityFilters, principal: Principal, *, dialect: str, staff: bool
 ) -> SelectOfScalar[Activity]:
     query = select(Activity)
     if not filters.include_deleted:
         query = query.where(col(Activity.deleted).is_(False))
-    elif not principal.allows(Role.co_chair, Role.ops):
+    elif not staff:
         query = query.where(
             or_(
                 col(Activity.deleted).is_(False),

@@ -24,7 +24,7 @@ from bali_activities.members.models import (
     MemberPublic,
     MemberUpdate,
 )
-from bali_activities.members.queries import focal_points_of
+from bali_activities.members.queries import focal_points_of, sees_every_member
 from bali_activities.members.representation import member_public, snapshot
 from bali_activities.refusals import conflict, not_found, refusals_audited
 
@@ -70,7 +70,7 @@ async def register_member(
             details={"version": 1},
         )
         await session.commit()
-    return member_public(member, contacts, principal=principal)
+    return await _answer(session, member, contacts, principal)
 
 
 async def update_member(
@@ -90,7 +90,7 @@ async def update_member(
             await _announce_change(
                 session, member, contacts, principal=principal, source=source, what=changed
             )
-    return member_public(member, contacts, principal=principal)
+    return await _answer(session, member, contacts, principal)
 
 
 async def add_focal_point(
@@ -124,7 +124,7 @@ async def add_focal_point(
             source=source,
             what=[f"focal_points.{contact.focal_point_id}"],
         )
-    return member_public(member, contacts, principal=principal), contact.focal_point_id
+    return await _answer(session, member, contacts, principal), contact.focal_point_id
 
 
 async def update_focal_point(
@@ -152,7 +152,7 @@ async def update_focal_point(
                 source=source,
                 what=[f"focal_points.{focal_point_id}.{name}" for name in changed],
             )
-    return member_public(member, contacts, principal=principal)
+    return await _answer(session, member, contacts, principal)
 
 
 async def remove_focal_point(
@@ -180,7 +180,7 @@ async def remove_focal_point(
             source=source,
             what=[f"focal_points.{focal_point_id}"],
         )
-    return member_public(member, contacts, principal=principal)
+    return await _answer(session, member, contacts, principal)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -273,3 +273,10 @@ def _new_focal_point(member_id: str, position: int, point: FocalPointCreate) -> 
 def _stored(value: object) -> object:
     """Enums are stored as their text."""
     return getattr(value, "value", value)
+
+
+async def _answer(
+    session: AsyncSession, member: Member, contacts: Sequence[FocalPoint], principal: Principal
+) -> MemberPublic:
+    staff = await sees_every_member(session, principal)
+    return member_public(member, contacts, principal=principal, staff=staff)

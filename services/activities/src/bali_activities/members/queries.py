@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from bali_common.auth import Principal
+from bali_common.auth import Principal, Role
 from bali_common.events.members import MemberKind
 from bali_common.http.pagination import PageRequest, keyset_page
+from bali_common.visibility import sees_every_member as _sees_every_member
 from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,6 +15,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bali_activities.members.models import FocalPoint, Member, MemberPublic, MembersPublic
 from bali_activities.members.representation import member_public
 from bali_activities.refusals import not_found
+
+
+async def sees_every_member(session: AsyncSession, principal: Principal) -> bool:
+    """The platform's rule (`bali_common.visibility.sees_every_member`) against this
+    service's directory; the directory is read only for a `co_chair` role."""
+    if principal.allows(Role.ops):
+        return True
+    if not principal.has_role(Role.co_chair):
+        return False
+    co_chairs = await session.exec(
+        select(Member.member_id).where(col(Member.is_co_chair).is_(True), col(Member.active))
+    )
+    return _sees_every_member(principal, set(co_chairs.all()))
 
 
 async def list_members(
@@ -43,9 +57,10 @@ async def list_members(
         )
     listed = await keyset_page(session, query, page=page, order_by=[col(Member.member_id)])
     contacts = await focal_points_of(session, [m.member_id for m in listed.rows])
+    staff = await sees_every_member(session, principal)
     return MembersPublic(
         items=[
-            member_public(m, contacts.get(m.member_id, []), principal=principal)
+            member_public(m, contacts.get(m.member_id, []), principal=principal, staff=staff)
             for m in listed.rows
         ],
         next_cursor=listed.next_cursor,
@@ -59,7 +74,8 @@ async def get_member(
     if member is None:
         raise not_found("member")
     contacts = await focal_points_of(session, [member_id])
-    return member_public(member, contacts.get(member_id, []), principal=principal)
+    staff = await sees_every_member(session, principal)
+    return member_public(member, contacts.get(member_id, []), principal=principal, staff=staff)
 
 
 async def member_states(session: AsyncSession, member_ids: Iterable[str]) -> dict[str, bool]:

@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bali_common.auth import Principal, Role
+from bali_common.auth import Principal
 from bali_common.db import as_utc
 from bali_common.events.members import FocalPointData, FocalPointRole, MemberKind
 
 from bali_activities.members.models import FocalPoint, FocalPointPublic, Member, MemberPublic
 
 
-def may_see_contacts(principal: Principal, member_id: str) -> bool:
-    """Contacts are personal data: shown to staff who act on alerts and to the member itself."""
-    return principal.allows(Role.ops, Role.co_chair) or principal.member_id == member_id
+def may_see_contacts(principal: Principal, member_id: str, *, staff: bool) -> bool:
+    """Contacts are personal data: shown to those who act on alerts for every member (`staff`:
+    `members.queries.sees_every_member`) and to the member itself."""
+    return staff or principal.member_id == member_id
 
 
 def _member_fields(member: Member) -> dict[str, Any]:
@@ -48,12 +49,12 @@ def snapshot(member: Member, contacts: Sequence[FocalPoint]) -> dict[str, Any]:
 
 
 def member_public(
-    member: Member, contacts: Sequence[FocalPoint], *, principal: Principal
+    member: Member, contacts: Sequence[FocalPoint], *, principal: Principal, staff: bool
 ) -> MemberPublic:
     return MemberPublic(
         **_member_fields(member),
         focal_points=[FocalPointPublic(**_contact_fields(c)) for c in contacts]
-        if may_see_contacts(principal, member.member_id)
+        if may_see_contacts(principal, member.member_id, staff=staff)
         else None,
         created_at=as_utc(member.created_at),
         updated_at=as_utc(member.updated_at),
