@@ -1,4 +1,5 @@
-"""The dispatcher: claims due deliveries, hands them to their channel, records every attempt."""
+"""The dispatcher: claims due deliveries and hands them to their channel; `recording` writes
+what each attempt came to."""
 
 from __future__ import annotations
 
@@ -11,39 +12,24 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from bali_common.db import SessionFactory, as_utc, transaction, utcnow
 from bali_common.events.notifications import (
     Channel,
-    DeliveryEvent,
-    NotificationDelivered,
-    NotificationExhausted,
-    NotificationFailed,
-    NotificationSent,
 )
-from bali_common.messaging.outbox import stage_event
 from sqlalchemy import or_, update
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_notifications import directory, routing
 from bali_notifications.channels import ChannelSender, Notification, SendResult
 from bali_notifications.deliveries.models import (
     DUE_STATUSES,
     Delivery,
-    DeliveryAttempt,
     DeliveryJob,
-    DeliveryStatus,
     SourceEvent,
 )
-from bali_notifications.deliveries.outcomes import (
-    FinalReason,
-    OperatorWarning,
-    Outcome,
-    RetryPolicy,
-    outcome_of,
-)
+from bali_notifications.deliveries.outcomes import FinalReason, RetryPolicy
+from bali_notifications.deliveries.recording import AttemptRecorder, Skipped
 from bali_notifications.hub import NotificationHub
 from bali_notifications.metrics import NotificationMetrics
 from bali_notifications.rendering import render_delivery
@@ -51,15 +37,6 @@ from bali_notifications.settings import NotificationsSettings
 from bali_notifications.subscriptions.models import Subscription
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _Skipped:
-    """A delivery that is not attempted at all: its endpoint is gone or disabled, or the
-    visibility rule no longer lets its recipient see the alert."""
-
-    error: str
-    reason: FinalReason
 
 
 @dataclass(eq=False)
@@ -110,8 +87,9 @@ class Dispatcher:
         self._hub = hub
         self._metrics = metrics
         self._senders = senders
-        self._policy = RetryPolicy.of(settings)
-        self._rng = rng or random.Random()
+        self._recorder = AttemptRecorder(
+            sessions=sessions, metrics=metrics, policy=RetryPolicy.of(settings), rng=rng
+        )
         self._lease = timedelta(
             seconds=max(
                 settings.dispatch_claim_seconds,
@@ -365,25 +343,25 @@ class Dispatcher:
             )
         try:
             # The background loop records at the real time the attempt ended.
-            await self._record(job, result, now or utcnow())
+            await self._recorder.record(job, result, now or utcnow())
         except Exception:
             log.exception(
                 "delivery %s could not be recorded; its claim will expire", job.delivery.id
             )
 
-    async def _send(self, job: DeliveryJob, now: datetime) -> SendResult | _Skipped:
+    async def _send(self, job: DeliveryJob, now: datetime) -> SendResult | Skipped:
         delivery = job.delivery
         subscription = job.subscription
         if delivery.subscription_id is not None:
             if subscription is None or subscription.deleted_at is not None:
-                return _Skipped("subscription deleted", FinalReason.endpoint_disabled)
+                return Skipped("subscription deleted", FinalReason.endpoint_disabled)
             if not subscription.enabled:
-                return _Skipped(
+                return Skipped(
                     f"endpoint disabled: {subscription.disabled_reason}",
                     FinalReason.endpoint_disabled,
                 )
         if not routing.may_send(job):
-            return _Skipped(
+            return Skipped(
                 "not sent: the recipient may no longer see this alert", FinalReason.not_permitted
             )
         rendered = render_delivery(
@@ -391,163 +369,3 @@ class Dispatcher:
         )
         sender = self._senders[Channel(delivery.channel)]
         return await sender.send(Notification(job=job, rendered=rendered), now=now)
-
-    # --- record ----------------------------------------------------------------------------
-
-    async def _record(self, job: DeliveryJob, result: SendResult | _Skipped, now: datetime) -> None:
-        async with transaction(self._sessions) as session:
-            delivery = await session.get(Delivery, job.delivery.id, with_for_update=True)
-            if delivery is None or delivery.status not in DUE_STATUSES:
-                return
-            delivery.claimed_by = None
-            delivery.claimed_until = None
-            delivery.updated_at = now
-            if isinstance(result, _Skipped):
-                self._record_skip(session, delivery, result, now)
-                return
-            self._record_attempt(session, delivery, result, now)
-            outcome = outcome_of(
-                result, delivery=delivery, policy=self._policy, now=now, rng=self._rng
-            )
-            await self._apply(session, delivery, result, outcome, now)
-        if outcome.status is DeliveryStatus.delivered and result.on_committed is not None:
-            result.on_committed()
-
-    def _record_skip(
-        self, session: AsyncSession, delivery: Delivery, skipped: _Skipped, now: datetime
-    ) -> None:
-        """No attempt: the endpoint was removed or disabled, or may not be sent the alert; a
-        decision rather than a failure, so no warning."""
-        delivery.status = DeliveryStatus.failed.value
-        delivery.last_error = skipped.error
-        delivery.next_attempt_at = None
-        self._stage(
-            session,
-            NotificationExhausted,
-            delivery,
-            now,
-            error=skipped.error,
-            reason=skipped.reason,
-        )
-        self._metrics.finished.labels(delivery.channel, delivery.status).inc()
-        session.add(delivery)
-
-    def _record_attempt(
-        self, session: AsyncSession, delivery: Delivery, result: SendResult, now: datetime
-    ) -> None:
-        delivery.attempt_count += 1
-        delivery.attempts_in_round += 1
-        delivery.last_status_code = result.status_code
-        delivery.last_error = result.error
-        session.add(
-            DeliveryAttempt(
-                delivery_id=delivery.id,
-                number=delivery.attempt_count,
-                attempted_at=now,
-                succeeded=result.succeeded,
-                status_code=result.status_code,
-                latency_ms=result.latency_ms,
-                error=result.error,
-            )
-        )
-        self._stage(session, NotificationSent, delivery, now)
-        attempt_outcome = "delivered" if result.succeeded else "failed"
-        self._metrics.attempts.labels(delivery.channel, attempt_outcome).inc()
-        self._metrics.attempt_latency.labels(delivery.channel).observe(result.latency_ms / 1000)
-
-    async def _apply(
-        self,
-        session: AsyncSession,
-        delivery: Delivery,
-        result: SendResult,
-        outcome: Outcome,
-        now: datetime,
-    ) -> None:
-        """Write the outcome: the status, the endpoint, the warning and the event that says so."""
-        delivery.status = outcome.status.value
-        delivery.next_attempt_at = outcome.next_attempt_at
-        if outcome.disable_endpoint:
-            await self._disable_endpoint(session, delivery, reason=result.error, now=now)
-        if outcome.warning is not None:
-            self._warn_operators(delivery, outcome.warning)
-        if outcome.status is DeliveryStatus.delivered:
-            delivery.delivered_at = now
-            session.add_all(result.stored)
-            self._stage(session, NotificationDelivered, delivery, now, latency_ms=result.latency_ms)
-        elif outcome.status is DeliveryStatus.retrying:
-            self._stage(
-                session,
-                NotificationFailed,
-                delivery,
-                now,
-                error=outcome.error,
-                next_attempt_at=outcome.next_attempt_at,
-                status_code=result.status_code,
-                operator_warning=outcome.warning is not None,
-            )
-        else:
-            self._stage(
-                session,
-                NotificationExhausted,
-                delivery,
-                now,
-                error=outcome.error,
-                reason=outcome.reason,
-                status_code=result.status_code,
-                operator_warning=outcome.warning is not None,
-            )
-        if outcome.status is not DeliveryStatus.retrying:
-            self._metrics.finished.labels(delivery.channel, delivery.status).inc()
-        session.add(delivery)
-
-    async def _disable_endpoint(
-        self, session: AsyncSession, delivery: Delivery, *, reason: str | None, now: datetime
-    ) -> None:
-        subscription = await session.get(
-            Subscription, delivery.subscription_id, with_for_update=True
-        )
-        if subscription is not None and subscription.enabled:
-            subscription.enabled = False
-            subscription.disabled_at = now
-            subscription.disabled_reason = reason
-            subscription.version += 1
-            subscription.updated_at = now
-            session.add(subscription)
-            self._metrics.endpoints_disabled.inc()
-
-    def _warn_operators(self, delivery: Delivery, warning: OperatorWarning) -> None:
-        """Operators must know when an Extreme alert is not getting through."""
-        delivery.operator_warning = True
-        self._metrics.operator_warnings.labels(warning.value).inc()
-        log.warning(
-            "OPERATOR WARNING (%s): delivery %s of Extreme alert %s to %s via %s: %s",
-            warning.value,
-            delivery.id,
-            delivery.alert_id,
-            delivery.recipient,
-            delivery.channel,
-            delivery.last_error,
-        )
-
-    @staticmethod
-    def _stage(
-        session: AsyncSession,
-        kind: type[DeliveryEvent],
-        delivery: Delivery,
-        now: datetime,
-        **extra: Any,
-    ) -> None:
-        payload = kind(
-            delivery_id=delivery.id,
-            source_event_id=delivery.source_event_id,
-            source_event_type=delivery.event_type,
-            channel=Channel(delivery.channel),
-            recipient=delivery.recipient,
-            member_id=delivery.member_id,
-            alert_id=delivery.alert_id,
-            severity=delivery.severity,
-            attempt=delivery.attempt_count,
-            occurred_at=now,
-            **extra,
-        )
-        stage_event(session, payload, subject=delivery.id)
