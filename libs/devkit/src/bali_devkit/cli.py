@@ -188,12 +188,22 @@ class PlatformOptions:
     kafka_bootstrap: str | None
 
 
+async def _migrate_apart(services: list[str], data_dir: Path) -> bool:
+    """`bali migrate` in a child process: loading every service's models and Alembic would
+    otherwise stay in this supervisor's memory for as long as the platform runs (46 MB)."""
+    arguments = [arg for name in services for arg in ("--service", name)]
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bali_devkit.cli", "migrate", "--data-dir", str(data_dir), *arguments
+    )
+    return await child.wait() == 0
+
+
 async def _run_platform(options: PlatformOptions, services: list[ServiceProcess]) -> int:
     data_dir, host = options.data_dir, options.host
     settings = _settings(data_dir)
     # The services never change their schema: their databases are migrated first, as the
     # Jobs do in production (a .bali/ of release 0.1.0 is adopted, then upgraded).
-    if not await migrate_services([s.name for s in services], data_dir, _say):
+    if not await _migrate_apart([s.name for s in services], data_dir):
         _say("bali", "a database could not be migrated (see above): nothing was started")
         return 1
     kafka_bootstrap = options.kafka_bootstrap
@@ -411,3 +421,7 @@ def rebuild(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

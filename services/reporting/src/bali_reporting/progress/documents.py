@@ -13,7 +13,6 @@ from bali_common.problems import problem_responses
 from fastapi import Query, Request, Response
 from fastapi.templating import Jinja2Templates
 
-from bali_reporting.progress.pdf import render_pdf
 from bali_reporting.progress.report import ProgressReport
 
 DocumentFormat = Literal["html", "pdf"]
@@ -42,6 +41,9 @@ async def progress_document(
 ) -> Response:
     name = f"bali-process-progress-{report.year}"
     if file_format == "pdf":
+        # ReportLab loads on the first PDF asked for, not in every idle replica (11 MB).
+        from bali_reporting.progress.pdf import render_pdf
+
         content = await anyio.to_thread.run_sync(render_pdf, report)
         return Response(
             content,
