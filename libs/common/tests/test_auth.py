@@ -518,3 +518,54 @@ def test_admits_roles_declares_the_roles_of_a_hand_written_rule() -> None:
     assert operator.allowed_roles == frozenset({Role.ops, Role.co_chair})  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="at least one role"):
         admits_roles()
+
+
+# --- verified tokens remembered -----------------------------------------------------------------
+
+
+def test_a_verified_token_is_remembered_until_its_expiry_and_no_longer(
+    settings: CommonSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller sends one token with every request: its signature is checked once, and the
+    remembered answer never outlives the token's `exp`."""
+    verifier = TokenVerifier(settings.model_copy(update={"jwt_leeway_s": 0}))
+    checks: list[str] = []
+    real_decode = jwt.decode
+
+    def counted_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        checks.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted_decode)
+    expires = int(time.time()) + 2
+    token = sign_dev(settings, claims(settings, exp=expires, roles=["member"], member="TH"))
+    other = sign_dev(settings, claims(settings, sub="user-2"))
+
+    assert verifier.verify(token).member_id == "TH"
+    assert verifier.verify(token).member_id == "TH"
+    assert verifier.verify(other).subject == "user-2"
+    assert checks == [token, other]
+
+    time.sleep(max(0.0, expires - time.time()) + 0.2)
+    with pytest.raises(AuthenticationError):
+        verifier.verify(token)
+    assert checks == [token, other, token]  # checked again, and refused as expired
+
+
+def test_a_refused_token_is_not_remembered(
+    settings: CommonSettings, attacker_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = TokenVerifier(settings)
+    checks: list[str] = []
+    real_decode = jwt.decode
+
+    def counted_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        checks.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted_decode)
+    forged = other_rsa_key(settings, attacker_key)
+    for _ in range(2):
+        with pytest.raises(AuthenticationError):
+            verifier.verify(forged)
+    assert checks == [forged, forged]

@@ -10,6 +10,8 @@ import logging
 import os
 import re
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -19,6 +21,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 import anyio.to_thread
 import jwt
+from cachetools import TLRUCache
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import Depends, Request, Security
@@ -65,6 +68,13 @@ _MAX_KID_CHARS = 256
 # Compact JWS only (three segments); JWE or JSON serialisation is refused outright.
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_\-]+=*\.[A-Za-z0-9_\-]*=*\.[A-Za-z0-9_\-]*=*")
 _JWKS_TIMEOUT_S = 5.0
+#: A verified token is remembered this long at most, and never past its `exp`: a caller sends
+#: the same token with every request, and checking an RS256 signature and the claims again
+#: costs more than parsing the rest of a small request. A key withdrawn from the JWKS stops
+#: being accepted within this time.
+_VERIFIED_FOR_S = 60.0
+#: Verified tokens remembered at once (only tokens that verified are kept).
+_VERIFIED_TOKENS = 4096
 
 
 class Role(StrEnum):
@@ -310,6 +320,11 @@ class TokenVerifier:
             self._algorithms = (DEV_ALGORITHM,)
             key = load_or_create_dev_key(settings.resolved_dev_key_path())
             self._dev_key = key.public_key()
+        # Token -> (caller, monotonic time it stops being trusted without a new check).
+        self._verified: TLRUCache[str, tuple[Principal, float]] = TLRUCache(
+            maxsize=_VERIFIED_TOKENS, ttu=_trusted_until, timer=time.monotonic
+        )
+        self._verified_lock = threading.Lock()  # `verify` also runs in worker threads
 
     @property
     def uses_jwks(self) -> bool:
@@ -317,8 +332,11 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Principal:
         """Verify signature and claims; blocking when a JWKS fetch is due, so prefer `averify`."""
+        remembered = self._remembered(token)
+        if remembered is not None:
+            return remembered
         try:
-            return self._verify(token)
+            principal, expires_at = self._verify(token)
         except AuthenticationError:
             raise
         except jwt.PyJWKClientConnectionError as exc:
@@ -328,14 +346,29 @@ class TokenVerifier:
             # Type name only: messages may quote header values chosen by the caller.
             _log.debug("bearer token rejected: %s", type(exc).__name__)
             raise AuthenticationError() from None
+        trusted_for = min(_VERIFIED_FOR_S, expires_at + self._leeway - time.time())
+        if trusted_for > 0:
+            with self._verified_lock:
+                self._verified[token] = (principal, time.monotonic() + trusted_for)
+        return principal
 
     async def averify(self, token: str) -> Principal:
-        """`verify` for async code: a JWKS lookup may do blocking I/O, so it runs in a thread."""
+        """`verify` for async code: a JWKS lookup may do blocking I/O, so it runs in a thread
+        (a token verified lately needs neither)."""
         if self._jwks is None:
             return self.verify(token)
+        remembered = self._remembered(token)
+        if remembered is not None:
+            return remembered
         return await anyio.to_thread.run_sync(self.verify, token)
 
-    def _verify(self, token: str) -> Principal:
+    def _remembered(self, token: str) -> Principal | None:
+        with self._verified_lock:
+            found = self._verified.get(token)
+        return found[0] if found is not None else None
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
+        """The caller and the token's `exp` (seconds since the epoch)."""
         if len(token) > _MAX_TOKEN_CHARS or not _COMPACT_JWS.fullmatch(token):
             raise AuthenticationError()
         key: jwt.PyJWK | rsa.RSAPublicKey
@@ -360,7 +393,11 @@ class TokenVerifier:
             leeway=self._leeway,
             options={"require": _REQUIRED_CLAIMS, "verify_signature": True},
         )
-        return Principal.from_claims(claims)
+        return Principal.from_claims(claims), float(claims["exp"])
+
+
+def _trusted_until(_token: str, verified: tuple[Principal, float], _now: float) -> float:
+    return verified[1]
 
 
 # --- FastAPI ----------------------------------------------------------------------------------

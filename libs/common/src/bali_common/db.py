@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Table, event, text
+from sqlalchemy import Column, CursorResult, DateTime, Executable, Table, event, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bali_common import sqlite_connection
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -56,6 +58,13 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+        async def connect() -> Any:
+            # As the dialect would open it (path and options from the URL), with cursors
+            # that cost one trip to the connection's thread (see `sqlite_connection`).
+            arguments, options = engine.dialect.create_connect_args(engine.url)
+            return await sqlite_connection.connect(*arguments, **{**options, "timeout": 30})
+
         engine = create_async_engine(
             url,
             echo=echo,
@@ -63,7 +72,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             pool_size=1,
             max_overflow=0,
             pool_timeout=60,
-            connect_args={"timeout": 30},
+            async_creator=connect,
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -110,3 +119,24 @@ async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
     """One use case, one transaction: commit on success, roll back on any error."""
     async with factory() as session, session.begin():
         yield session
+
+
+async def execute_core(
+    session: AsyncSession,
+    statement: Executable,
+    parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+) -> CursorResult[Any]:
+    """A Core statement on the session's connection and transaction, its values passed apart.
+
+    A statement built once at import and given its values here is compiled once and found
+    in the compiled cache by its shape; `insert(t).values(row)` on every call builds a bind
+    parameter per column and computes a cache key for them each time, and `session.exec`
+    adds the ORM's execution steps a plain table write does not need. A list of rows is
+    one executemany.
+    """
+    connection = await session.connection()
+    if parameters is None:
+        return await connection.execute(statement)
+    if isinstance(parameters, Mapping):
+        return await connection.execute(statement, dict(parameters))
+    return await connection.execute(statement, list(parameters))

@@ -12,7 +12,7 @@ from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_common.auth import Principal
-from bali_common.db import table_of, utcnow
+from bali_common.db import execute_core, table_of, utcnow
 
 
 class AuditRecord(SQLModel, table=True):
@@ -38,6 +38,7 @@ class AuditRecord(SQLModel, table=True):
 
 
 _TABLE = table_of(AuditRecord)
+_INSERT = insert(_TABLE)
 
 for _operation in ("UPDATE", "DELETE"):
     event.listen(
@@ -125,16 +126,16 @@ async def write_audit(
 ) -> None:
     """The row `record_audit` stages, written at once in the caller's transaction with one Core
     INSERT: a hot write path builds no ORM object and leaves nothing to flush."""
-    await session.exec(
-        insert(_TABLE).values(
-            audit_values(
-                principal,
-                action=action,
-                resource_type=resource_type,
-                resource_id=resource_id,
-                outcome=outcome,
-                source=source,
-                details=details,
-            )
-        )
+    await execute_core(
+        session,
+        _INSERT,
+        audit_values(
+            principal,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            outcome=outcome,
+            source=source,
+            details=details,
+        ),
     )

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from bali_common.auth import Principal
-from bali_common.db import table_of
+from bali_common.db import execute_core, table_of
 from bali_common.events.activities import (
     ActivityCreated,
     ActivityDeleted,
@@ -41,8 +41,9 @@ from bali_activities.activities.schemas import ActivityFields, ActivityPublic
 from bali_activities.members.queries import member_states
 from bali_activities.refusals import forbidden
 
-_ACTIVITIES = table_of(Activity)
-_VERSIONS = table_of(ActivityVersion)
+#: Built once: executed with each row's values, they are compiled once (see `execute_core`).
+_INSERT_ACTIVITY = insert(table_of(Activity))
+_INSERT_VERSION = insert(table_of(ActivityVersion))
 
 
 async def create(
@@ -78,7 +79,7 @@ async def create(
         "deleted_at": None,
     }
     # One Core INSERT: no ORM object to build, track and flush for a row written once here.
-    await session.exec(insert(_ACTIVITIES).values(row))
+    await execute_core(session, _INSERT_ACTIVITY, row)
     return await record(
         session,
         InsertedActivity(**row),
@@ -154,19 +155,21 @@ async def record(
     trace_id = f"{context.trace_id:032x}" if context.is_valid else None
     public = activity_public(activity)
     snapshot = public.model_dump(mode="json")
-    await session.exec(
-        insert(_VERSIONS).values(
-            activity_id=activity.id,
-            version=activity.version,
-            action=action,
-            snapshot=snapshot,
-            changes=changes,
-            actor_subject=principal.subject,
-            actor_member=principal.member_id,
-            actor_name=principal.name,
-            at=now,
-            trace_id=trace_id,
-        )
+    await execute_core(
+        session,
+        _INSERT_VERSION,
+        {
+            "activity_id": activity.id,
+            "version": activity.version,
+            "action": action,
+            "snapshot": snapshot,
+            "changes": changes,
+            "actor_subject": principal.subject,
+            "actor_member": principal.member_id,
+            "actor_name": principal.name,
+            "at": now,
+            "trace_id": trace_id,
+        },
     )
     common: dict[str, Any] = {
         "activity": activity_summary(activity),

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from bali_common.auth import Principal, Role
+from bali_common.db import execute_core
 from bali_common.events.members import MemberKind
 from bali_common.http.pagination import PageRequest, keyset_page
 from bali_common.visibility import sees_every_member as _sees_every_member
-from sqlalchemy import func, or_
+from sqlalchemy import bindparam, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -83,10 +84,14 @@ async def member_states(session: AsyncSession, member_ids: Iterable[str]) -> dic
     wanted = sorted(set(member_ids))
     if not wanted:
         return {}
-    rows = await session.exec(
-        select(Member.member_id, Member.active).where(col(Member.member_id).in_(wanted))
-    )
-    return dict(rows.all())
+    rows = await execute_core(session, _MEMBER_STATES, {"member_ids": wanted})
+    return {row.member_id: row.active for row in rows}
+
+
+#: Asked on every activity written: built once, so it is compiled once (see `execute_core`).
+_MEMBER_STATES = select(Member.member_id, Member.active).where(
+    col(Member.member_id).in_(bindparam("member_ids", expanding=True))
+)
 
 
 async def focal_points_of(
