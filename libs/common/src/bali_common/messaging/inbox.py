@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Index, delete, insert, tuple_
+from sqlalchemy import Index, delete, tuple_
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_common.db import SessionFactory, transaction, utc_column, utcnow
+from bali_common.db import SessionFactory, table_of, transaction, utc_column, utcnow
 
 
 class InboxEntry(SQLModel, table=True):
@@ -87,11 +87,31 @@ class AppliedEvent:
 
 
 async def record_applied(session: AsyncSession, applied: Sequence[AppliedEvent]) -> None:
-    """The inbox rows of a batch in one INSERT, in the transaction that applied the events."""
+    """The inbox rows of a batch in one INSERT, in the transaction that applied the events.
+
+    A Core INSERT on the session's connection: the ORM's bulk path would look at each row's
+    mapping (and autoflush first) for nothing, the rows being plain values. The handlers'
+    pending objects are flushed at commit all the same, in this transaction.
+    """
     if not applied:
         return
     now = utcnow()
-    await session.exec(
-        insert(InboxEntry),
-        params=[{**asdict(entry), "processed_at": now} for entry in applied],
+    connection = await session.connection()
+    await connection.execute(
+        _INBOX.insert(),
+        [
+            {
+                "consumer_group": entry.consumer_group,
+                "event_id": entry.event_id,
+                "event_type": entry.event_type,
+                "topic": entry.topic,
+                "partition": entry.partition,
+                "offset": entry.offset,
+                "processed_at": now,
+            }
+            for entry in applied
+        ],
     )
+
+
+_INBOX = table_of(InboxEntry)
