@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 AfterCommitHook = Callable[[CloudEvent], None]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Delivery:
     record: ConsumerRecord[bytes, bytes]
     topic: str

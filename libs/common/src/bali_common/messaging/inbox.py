@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Index, delete, tuple_
+from sqlalchemy import select as core_select
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,6 +29,9 @@ class InboxEntry(SQLModel, table=True):
     processed_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
+_INBOX = table_of(InboxEntry)
+
+
 async def already_applied(session: AsyncSession, *, group: str, event_id: str) -> bool:
     found = await session.exec(
         select(InboxEntry.event_id).where(
@@ -39,13 +43,15 @@ async def already_applied(session: AsyncSession, *, group: str, event_id: str) -
 
 
 async def applied_among(session: AsyncSession, *, group: str, event_ids: list[str]) -> list[str]:
-    found = await session.exec(
-        select(InboxEntry.event_id).where(
-            InboxEntry.consumer_group == group,
-            col(InboxEntry.event_id).in_(event_ids),
+    """Core on the session's connection: asked once per fetched batch, and the ORM's compile
+    and result layers cost more than the lookup itself."""
+    connection = await session.connection()
+    found = await connection.execute(
+        core_select(_INBOX.c.event_id).where(
+            _INBOX.c.consumer_group == group, _INBOX.c.event_id.in_(event_ids)
         )
     )
-    return list(found.all())
+    return list(found.scalars().all())
 
 
 async def purge_applied(sessions: SessionFactory, *, older_than: datetime, batch: int) -> int:
@@ -112,6 +118,3 @@ async def record_applied(session: AsyncSession, applied: Sequence[AppliedEvent])
             for entry in applied
         ],
     )
-
-
-_INBOX = table_of(InboxEntry)

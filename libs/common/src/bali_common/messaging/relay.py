@@ -225,11 +225,12 @@ class OutboxRelay:
     async def _publish(self, rows: Sequence[ClaimedRecord]) -> list[int]:
         """Send the batch in order and await the acks; stop at the first failure."""
         prefix = self._settings.kafka_topic_prefix
+        traced = spans_exported()
         pending: list[tuple[ClaimedRecord, asyncio.Future[Any]]] = []
         error: Exception | None = None
         for row in rows:
             try:
-                pending.append((row, await self._send(row, f"{prefix}{row.topic}")))
+                pending.append((row, await self._send(row, f"{prefix}{row.topic}", traced)))
             except Exception as send_error:
                 error = send_error
                 break
@@ -251,7 +252,7 @@ class OutboxRelay:
             await self._record_failure([row for row in rows if row.id not in sent], error)
         return sent
 
-    async def _send(self, row: ClaimedRecord, topic: str) -> asyncio.Future[Any]:
+    async def _send(self, row: ClaimedRecord, topic: str, traced: bool) -> asyncio.Future[Any]:
         """Queue one record under a producer span that continues the stored trace.
 
         While no span is recorded, that span would be a non-recording one in the stored trace:
@@ -263,7 +264,7 @@ class OutboxRelay:
             for name, text in json.loads(row.headers)
             if name != TRACEPARENT_HEADER
         ]
-        if not spans_exported():
+        if not traced:
             if row.traceparent:
                 headers.append((TRACEPARENT_HEADER, row.traceparent.encode()))
             queued: asyncio.Future[Any] = await self._producer.send(
