@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -221,7 +221,7 @@ class ConsumerRunner:
                 delay = min(delay * 2, 5.0)
 
     async def _process_fetch(
-        self, batches: dict[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+        self, batches: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
     ) -> None:
         """Apply a fetch's records in one transaction, every partition's together.
 
