@@ -1,15 +1,16 @@
 """Throughput of the exactly-once backbone against two aiokafka baselines, on one embedded broker.
 
 Backbone: N events committed to the outbox, then timed from relay start until the consumer
-runner has applied all N (each partition's fetched batch in one transaction with its inbox
-rows); its handler is a batch handler writing one INSERT per batch, the same effect's write
-(`--per-event-handler`: one ORM object per event, the handler before 2026-11-29). Raw: the
-same N records produced with acks=all and consumed by a group with manual commits, timed from
-the first send until the last record is consumed. Same effect: raw plus the backbone's database
-writes, no outbox and no inbox: per fetched partition batch, one transaction with one INSERT of
-the batch's rows (same engine, same table), then the offset commit; timed from the first send
-until all N rows are in the table. Each run measures all three, in that order; the load average
-is recorded with each run. Run: `make bench`.
+runner has applied all N (each fetch, all its partitions, in one transaction with its inbox
+rows since 2026-11-29; before, each partition's records of a fetch in one); its handler is a
+batch handler writing one INSERT per batch, the same effect's write (`--per-event-handler`: one
+ORM object per event, the handler before 2026-11-29). Raw: the same N records produced with
+acks=all and consumed by a group with manual commits, timed from the first send until the last
+record is consumed. Same effect: raw plus the backbone's database writes, no outbox and no
+inbox: per fetched partition batch, one transaction with one INSERT of the batch's rows (same
+engine, same table), then the offset commit; timed from the first send until all N rows are in
+the table. Each run measures all three, in that order; the load average is recorded with each
+run. Run: `make bench`.
 """
 
 from __future__ import annotations
