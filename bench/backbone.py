@@ -1,13 +1,16 @@
 """Throughput of the exactly-once backbone against two aiokafka baselines, on one embedded broker.
 
 Backbone: N events committed to the outbox, then timed from relay start until the consumer
-runner has applied all N (each partition's fetched batch in one transaction with its inbox
-rows). Raw: the same N records produced with acks=all and consumed by a group with manual
-commits, timed from the first send until the last record is consumed. Same effect: raw plus
-the backbone's database writes, no outbox and no inbox: per fetched partition batch, one
-transaction with one INSERT of the batch's rows (same engine, same table), then the offset
-commit; timed from the first send until all N rows are in the table. Each run measures all
-three, in that order; the load average is recorded with each run. Run: `make bench`.
+runner has applied all N (each fetch, all its partitions, in one transaction with its inbox
+rows since 2026-11-29; before, each partition's records of a fetch in one); its handler is a
+batch handler writing one INSERT per batch, the same effect's write (`--per-event-handler`: one
+ORM object per event, the handler before 2026-11-29). Raw: the same N records produced with
+acks=all and consumed by a group with manual commits, timed from the first send until the last
+record is consumed. Same effect: raw plus the backbone's database writes, no outbox and no
+inbox: per fetched partition batch, one transaction with one INSERT of the batch's rows (same
+engine, same table), then the offset commit; timed from the first send until all N rows are in
+the table. Each run measures all three, in that order; the load average is recorded with each
+run. Run: `make bench`.
 """
 
 from __future__ import annotations
@@ -17,11 +20,18 @@ import asyncio
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from uuid import uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from bali_common.db import create_engine, create_session_factory, create_tables, transaction
+from bali_common.db import (
+    create_engine,
+    create_session_factory,
+    create_tables,
+    table_of,
+    transaction,
+)
 from bali_common.events import STREAM_TOPICS, CloudEvent, EventPayload, Stream, event_type
 from bali_common.messaging.consumer import ConsumerRunner
 from bali_common.messaging.handlers import EventHandlers
@@ -68,7 +78,9 @@ def payload(sequence: int) -> BenchMeasured:
     return BenchMeasured(sequence=sequence, padding="x" * 200)
 
 
-async def run_backbone(bootstrap: str, count: int, workdir: Path) -> float:
+async def run_backbone(
+    bootstrap: str, count: int, workdir: Path, *, per_event: bool = False
+) -> float:
     settings = CommonSettings(
         service_name="bench",
         kafka_bootstrap_servers=bootstrap,
@@ -89,10 +101,22 @@ async def run_backbone(bootstrap: str, count: int, workdir: Path) -> float:
                 stage_event(session, payload(sequence), subject=f"agg-{sequence % 100}")
 
     handlers = EventHandlers()
+    if per_event:
 
-    @handlers.on(BenchMeasured)
-    async def apply(session: AsyncSession, _event: CloudEvent, data: BenchMeasured) -> None:
-        session.add(BenchApplied(sequence=data.sequence))
+        @handlers.on(BenchMeasured)
+        async def apply(session: AsyncSession, _event: CloudEvent, data: BenchMeasured) -> None:
+            session.add(BenchApplied(sequence=data.sequence))
+
+    else:
+
+        @handlers.on_batch(BenchMeasured)
+        async def apply_batch(
+            session: AsyncSession, events: Sequence[tuple[CloudEvent, BenchMeasured]]
+        ) -> None:
+            connection = await session.connection()
+            await connection.execute(
+                insert(table_of(BenchApplied)), [{"sequence": data.sequence} for _, data in events]
+            )
 
     metrics = ServiceMetrics("bench")
     runner = ConsumerRunner(
@@ -239,17 +263,33 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="2,000 events per run")
+    parser.add_argument(
+        "--per-event-handler",
+        action="store_true",
+        help="the backbone's handler adds one ORM object per event (its form before 2026-11-29)"
+        " instead of one INSERT per batch, the same effect as the baseline's",
+    )
     args = parser.parse_args()
     if args.quick:
         args.events = 2000
-    print(f"{machine()}; events per run: {args.events}, runs: {args.runs}", flush=True)
+    handler = "one ORM object per event" if args.per_event_handler else "one INSERT per batch"
+    print(
+        f"{machine()}; events per run: {args.events}, runs: {args.runs}; "
+        f"backbone handler: {handler}",
+        flush=True,
+    )
     rows = []
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as workdir:
         for run in range(1, args.runs + 1):
             loadavg = load_average()
             raw = await run_raw(broker.bootstrap_servers, args.events)
             same = await run_same_effect(broker.bootstrap_servers, args.events, Path(workdir))
-            backbone = await run_backbone(broker.bootstrap_servers, args.events, Path(workdir))
+            backbone = await run_backbone(
+                broker.bootstrap_servers,
+                args.events,
+                Path(workdir),
+                per_event=args.per_event_handler,
+            )
             rows.append((raw, same, backbone, loadavg))
             print(
                 f"run {run}: raw {raw:,.0f} ev/s, same effect {same:,.0f} ev/s, "

@@ -4,9 +4,11 @@ A service declares `handlers = EventHandlers()` and decorates each handler with
 `@handlers.on(MemberRegistered, MemberUpdated)` (one event at a time) or
 `@handlers.on_batch(ActivityEvent)` (every such event of a fetched batch at once, so that a
 projection writes one statement per table per batch). One event may feed several handlers:
-the consumer runner applies a partition's fetched batch in one transaction, running the
-handlers in registration order, each over the batch's events it takes in offset order, so an
-event is applied by all of its handlers or by none.
+the consumer runner applies a fetched batch (every partition's records of one fetch) in one
+transaction, running the handlers in registration order, each over the batch's events it takes
+in offset order within each partition, so an event is applied by all of its handlers or by
+none. A batch may hold several aggregates, partitions and topics: a batch handler must not
+assume one.
 `handlers.consumer_group("reporting.projections")` is what the runtime starts.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -70,7 +73,12 @@ class ConsumerGroup:
     routes: Mapping[tuple[str, int], tuple[int, ...]]
 
     def handles_type(self, event_type: str) -> bool:
-        return any(routed_type == event_type for routed_type, _ in self.routes)
+        return event_type in self._types
+
+    @cached_property
+    def _types(self) -> frozenset[str]:
+        """Asked of every fetched record: a set, not a scan of the routes."""
+        return frozenset(routed_type for routed_type, _ in self.routes)
 
     def route_of(self, event_type: str, version: int) -> tuple[int, ...]:
         """The registrations that take this type and version; empty for none."""

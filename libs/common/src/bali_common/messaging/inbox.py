@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Index, delete, insert, tuple_
+from sqlalchemy import Index, delete, tuple_
+from sqlalchemy import select as core_select
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_common.db import SessionFactory, transaction, utc_column, utcnow
+from bali_common.db import SessionFactory, table_of, transaction, utc_column, utcnow
 
 
 class InboxEntry(SQLModel, table=True):
@@ -28,6 +29,9 @@ class InboxEntry(SQLModel, table=True):
     processed_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
+_INBOX = table_of(InboxEntry)
+
+
 async def already_applied(session: AsyncSession, *, group: str, event_id: str) -> bool:
     found = await session.exec(
         select(InboxEntry.event_id).where(
@@ -39,13 +43,15 @@ async def already_applied(session: AsyncSession, *, group: str, event_id: str) -
 
 
 async def applied_among(session: AsyncSession, *, group: str, event_ids: list[str]) -> list[str]:
-    found = await session.exec(
-        select(InboxEntry.event_id).where(
-            InboxEntry.consumer_group == group,
-            col(InboxEntry.event_id).in_(event_ids),
+    """Core on the session's connection: asked once per fetched batch, and the ORM's compile
+    and result layers cost more than the lookup itself."""
+    connection = await session.connection()
+    found = await connection.execute(
+        core_select(_INBOX.c.event_id).where(
+            _INBOX.c.consumer_group == group, _INBOX.c.event_id.in_(event_ids)
         )
     )
-    return list(found.all())
+    return list(found.scalars().all())
 
 
 async def purge_applied(sessions: SessionFactory, *, older_than: datetime, batch: int) -> int:
@@ -87,11 +93,28 @@ class AppliedEvent:
 
 
 async def record_applied(session: AsyncSession, applied: Sequence[AppliedEvent]) -> None:
-    """The inbox rows of a batch in one INSERT, in the transaction that applied the events."""
+    """The inbox rows of a batch in one INSERT, in the transaction that applied the events.
+
+    A Core INSERT on the session's connection: the ORM's bulk path would look at each row's
+    mapping (and autoflush first) for nothing, the rows being plain values. The handlers'
+    pending objects are flushed at commit all the same, in this transaction.
+    """
     if not applied:
         return
     now = utcnow()
-    await session.exec(
-        insert(InboxEntry),
-        params=[{**asdict(entry), "processed_at": now} for entry in applied],
+    connection = await session.connection()
+    await connection.execute(
+        _INBOX.insert(),
+        [
+            {
+                "consumer_group": entry.consumer_group,
+                "event_id": entry.event_id,
+                "event_type": entry.event_type,
+                "topic": entry.topic,
+                "partition": entry.partition,
+                "offset": entry.offset,
+                "processed_at": now,
+            }
+            for entry in applied
+        ],
     )

@@ -28,14 +28,13 @@ from sqlalchemy import (
     delete,
     event,
     func,
-    insert,
     text,
 )
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_common.db import SessionFactory, transaction, utc_column, utcnow
+from bali_common.db import SessionFactory, table_of, transaction, utc_column, utcnow
 from bali_common.events.envelope import CloudEvent
 from bali_common.events.registry import EventPayload
 from bali_common.events.topics import STREAM_TOPICS, TopicSpec
@@ -123,7 +122,8 @@ def _write_staged_rows(session: Session) -> None:
     """The transaction's staged records, in one multi-row INSERT just before it commits."""
     rows = session.info.pop(_PENDING_ROWS_KEY, None)
     if rows:
-        session.execute(insert(OutboxMessage), rows)
+        # Core, not the ORM's bulk path: the rows are plain values, nothing to map.
+        session.connection().execute(table_of(OutboxMessage).insert(), rows)
         session.info[_STAGED_INFO_KEY] = True
 
 
