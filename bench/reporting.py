@@ -22,6 +22,7 @@ import asyncio
 import os
 import platform
 import random
+import resource
 import statistics
 import tempfile
 import time
@@ -34,6 +35,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bali_common.auth import Role, issue_dev_token
 from bali_common.catalogue import load_strategy
+from bali_common.migrations import upgrade
 from bali_common.events import STREAM_TOPICS, CloudEvent, EventPayload
 from bali_common.events.activities import (
     ActivityCreated,
@@ -65,6 +67,7 @@ from bali_common.events.notifications import Channel, NotificationDelivered, Not
 from bali_common.events.shared import Actor
 from bali_common.messaging.kafka import ensure_topics
 from bali_devkit.broker import EmbeddedBroker
+from bali_reporting import migrations
 from bali_reporting.app import create_app
 from bali_reporting.settings import ReportingSettings
 
@@ -326,6 +329,11 @@ async def time_reports(
     return results
 
 
+def peak_rss_mb() -> float:
+    """The process's peak resident set so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--activities", type=int, default=50_000)
@@ -346,10 +354,12 @@ async def main() -> None:
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as workdir:
         settings = bench_settings(Path(workdir), broker, database_url=args.database_url)
         await ensure_topics(settings)
+        await upgrade(settings.resolved_database_url(), migrations.DIRECTORY, quiet=True)
         published_s = await publish(settings, events)
         print(f"published {len(events):,} events in {published_s:.1f}s", flush=True)
         raw = await raw_consume(settings, len(events))
         print(f"raw consume: {raw:,.0f} events/s", flush=True)
+        print(f"peak RSS before the service starts: {peak_rss_mb():,.0f} MB", flush=True)
         app = create_app(settings)
         admin = {
             "Authorization": "Bearer "
@@ -370,6 +380,7 @@ async def main() -> None:
                     f"rebuild: {measured['events_per_second']:,.0f} events/s ({measured['state']})",
                     flush=True,
                 )
+                print(f"peak RSS after both rebuilds: {peak_rss_mb():,.0f} MB", flush=True)
                 timings = await time_reports(client, admin, args.requests)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
