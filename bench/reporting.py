@@ -36,7 +36,6 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bali_common.auth import Role, issue_dev_token
 from bali_common.catalogue import load_strategy
-from bali_common.migrations import upgrade
 from bali_common.events import STREAM_TOPICS, CloudEvent, EventPayload
 from bali_common.events.activities import (
     ActivityCreated,
@@ -67,6 +66,7 @@ from bali_common.events.members import MemberKind, MemberRegistered
 from bali_common.events.notifications import Channel, NotificationDelivered, NotificationSent
 from bali_common.events.shared import Actor
 from bali_common.messaging.kafka import ensure_topics
+from bali_common.migrations import upgrade
 from bali_devkit.broker import EmbeddedBroker
 from bali_reporting import migrations
 from bali_reporting.app import create_app
