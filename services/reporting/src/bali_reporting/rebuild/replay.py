@@ -20,6 +20,7 @@ which finds it and leaves the rest applied exactly as the live consumer did.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ from bali_reporting.projections.base import Applied, Fold, Projection, execute_m
 from bali_reporting.rebuild.shadow import ShadowStore
 
 log = logging.getLogger(__name__)
+
+#: Events folded between two turns of the event loop (about 10-50 ms of work).
+_FOLD_SLICE = 200
 
 Positions = dict[TopicPartition, int]
 
@@ -230,9 +234,13 @@ class Replayer:
             # Each event is folded as soon as it is parsed: a batch of parsed events kept
             # alive together would outlive two garbage collections and fill the oldest
             # generation, whose full collections then dominate the replay.
-            for record in records:
+            for count, record in enumerate(records, start=1):
                 if (one := self._prepare(record)) is not None:
                     self._fold(folding, one)
+                if count % _FOLD_SLICE == 0:
+                    # Nothing else awaits while folding: let the live consumer (its
+                    # heartbeats, its group) and the requests served meanwhile run.
+                    await asyncio.sleep(0)
             return
         events = [e for record in records if (e := self._prepare(record)) is not None]
         if not events:
