@@ -7,6 +7,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaProducer
 from bali_common.db import create_engine, create_session_factory, create_tables
 from bali_common.events import STREAM_TOPICS, CloudEvent, Stream
@@ -15,6 +16,7 @@ from bali_common.events.alerts import AlertStatus
 from bali_common.messaging.inbox import InboxEntry
 from bali_devkit.testing.plugin import DatabaseFactory, eventually
 from bali_reporting.projections import PROJECTION_MODELS
+from bali_reporting.projections.base import ContributionFold
 from bali_reporting.rebuild.pausing import ReportingReplica
 from reporting_testkit import (
     NOW,
@@ -31,6 +33,7 @@ from reporting_testkit import (
     table_dump,
 )
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from test_projection_properties import in_batches
 
 
@@ -111,6 +114,36 @@ async def test_a_rebuild_equals_the_live_projections_table_by_table(reporting: R
         assert rebuilt[table] == rows, f"{table} differs after the rebuild"
     latest = await reporting.client.get("/v1/admin/rebuild", headers=reporting.tokens.admin())
     assert latest.json()["id"] == run["id"]
+
+
+async def test_a_fold_that_cannot_be_written_is_replayed_batch_by_batch(
+    reporting: Reporting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fold's single write fails (as for an event some projection cannot store): the
+    run empties the shadow, replays from offset 0 applying batches, and still equals live."""
+    events = history("f", 30)
+    await publish_twice_and_garbage(reporting, events)
+    await reporting.caught_up(len(events))
+    live = await table_dump(reporting.engine)
+    writes: list[str] = []
+    write = ContributionFold.write
+
+    async def fails_once(self: ContributionFold[Any], session: AsyncSession) -> None:
+        writes.append(self._head.name)
+        if len(writes) == 1:
+            await write(self, session)  # part of the fold is in the shadow when it fails
+            raise RuntimeError("a row this database refuses")
+        await write(self, session)
+
+    monkeypatch.setattr(ContributionFold, "write", fails_once)
+    run = await rebuild(reporting)
+    assert run["state"] == "done", run
+    assert writes == ["coverage_heads"], "after a failed write, no fold is written again"
+    twice = len(events[::10])
+    assert run["events_read"] == len(events) + twice + 1
+    assert run["events_applied"] == len(events)
+    assert (run["duplicates"], run["skipped"], run["failed"]) == (twice, 1, 0)
+    assert await table_dump(reporting.engine) == live
 
 
 async def test_events_published_during_a_rebuild_are_applied_once_by_every_replica(

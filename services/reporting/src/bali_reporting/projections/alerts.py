@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -30,12 +30,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bali_reporting.filters import ReportFilters
 from bali_reporting.projections.base import (
     Applied,
+    NewestFold,
     Projection,
     advance,
     chunked,
     execute_many,
     fetch,
+    insert_fresh,
     latest,
+    write_heads,
 )
 from bali_reporting.projections.members import member_names
 
@@ -79,49 +82,82 @@ class AlertAudienceEntry(SQLModel, table=True):
     member_id: str = TableField(primary_key=True, max_length=50)
 
 
+Step = tuple[str, AlertEvent]
+
+
+def snapshots(batch: Sequence[Applied]) -> Iterator[tuple[str, int, Step]]:
+    for event, payload in batch:
+        if isinstance(payload, AlertEvent):
+            yield payload.alert.alert_id, payload.alert.version, (event.type, payload)
+
+
+def projected_entry(version: int, step: Step) -> tuple[dict[str, Any], list[str]]:
+    """An alert's board row and its audience (the members it names), from its newest step."""
+    event_type, payload = step
+    alert = payload.alert
+    occurred = as_utc(payload.occurred_at)
+    closed = alert.status.value in CLOSED
+    row = {
+        "version": version,
+        "status": alert.status.value,
+        "severity": alert.severity.value,
+        "urgency": alert.urgency.value,
+        "situation_type": alert.situation_type.value,
+        "title": alert.title,
+        "sensitivity": alert.sensitivity.value,
+        "raised_by_member": alert.raised_by_member,
+        "affected_members": sorted(set(alert.affected_members)),
+        "people_affected": alert.people_affected,
+        "escalation_level": alert.escalation_level,
+        "raised_at": as_utc(alert.raised_at),
+        "acknowledged_at": _utc(alert.acknowledged_at),
+        "convened_at": _utc(alert.convened_at),
+        "closed_at": (_utc(alert.resolved_at) or occurred) if closed else None,
+        "last_step": event_type.removeprefix("alert."),
+        "last_step_at": occurred,
+        "last_step_by": payload.actor.member_id or payload.actor.name or payload.actor.subject,
+    }
+    return row, sorted({alert.raised_by_member, *alert.affected_members})
+
+
+Entry = tuple[dict[str, Any], list[str]]
+
+
+def audience_rows(alert_ids: Iterable[str], entries: Mapping[str, Entry]) -> list[Any]:
+    return [{"alert_id": a, "member_id": m} for a in alert_ids for m in entries[a][1]]
+
+
 async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
-    newest = latest(
-        (p.alert.alert_id, p.alert.version, (event.type, p))
-        for event, p in batch
-        if isinstance(p, AlertEvent)
+    entries = {
+        alert_id: projected_entry(version, step)
+        for alert_id, (version, step) in latest(snapshots(batch)).items()
+    }
+    written = await advance(
+        session, table_of(AlertBoardEntry), {a: row for a, (row, _) in entries.items()}
     )
-    rows: dict[str, dict[str, Any]] = {}
-    audiences: dict[str, set[str]] = {}
-    for alert_id, (version, (event_type, payload)) in newest.items():
-        alert = payload.alert
-        occurred = as_utc(payload.occurred_at)
-        closed = alert.status.value in CLOSED
-        rows[alert_id] = {
-            "version": version,
-            "status": alert.status.value,
-            "severity": alert.severity.value,
-            "urgency": alert.urgency.value,
-            "situation_type": alert.situation_type.value,
-            "title": alert.title,
-            "sensitivity": alert.sensitivity.value,
-            "raised_by_member": alert.raised_by_member,
-            "affected_members": sorted(set(alert.affected_members)),
-            "people_affected": alert.people_affected,
-            "escalation_level": alert.escalation_level,
-            "raised_at": as_utc(alert.raised_at),
-            "acknowledged_at": _utc(alert.acknowledged_at),
-            "convened_at": _utc(alert.convened_at),
-            "closed_at": (_utc(alert.resolved_at) or occurred) if closed else None,
-            "last_step": event_type.removeprefix("alert."),
-            "last_step_at": occurred,
-            "last_step_by": payload.actor.member_id or payload.actor.name or payload.actor.subject,
-        }
-        audiences[alert_id] = {alert.raised_by_member, *alert.affected_members}
-    written = await advance(session, table_of(AlertBoardEntry), rows)
     if not written:
         return
     audience = table_of(AlertAudienceEntry)
     replaced = sorted(written)
     for ids in chunked(replaced):
         await session.exec(delete(audience).where(audience.c.alert_id.in_(ids)))
-    named = [{"alert_id": a, "member_id": m} for a in replaced for m in sorted(audiences[a])]
+    named = audience_rows(replaced, entries)
     if named:
         await execute_many(session, audience.insert(), named)
+
+
+def _entry_of(step: Step) -> Entry:
+    return projected_entry(step[1].alert.version, step)
+
+
+async def write(session: AsyncSession, newest: Mapping[str, tuple[int, Entry]]) -> None:
+    entries = {alert_id: entry for alert_id, (_, entry) in newest.items()}
+    await write_heads(
+        session, table_of(AlertBoardEntry), {a: row for a, (row, _) in entries.items()}
+    )
+    await insert_fresh(
+        session, table_of(AlertAudienceEntry), audience_rows(sorted(entries), entries)
+    )
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -133,6 +169,7 @@ PROJECTION = Projection(
     models=(AlertBoardEntry, AlertAudienceEntry),
     takes=(AlertEvent,),
     apply=apply,
+    fold=lambda: NewestFold(snapshots, _entry_of, write),
 )
 
 

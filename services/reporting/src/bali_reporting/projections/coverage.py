@@ -33,9 +33,8 @@ from bali_reporting.projections.base import (
     Projection,
     Tally,
     add_share,
-    apply_contributions,
+    contribution_fold,
     fetch,
-    latest,
 )
 from bali_reporting.projections.dating import years_spanned
 from bali_reporting.projections.members import member_names
@@ -108,18 +107,13 @@ def contribution(activity: ActivitySummary) -> Contribution:
     return {"coverage": shares}
 
 
-async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
-    newest = latest(
-        (p.activity.activity_id, p.activity.version, p.activity)
-        for _, p in batch
-        if isinstance(p, ActivityEvent)
-    )
-    await apply_contributions(
-        session,
-        table_of(CoverageHead),
-        TALLIES,
-        {aid: (version, contribution(activity)) for aid, (version, activity) in newest.items()},
-    )
+def snapshots(batch: Sequence[Applied]) -> Iterator[tuple[str, int, ActivitySummary]]:
+    for _, payload in batch:
+        if isinstance(payload, ActivityEvent):
+            yield payload.activity.activity_id, payload.activity.version, payload.activity
+
+
+apply, fold = contribution_fold(snapshots, contribution, table_of(CoverageHead), TALLIES)
 
 
 PROJECTION = Projection(
@@ -127,6 +121,7 @@ PROJECTION = Projection(
     models=(CoverageHead, CoverageTally),
     takes=(ActivityEvent,),
     apply=apply,
+    fold=fold,
 )
 
 

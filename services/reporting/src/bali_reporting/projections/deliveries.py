@@ -33,7 +33,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_reporting.filters import ReportFilters
 from bali_reporting.projections.alerts import AlertBoardEntry, visible_alert_ids, within_days
-from bali_reporting.projections.base import Applied, Projection, execute_many, fetch, insert_for
+from bali_reporting.projections.base import (
+    Applied,
+    Projection,
+    execute_many,
+    fetch,
+    insert_for,
+    insert_fresh,
+)
 from bali_reporting.projections.response_times import nearest_rank
 
 _DESCRIPTIVE = ("channel", "alert_id", "member_id", "severity", "source_event_type")
@@ -115,13 +122,34 @@ def _least_sql(old: Any, new: Any) -> Any:
     return case((old.is_(None), new), (new.is_(None), old), (new < old, new), else_=old)
 
 
-async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
-    rows: dict[str, dict[str, Any]] = {}
+def merge_into(
+    rows: dict[str, dict[str, Any]], batch: Sequence[Applied]
+) -> dict[str, dict[str, Any]]:
+    """Each delivery's events merged into one row (`rows`: those merged so far)."""
     for _, payload in batch:
         if isinstance(payload, DeliveryEvent):
             row = facts(payload)
             held = rows.get(payload.delivery_id)
             rows[payload.delivery_id] = row if held is None else merged(held, row)
+    return rows
+
+
+class DeliveryFold:
+    """Every delivery's events merged over the whole replay: the merge is commutative and
+    idempotent, so the row is the one the batches would have merged in the table."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def add(self, batch: Sequence[Applied]) -> None:
+        merge_into(self.rows, batch)
+
+    async def write(self, session: AsyncSession) -> None:
+        await insert_fresh(session, table_of(DeliveryRecord), self.rows.values())
+
+
+async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
+    rows = merge_into({}, batch)
     table = table_of(DeliveryRecord)
     t = table.c
     if not rows:
@@ -169,7 +197,11 @@ async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
 
 
 PROJECTION = Projection(
-    name="deliveries", models=(DeliveryRecord,), takes=(DeliveryEvent,), apply=apply
+    name="deliveries",
+    models=(DeliveryRecord,),
+    takes=(DeliveryEvent,),
+    apply=apply,
+    fold=DeliveryFold,
 )
 
 

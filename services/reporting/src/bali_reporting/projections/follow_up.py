@@ -36,7 +36,7 @@ from bali_reporting.projections.alerts import (
     board_row,
     visible_alert_ids,
 )
-from bali_reporting.projections.base import Applied, Projection, advance, latest
+from bali_reporting.projections.base import Applied, Projection, head_fold
 from bali_reporting.projections.coverage import involvement
 from bali_reporting.projections.dating import day_key, starts_on
 from bali_reporting.projections.members import member_names
@@ -79,21 +79,21 @@ def _row(activity: ActivitySummary) -> dict[str, Any]:
     }
 
 
-async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
-    newest = latest(
-        (p.activity.activity_id, p.activity.version, p.activity)
-        for _, p in batch
-        if isinstance(p, ActivityEvent)
-    )
-    await advance(
-        session,
-        table_of(FollowUpActivity),
-        {aid: _row(activity) for aid, (_, activity) in newest.items()},
-    )
+def snapshots(batch: Sequence[Applied]) -> Iterator[tuple[str, int, ActivitySummary]]:
+    for _, payload in batch:
+        if isinstance(payload, ActivityEvent):
+            yield payload.activity.activity_id, payload.activity.version, payload.activity
+
+
+apply, fold = head_fold(snapshots, _row, table_of(FollowUpActivity))
 
 
 PROJECTION = Projection(
-    name="follow_up", models=(FollowUpActivity,), takes=(ActivityEvent,), apply=apply
+    name="follow_up",
+    models=(FollowUpActivity,),
+    takes=(ActivityEvent,),
+    apply=apply,
+    fold=fold,
 )
 
 

@@ -30,8 +30,7 @@ from bali_reporting.projections.base import (
     Projection,
     Tally,
     add_share,
-    apply_contributions,
-    latest,
+    contribution_fold,
     milli,
     sum_column,
 )
@@ -123,18 +122,13 @@ def contribution(activity: ActivitySummary) -> Contribution:
     return {"indicators": totals, "ages": ages}
 
 
-async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
-    newest = latest(
-        (p.activity.activity_id, p.activity.version, p.activity)
-        for _, p in batch
-        if isinstance(p, ActivityEvent)
-    )
-    await apply_contributions(
-        session,
-        table_of(IndicatorHead),
-        TALLIES,
-        {aid: (version, contribution(activity)) for aid, (version, activity) in newest.items()},
-    )
+def snapshots(batch: Sequence[Applied]) -> Iterator[tuple[str, int, ActivitySummary]]:
+    for _, payload in batch:
+        if isinstance(payload, ActivityEvent):
+            yield payload.activity.activity_id, payload.activity.version, payload.activity
+
+
+apply, fold = contribution_fold(snapshots, contribution, table_of(IndicatorHead), TALLIES)
 
 
 PROJECTION = Projection(
@@ -142,6 +136,7 @@ PROJECTION = Projection(
     models=(IndicatorHead, IndicatorTally, IndicatorAgeTally),
     takes=(ActivityEvent,),
     apply=apply,
+    fold=fold,
 )
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from typing import Any
 
 from bali_common.db import table_of
 from bali_common.events.members import MemberRegistered, MemberSnapshot, MemberUpdated
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_reporting.projections.base import Applied, Projection, advance, latest
+from bali_reporting.projections.base import Applied, Projection, head_fold
 
 
 class DirectoryMember(SQLModel, table=True):
@@ -25,24 +26,22 @@ class DirectoryMember(SQLModel, table=True):
     active: bool = True
 
 
-async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
-    snapshots = latest(
-        (p.member_id, p.version, p) for _, p in batch if isinstance(p, MemberSnapshot)
-    )
-    await advance(
-        session,
-        table_of(DirectoryMember),
-        {
-            member_id: {
-                "version": version,
-                "name": snapshot.name,
-                "kind": snapshot.kind.value,
-                "is_co_chair": snapshot.is_co_chair,
-                "active": snapshot.active,
-            }
-            for member_id, (version, snapshot) in snapshots.items()
-        },
-    )
+def snapshots(batch: Sequence[Applied]) -> Iterator[tuple[str, int, MemberSnapshot]]:
+    for _, payload in batch:
+        if isinstance(payload, MemberSnapshot):
+            yield payload.member_id, payload.version, payload
+
+
+def row(snapshot: MemberSnapshot) -> dict[str, Any]:
+    return {
+        "name": snapshot.name,
+        "kind": snapshot.kind.value,
+        "is_co_chair": snapshot.is_co_chair,
+        "active": snapshot.active,
+    }
+
+
+apply, fold = head_fold(snapshots, row, table_of(DirectoryMember))
 
 
 PROJECTION = Projection(
@@ -50,6 +49,7 @@ PROJECTION = Projection(
     models=(DirectoryMember,),
     takes=(MemberRegistered, MemberUpdated),
     apply=apply,
+    fold=fold,
 )
 
 

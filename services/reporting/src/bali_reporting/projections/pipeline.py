@@ -26,7 +26,13 @@ from sqlmodel import Field as TableField
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_reporting.projections.base import Applied, Projection, execute_many, insert_for
+from bali_reporting.projections.base import (
+    Applied,
+    Projection,
+    execute_many,
+    insert_for,
+    insert_fresh,
+)
 
 _MAX_METRICS_BYTES = 4 * 1_048_576
 
@@ -42,8 +48,11 @@ class EventTally(SQLModel, table=True):
     last_event_at: datetime = TableField(sa_column=utc_column())
 
 
-async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
-    counts: dict[str, dict[str, Any]] = {}
+def count_into(
+    counts: dict[str, dict[str, Any]], batch: Sequence[Applied]
+) -> dict[str, dict[str, Any]]:
+    """Events per type and the latest one's time (`counts`: those counted so far; a type's
+    stream is the first one seen, as the table keeps it)."""
     for event, payload in batch:
         row = counts.setdefault(
             event.type,
@@ -57,6 +66,24 @@ async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
         row["count"] += 1
         moment = as_utc(event.time)
         row["last_event_at"] = max(row["last_event_at"] or moment, moment)
+    return counts
+
+
+class PipelineFold:
+    """Events counted per type over the whole replay, written once."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[str, Any]] = {}
+
+    def add(self, batch: Sequence[Applied]) -> None:
+        count_into(self.counts, batch)
+
+    async def write(self, session: AsyncSession) -> None:
+        await insert_fresh(session, table_of(EventTally), self.counts.values())
+
+
+async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
+    counts = count_into({}, batch)
     if not counts:
         return
     table = table_of(EventTally)
@@ -75,7 +102,9 @@ async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
     await execute_many(session, statement, [counts[key] for key in sorted(counts)])
 
 
-PROJECTION = Projection(name="pipeline", models=(EventTally,), takes=(EventPayload,), apply=apply)
+PROJECTION = Projection(
+    name="pipeline", models=(EventTally,), takes=(EventPayload,), apply=apply, fold=PipelineFold
+)
 
 
 class EventTallyPublic(BaseModel):

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bali_common.db import as_utc, table_of, utc_column
-from bali_common.events.alerts import AlertEvent, AlertStatus, Severity
+from bali_common.events.alerts import AlertEvent, AlertStatus, AlertSummary, Severity
 from bali_common.visibility import AlertViewer
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Index
@@ -25,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_reporting.filters import ReportFilters
 from bali_reporting.projections.alerts import visible_alert_ids, within_days
-from bali_reporting.projections.base import Applied, Projection, advance, fetch, latest
+from bali_reporting.projections.base import Applied, Projection, fetch, head_fold
 
 
 class AlertResponse(SQLModel, table=True):
@@ -51,29 +51,35 @@ def _seconds(start: datetime, end: datetime | None) -> int | None:
     return max(0, int((as_utc(end) - start).total_seconds())) if end is not None else None
 
 
-async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
-    newest = latest(
-        (p.alert.alert_id, p.alert.version, p.alert) for _, p in batch if isinstance(p, AlertEvent)
-    )
-    rows = {}
-    for alert_id, (version, alert) in newest.items():
-        raised = as_utc(alert.raised_at)
-        resolved = alert.resolved_at if alert.status is AlertStatus.resolved else None
-        rows[alert_id] = {
-            "version": version,
-            "severity": alert.severity.value,
-            "status": alert.status.value,
-            "quarter": quarter_of(raised),
-            "raised_at": raised,
-            "to_acknowledge_s": _seconds(raised, alert.acknowledged_at),
-            "to_convene_s": _seconds(raised, alert.convened_at),
-            "to_resolve_s": _seconds(raised, resolved),
-        }
-    await advance(session, table_of(AlertResponse), rows)
+def snapshots(batch: Sequence[Applied]) -> Iterator[tuple[str, int, AlertSummary]]:
+    for _, payload in batch:
+        if isinstance(payload, AlertEvent):
+            yield payload.alert.alert_id, payload.alert.version, payload.alert
+
+
+def row(alert: AlertSummary) -> dict[str, Any]:
+    raised = as_utc(alert.raised_at)
+    resolved = alert.resolved_at if alert.status is AlertStatus.resolved else None
+    return {
+        "severity": alert.severity.value,
+        "status": alert.status.value,
+        "quarter": quarter_of(raised),
+        "raised_at": raised,
+        "to_acknowledge_s": _seconds(raised, alert.acknowledged_at),
+        "to_convene_s": _seconds(raised, alert.convened_at),
+        "to_resolve_s": _seconds(raised, resolved),
+    }
+
+
+apply, fold = head_fold(snapshots, row, table_of(AlertResponse))
 
 
 PROJECTION = Projection(
-    name="response_times", models=(AlertResponse,), takes=(AlertEvent,), apply=apply
+    name="response_times",
+    models=(AlertResponse,),
+    takes=(AlertEvent,),
+    apply=apply,
+    fold=fold,
 )
 
 

@@ -31,9 +31,8 @@ from bali_reporting.projections.base import (
     Projection,
     Tally,
     add_share,
-    apply_contributions,
+    contribution_fold,
     fetch,
-    latest,
 )
 from bali_reporting.projections.dating import UNDATED, month_text, start_month
 
@@ -80,22 +79,17 @@ def contribution(activity: ActivitySummary) -> Contribution:
     return {"trends": shares}
 
 
-async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
-    newest = latest(
-        (p.activity.activity_id, p.activity.version, p.activity)
-        for _, p in batch
-        if isinstance(p, ActivityEvent)
-    )
-    await apply_contributions(
-        session,
-        table_of(TrendHead),
-        TALLIES,
-        {aid: (version, contribution(activity)) for aid, (version, activity) in newest.items()},
-    )
+def snapshots(batch: Sequence[Applied]) -> Iterator[tuple[str, int, ActivitySummary]]:
+    for _, payload in batch:
+        if isinstance(payload, ActivityEvent):
+            yield payload.activity.activity_id, payload.activity.version, payload.activity
+
+
+apply, fold = contribution_fold(snapshots, contribution, table_of(TrendHead), TALLIES)
 
 
 PROJECTION = Projection(
-    name="trends", models=(TrendHead, TrendTally), takes=(ActivityEvent,), apply=apply
+    name="trends", models=(TrendHead, TrendTally), takes=(ActivityEvent,), apply=apply, fold=fold
 )
 
 

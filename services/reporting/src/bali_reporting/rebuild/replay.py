@@ -1,14 +1,26 @@
-"""Replay: read the group's topics from offset 0 without a group and apply them in batches.
+"""Replay: read the group's topics from offset 0 without a group and apply them.
 
 An event is applied once however often it was published (the relay may publish a row
 twice): its id is remembered and written to the shadow inbox, as the consumer runner
-does. A batch is one transaction; if it fails, its events are applied one by one and
-an event no projection can apply is skipped and counted, as the live consumer would
-have dead-lettered it.
+does.
+
+The shadow tables start empty, so the first pass up to the high-water marks is folded:
+each projection's `fold` keeps only the final state per aggregate in memory, and
+`write_folded` writes every head, tally and inbox row once, with plain INSERTs, in one
+transaction. Applying batch by batch would read and rewrite the same heads and tally
+rows over and over; only their final values matter.
+
+After that (the catch-up, a few events) and whenever the fold cannot be written, events
+are applied in batches onto the tables: a batch is one transaction; if it fails, its
+events are applied one by one and an event no projection can apply is skipped and
+counted, as the live consumer would have dead-lettered it. A fold that cannot be written
+holds such an event somewhere; the run then replays again batch by batch (`rewind`),
+which finds it and leaves the rest applied exactly as the live consumer did.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +36,13 @@ from bali_common.messaging.kafka import connection_options
 from bali_common.settings import CommonSettings
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_reporting.projections.base import Applied, Projection, execute_many
+from bali_reporting.projections.base import Applied, Fold, Projection, execute_many, insert_fresh
 from bali_reporting.rebuild.shadow import ShadowStore
 
 log = logging.getLogger(__name__)
+
+#: Events folded between two turns of the event loop (about 10-50 ms of work).
+_FOLD_SLICE = 200
 
 Positions = dict[TopicPartition, int]
 
@@ -50,6 +65,24 @@ class _Event:
 
 
 @dataclass
+class _Folding:
+    """The first pass's state: each projection's fold and the inbox rows to write."""
+
+    folds: list[tuple[Projection, Fold]]
+    inbox: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    broken: bool = False
+    _routes: dict[type[EventPayload], list[Fold]] = field(default_factory=dict)
+
+    def route(self, payload: EventPayload) -> list[Fold]:
+        """The folds taking this payload's class (`accepts` depends on the class alone)."""
+        route = self._routes.get(type(payload))
+        if route is None:
+            route = [fold for projection, fold in self.folds if projection.accepts(payload)]
+            self._routes[type(payload)] = route
+        return route
+
+
+@dataclass
 class Replayer:
     """Applies records of the group's topics to the shadow store, tracking positions."""
 
@@ -62,6 +95,7 @@ class Replayer:
     positions: Positions = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
     _consumer: AIOKafkaConsumer | None = None
+    _folding: _Folding | None = None
 
     @property
     def partitions(self) -> list[TopicPartition]:
@@ -91,6 +125,54 @@ class Replayer:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         self.positions = dict.fromkeys(partitions, 0)
+        self._folding = _Folding([(p, p.fold()) for p in self.projections])
+
+    async def write_folded(self, on_progress: Callable[[], object] = lambda: None) -> bool:
+        """Write the folded first pass into the (empty) shadow tables, in one transaction;
+        from here on, events are applied batch by batch. False when the fold could not be
+        written: the shadow may hold part of it, so clear it and `rewind`."""
+        folding, self._folding = self._folding, None
+        if folding is None:
+            return True
+        if folding.broken:
+            return False
+        processed_at = utcnow()
+        try:
+            async with self.shadow.transaction() as session:
+                for projection, fold in folding.folds:
+                    await fold.write(session)
+                    on_progress()
+                    log.debug("rebuild wrote the fold of %s", projection.name)
+                await insert_fresh(
+                    session,
+                    table_of(InboxEntry),
+                    (
+                        {
+                            "consumer_group": self.group.name,
+                            "event_id": event_id,
+                            "event_type": event_type,
+                            "topic": topic,
+                            "partition": partition,
+                            "offset": offset,
+                            "processed_at": processed_at,
+                        }
+                        for event_id, event_type, topic, partition, offset in sorted(folding.inbox)
+                    ),
+                )
+        except Exception:
+            log.exception("rebuild could not write its fold; replaying batch by batch")
+            return False
+        return True
+
+    async def rewind(self) -> None:
+        """Start over from offset 0, applying batch by batch (after a fold that failed)."""
+        assert self._consumer is not None
+        partitions = self.partitions
+        await self._consumer.seek_to_beginning(*partitions)
+        self.positions = dict.fromkeys(partitions, 0)
+        self.counts = ReplayCounts()
+        self._seen.clear()
+        self._folding = None
 
     async def stop(self) -> None:
         if self._consumer is not None:
@@ -147,6 +229,19 @@ class Replayer:
 
     async def _apply(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         self.counts.read += len(records)
+        folding = self._folding
+        if folding is not None:
+            # Each event is folded as soon as it is parsed: a batch of parsed events kept
+            # alive together would outlive two garbage collections and fill the oldest
+            # generation, whose full collections then dominate the replay.
+            for count, record in enumerate(records, start=1):
+                if (one := self._prepare(record)) is not None:
+                    self._fold(folding, one)
+                if count % _FOLD_SLICE == 0:
+                    # Nothing else awaits while folding: let the live consumer (its
+                    # heartbeats, its group) and the requests served meanwhile run.
+                    await asyncio.sleep(0)
+            return
         events = [e for record in records if (e := self._prepare(record)) is not None]
         if not events:
             return
@@ -164,6 +259,21 @@ class Replayer:
                     self._seen.discard(str(one.event.id))
                     self.counts.applied -= 1
                     self.counts.failed += 1
+
+    def _fold(self, folding: _Folding, one: _Event) -> None:
+        if folding.broken:
+            return
+        applied: list[Applied] = [(one.event, one.payload)]
+        try:
+            for fold in folding.route(one.payload):
+                fold.add(applied)
+        except Exception:
+            log.exception("rebuild could not fold %s %s", one.event.type, one.event.id)
+            folding.broken = True
+            return
+        folding.inbox.append(
+            (str(one.event.id), one.event.type, one.topic, one.record.partition, one.record.offset)
+        )
 
     def _prepare(self, record: ConsumerRecord[bytes, bytes]) -> _Event | None:
         """Parse and route like the consumer runner; invalid or unrouted records are skipped."""

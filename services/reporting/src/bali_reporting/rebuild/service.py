@@ -1,13 +1,14 @@
 """Rebuild use cases: request one, follow its progress, and the worker that runs it.
 
 A rebuild replays every topic into shadow tables while the live consumers keep
-running, so the reports stay up to date meanwhile. Then every replica pauses its live
-consumer (which commits what it applied and leaves the group; see `pausing`), the
-rebuild reads on up to the group's committed offsets, swaps the shadow tables and the
-group's inbox rows in as one transaction, and the live consumers start again. The
-replay may have read further than the group had committed; those events are in the
-swapped inbox, so the live consumers skip them when they meet them again. One rebuild
-runs at a time.
+running, so the reports stay up to date meanwhile. The shadow starts empty: the replay
+up to the high-water marks first seen is folded in memory and written once (see
+`replay`). Then every replica pauses its live consumer (which commits what it applied
+and leaves the group; see `pausing`), the rebuild reads on up to the group's committed
+offsets, swaps the shadow tables and the group's inbox rows in as one transaction, and
+the live consumers start again. The replay may have read further than the group had
+committed; those events are in the swapped inbox, so the live consumers skip them when
+they meet them again. One rebuild runs at a time.
 """
 
 from __future__ import annotations
@@ -159,12 +160,22 @@ class Rebuilds:
                     first.setdefault(tp, mark)
                 return first if len(first) == len(replayer.positions) else None
 
+            phases = _Phases(run_id)
             await replayer.read_until(known_ends, lambda: progress.tick(known_ends()))
+            phases.done("read and folded", replayer.counts.read)
+            if not await replayer.write_folded(lambda: progress.tick(known_ends())):
+                await shadow.clear()
+                await replayer.rewind()
+                await replayer.read_until(known_ends, lambda: progress.tick(known_ends()))
+            phases.done("wrote", replayer.counts.applied)
             await progress.write(state=RebuildState.catching_up)
             await self._pause_everyone(live, run_id, progress)
+            phases.done("paused the live consumers")
             ends = await self._catch_up(replayer, first, progress)
+            phases.done("caught up", replayer.counts.read)
             await progress.write(state=RebuildState.swapping, target=ends)
             await shadow.swap()
+            phases.done("swapped")
         except asyncio.CancelledError:
             outcome = {"state": RebuildState.abandoned.value, "error": "the service stopped"}
             raise
@@ -224,6 +235,20 @@ class Rebuilds:
         finally:
             await admin.close()
         return {tp: meta.offset for tp, meta in found.items() if meta.offset >= 0}
+
+
+class _Phases:
+    """Logs how long each phase of a run took: where a slow rebuild spends its time."""
+
+    def __init__(self, run_id: str) -> None:
+        self._run_id = run_id
+        self._since = time.monotonic()
+
+    def done(self, phase: str, events: int | None = None) -> None:
+        now = time.monotonic()
+        counted = f" ({events:,} events)" if events is not None else ""
+        log.info("rebuild %s %s%s in %.2fs", self._run_id, phase, counted, now - self._since)
+        self._since = now
 
 
 class _Progress:
