@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 from datetime import timedelta
 from typing import Any
@@ -107,6 +108,7 @@ async def test_a_rebuild_equals_the_live_projections_table_by_table(reporting: R
     assert run["events_applied"] == len(events)
     assert (run["duplicates"], run["skipped"], run["failed"]) == (twice, 1, 0)
     assert run["events_per_second"] > 0
+    assert gc.isenabled(), "the collector paused for the fold runs again after it"
 
     rebuilt = await table_dump(reporting.engine)
     assert rebuilt.keys() == live.keys()
@@ -144,6 +146,7 @@ async def test_a_fold_that_cannot_be_written_is_replayed_batch_by_batch(
     assert run["events_applied"] == len(events)
     assert (run["duplicates"], run["skipped"], run["failed"]) == (twice, 1, 0)
     assert await table_dump(reporting.engine) == live
+    assert gc.isenabled()
 
 
 async def test_events_published_during_a_rebuild_are_applied_once_by_every_replica(

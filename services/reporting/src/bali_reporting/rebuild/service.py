@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -161,9 +162,11 @@ class Rebuilds:
                 return first if len(first) == len(replayer.positions) else None
 
             phases = _Phases(run_id)
-            await replayer.read_until(known_ends, lambda: progress.tick(known_ends()))
-            phases.done("read and folded", replayer.counts.read)
-            if not await replayer.write_folded(lambda: progress.tick(known_ends())):
+            with _collector_paused():
+                await replayer.read_until(known_ends, lambda: progress.tick(known_ends()))
+                phases.done("read and folded", replayer.counts.read)
+                written = await replayer.write_folded(lambda: progress.tick(known_ends()))
+            if not written:
                 await shadow.clear()
                 await replayer.rewind()
                 await replayer.read_until(known_ends, lambda: progress.tick(known_ends()))
@@ -235,6 +238,27 @@ class Rebuilds:
         finally:
             await admin.close()
         return {tp: meta.offset for tp, meta in found.items() if meta.offset >= 0}
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No automatic garbage collection while the first pass folds and writes.
+
+    The fold keeps every aggregate's final state alive until it is written (138 MB for
+    80,000 events), so each full collection walks more of it than the last and frees none
+    of it: in `bench/reporting.py` full collections took 14.5 s of the two rebuilds, and
+    with the collector paused 3.3 s (the rest of the bench), the rebuild going from 1,708
+    to 2,572 events/s. The fold's state holds no reference cycles (it is freed by reference
+    counting when written); the cyclic garbage of requests served meanwhile waits for the
+    first collection after the pass.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class _Phases:
