@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from bali_common.auth import Role, TokenVerifier
@@ -37,3 +39,20 @@ def test_asyncapi_prints_the_document_with_the_topic_prefix() -> None:
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
     assert document["channels"]["alerts"]["address"] == "staging.bali.alerts"
+
+
+def test_the_supervisor_does_not_load_what_only_other_commands_need() -> None:
+    """`bali up` runs as long as the platform: what its module imports stays in memory."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, bali_devkit.cli; print(' '.join(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    packages = {name.split(".")[0] for name in loaded}
+    assert not {"sqlalchemy", "alembic", "sqlmodel", "bali_reporting"} & packages
+    assert not {"bali_devkit.demo", "bali_devkit.migrations"} & set(loaded)

@@ -14,8 +14,6 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from bali_common.migrations import alembic_config, database_settings, migration_engine, upgrade
 
-SERVICES = ("activities", "consultation", "notifications", "reporting")
-
 Say = Callable[[str, str], None]
 
 
