@@ -19,7 +19,7 @@ def serve(app: FastAPI, settings: CommonSettings) -> None:
         level=settings.log_level.upper(),
         format=f"%(asctime)s %(levelname)s [{settings.service_name}] %(name)s: %(message)s",
     )
-    _freeze_what_startup_built(app)
+    freeze_after_startup(app)
     uvicorn.run(
         app,
         host=settings.host,
@@ -35,7 +35,7 @@ def serve(app: FastAPI, settings: CommonSettings) -> None:
     )
 
 
-def _freeze_what_startup_built(app: FastAPI) -> None:
+def freeze_after_startup(app: FastAPI) -> None:
     """Once the service has started, move every object that exists then (modules, models,
     schemas, compiled statements, caches: about 180,000 of them) out of the garbage
     collector's reach.
@@ -43,8 +43,9 @@ def _freeze_what_startup_built(app: FastAPI) -> None:
     They live as long as the process, yet each full collection walked them all: measured
     under `POST /v1/activities` load, a full collection paused the event loop for 130-400 ms,
     and every request in flight with it; after the freeze, 5-6 ms (`bench/RESULTS.md`). Only
-    the server process does this: a test process starts many apps, and cyclic garbage of a
-    frozen one would never be collected.
+    the server process does this (and a benchmark that runs a service in its own process,
+    as the server would): a test process starts many apps, and cyclic garbage of a frozen
+    one would never be collected.
     """
     started = app.router.lifespan_context
 
