@@ -523,20 +523,26 @@ def test_admits_roles_declares_the_roles_of_a_hand_written_rule() -> None:
 # --- verified tokens remembered -----------------------------------------------------------------
 
 
+@pytest.fixture
+def checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens whose signature and claims were checked (`jwt.decode` called), in order."""
+    checked: list[str] = []
+    real_decode = jwt.decode
+
+    def counted_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        checked.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted_decode)
+    return checked
+
+
 def test_a_verified_token_is_remembered_until_its_expiry_and_no_longer(
-    settings: CommonSettings, monkeypatch: pytest.MonkeyPatch
+    settings: CommonSettings, checks: list[str]
 ) -> None:
     """A caller sends one token with every request: its signature is checked once, and the
     remembered answer never outlives the token's `exp`."""
     verifier = TokenVerifier(settings.model_copy(update={"jwt_leeway_s": 0}))
-    checks: list[str] = []
-    real_decode = jwt.decode
-
-    def counted_decode(token: str, *args: Any, **kwargs: Any) -> Any:
-        checks.append(token)
-        return real_decode(token, *args, **kwargs)
-
-    monkeypatch.setattr(jwt, "decode", counted_decode)
     expires = int(time.time()) + 2
     token = sign_dev(settings, claims(settings, exp=expires, roles=["member"], member="TH"))
     other = sign_dev(settings, claims(settings, sub="user-2"))
@@ -553,17 +559,9 @@ def test_a_verified_token_is_remembered_until_its_expiry_and_no_longer(
 
 
 def test_a_refused_token_is_not_remembered(
-    settings: CommonSettings, attacker_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+    settings: CommonSettings, attacker_key: rsa.RSAPrivateKey, checks: list[str]
 ) -> None:
     verifier = TokenVerifier(settings)
-    checks: list[str] = []
-    real_decode = jwt.decode
-
-    def counted_decode(token: str, *args: Any, **kwargs: Any) -> Any:
-        checks.append(token)
-        return real_decode(token, *args, **kwargs)
-
-    monkeypatch.setattr(jwt, "decode", counted_decode)
     forged = other_rsa_key(settings, attacker_key)
     for _ in range(2):
         with pytest.raises(AuthenticationError):

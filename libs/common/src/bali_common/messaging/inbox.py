@@ -11,7 +11,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bali_common.db import SessionFactory, table_of, transaction, utc_column, utcnow
+from bali_common.db import SessionFactory, execute_core, table_of, transaction, utc_column, utcnow
 
 
 class InboxEntry(SQLModel, table=True):
@@ -45,11 +45,11 @@ async def already_applied(session: AsyncSession, *, group: str, event_id: str) -
 async def applied_among(session: AsyncSession, *, group: str, event_ids: list[str]) -> list[str]:
     """Core on the session's connection: asked once per fetched batch, and the ORM's compile
     and result layers cost more than the lookup itself."""
-    connection = await session.connection()
-    found = await connection.execute(
+    found = await execute_core(
+        session,
         core_select(_INBOX.c.event_id).where(
             _INBOX.c.consumer_group == group, _INBOX.c.event_id.in_(event_ids)
-        )
+        ),
     )
     return list(found.scalars().all())
 
@@ -102,8 +102,8 @@ async def record_applied(session: AsyncSession, applied: Sequence[AppliedEvent])
     if not applied:
         return
     now = utcnow()
-    connection = await session.connection()
-    await connection.execute(
+    await execute_core(
+        session,
         _INBOX.insert(),
         [
             {

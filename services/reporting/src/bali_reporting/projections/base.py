@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, TypeVarTuple
 
+from bali_common.db import execute_core
 from bali_common.events.envelope import CloudEvent
 from bali_common.events.registry import EventPayload
 from sqlalchemy import (
@@ -115,8 +116,7 @@ async def execute_many(
 ) -> CursorResult[Any]:
     """One statement for many rows (executemany; batched VALUES when it returns rows): it is
     compiled once and cached, however many rows the batch has."""
-    connection = await session.connection()
-    return await connection.execute(statement, list(rows))
+    return await execute_core(session, statement, list(rows))
 
 
 def is_postgresql(session: AsyncSession) -> bool:
@@ -260,6 +260,25 @@ async def insert_fresh(
             chunk = []
     if chunk:
         await execute_many(session, statement, chunk)
+
+
+MergeRows = Callable[[dict[str, dict[str, Any]], Sequence[Applied]], dict[str, dict[str, Any]]]
+
+
+class MergedRowsFold:
+    """Rows merged over the whole replay by the same function the projection's `apply`
+    merges each batch with (commutative and idempotent), then inserted once."""
+
+    def __init__(self, merge: MergeRows, table: Table) -> None:
+        self._merge = merge
+        self._table = table
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def add(self, batch: Sequence[Applied]) -> None:
+        self._merge(self.rows, batch)
+
+    async def write(self, session: AsyncSession) -> None:
+        await insert_fresh(session, self._table, self.rows.values())
 
 
 async def write_heads(

@@ -35,11 +35,11 @@ from bali_reporting.filters import ReportFilters
 from bali_reporting.projections.alerts import AlertBoardEntry, visible_alert_ids, within_days
 from bali_reporting.projections.base import (
     Applied,
+    MergedRowsFold,
     Projection,
     execute_many,
     fetch,
     insert_for,
-    insert_fresh,
 )
 from bali_reporting.projections.response_times import nearest_rank
 
@@ -134,20 +134,6 @@ def merge_into(
     return rows
 
 
-class DeliveryFold:
-    """Every delivery's events merged over the whole replay: the merge is commutative and
-    idempotent, so the row is the one the batches would have merged in the table."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, dict[str, Any]] = {}
-
-    def add(self, batch: Sequence[Applied]) -> None:
-        merge_into(self.rows, batch)
-
-    async def write(self, session: AsyncSession) -> None:
-        await insert_fresh(session, table_of(DeliveryRecord), self.rows.values())
-
-
 async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
     rows = merge_into({}, batch)
     table = table_of(DeliveryRecord)
@@ -201,7 +187,7 @@ PROJECTION = Projection(
     models=(DeliveryRecord,),
     takes=(DeliveryEvent,),
     apply=apply,
-    fold=DeliveryFold,
+    fold=lambda: MergedRowsFold(merge_into, table_of(DeliveryRecord)),
 )
 
 

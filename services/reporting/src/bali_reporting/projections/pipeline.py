@@ -28,10 +28,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bali_reporting.projections.base import (
     Applied,
+    MergedRowsFold,
     Projection,
     execute_many,
     insert_for,
-    insert_fresh,
 )
 
 _MAX_METRICS_BYTES = 4 * 1_048_576
@@ -69,19 +69,6 @@ def count_into(
     return counts
 
 
-class PipelineFold:
-    """Events counted per type over the whole replay, written once."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, dict[str, Any]] = {}
-
-    def add(self, batch: Sequence[Applied]) -> None:
-        count_into(self.counts, batch)
-
-    async def write(self, session: AsyncSession) -> None:
-        await insert_fresh(session, table_of(EventTally), self.counts.values())
-
-
 async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
     counts = count_into({}, batch)
     if not counts:
@@ -103,7 +90,11 @@ async def apply(session: AsyncSession, batch: Sequence[Applied]) -> None:
 
 
 PROJECTION = Projection(
-    name="pipeline", models=(EventTally,), takes=(EventPayload,), apply=apply, fold=PipelineFold
+    name="pipeline",
+    models=(EventTally,),
+    takes=(EventPayload,),
+    apply=apply,
+    fold=lambda: MergedRowsFold(count_into, table_of(EventTally)),
 )
 
 
