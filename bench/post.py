@@ -12,6 +12,11 @@ ratios service/bare per run, then the medians of the runs.
 Also measured per load: the server's CPU (utime + stime of all its threads, and of its main
 thread, the event loop, from /proc), as cores in use and as CPU ms per answer.
 
+`--ceiling` also measures, in each run right after the bare app, the bare app writing the
+rows the service must write (`bare_app.py --same-writes`: activity, version, audit record,
+outbox row, in the service's own tables): how far the guarantees alone take the bare app
+down, and so the most the service could reach against it.
+
 `--profile FILE` also runs `py-spy record --gil --nonblocking` on the service during one more
 64-connection load (not one of the measured runs): it samples whichever thread holds the GIL,
 so the shares are of the Python time (sqlite's own C work in the aiosqlite thread runs without
@@ -55,6 +60,8 @@ BENCH = Path(__file__).resolve().parent
 CONNECTIONS = (16, 64)
 #: The title in the template body, replaced per request by the Lua script.
 TITLE_MARK = "@@TITLE@@"
+#: `--ceiling`'s third server: the bare app writing the service's rows (`--same-writes`).
+CEILING = "bare-same-writes"
 #: The member whose focal point posts: the documented example names it lead (ID, Indonesia).
 MEMBER = "ID"
 
@@ -236,7 +243,7 @@ class Target:
             member_id=MEMBER,
             roles=[Role.member],
         )
-        if self.name == "bare":
+        if self.name in ("bare", CEILING):
             argv = [
                 sys.executable,
                 str(BENCH / "bare_app.py"),
@@ -244,6 +251,7 @@ class Target:
                 str(port),
                 "--database",
                 str(directory / "bare.db"),
+                *(["--same-writes"] if self.name == CEILING else []),
             ]
             child = Child(self.name, argv, log=directory / "server.log")
             ready = "/healthz"
@@ -522,6 +530,11 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="before the measured loads")
     parser.add_argument("--quick", action="store_true", help="4 s loads, 1 s warm-up")
     parser.add_argument("--profile", type=Path, help="py-spy raw stacks go here (see above)")
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also the bare app writing the service's rows, against the bare app (see above)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.warmup = 4.0, 1.0
@@ -532,11 +545,24 @@ def main() -> int:
     print(f"{machine()}; load average at start {load_average()}")
     print(f"wrk 1 thread, {args.seconds:.0f} s per load after {args.warmup:.0f} s warm-up")
     rows: list[tuple[int, Load, Load]] = []
+    ceiling_rows: list[tuple[int, Load, Load]] = []
     with tempfile.TemporaryDirectory(prefix="bench-post-") as workdir, EmbeddedBroker() as broker:
         bare = Target("bare", broker.bootstrap_servers, Path(workdir))
         service = Target("activities", broker.bootstrap_servers, Path(workdir))
+        ceiling = Target(CEILING, broker.bootstrap_servers, Path(workdir))
         for run in range(1, args.runs + 1):
             bare_loads = measure(bare, run, args.seconds, args.warmup)
+            if args.ceiling:
+                for b, c in zip(
+                    bare_loads, measure(ceiling, run, args.seconds, args.warmup), strict=True
+                ):
+                    ceiling_rows.append((run, b, c))
+                    print(
+                        f"run {run}, {b.connections} connections: bare {b.ok_per_s:,.0f} req/s, "
+                        f"bare writing the service's rows {c.ok_per_s:,.0f} req/s "
+                        f"p99 {c.p99_ms:.1f} ms ({c.ok_per_s / b.ok_per_s:.2f}x)",
+                        flush=True,
+                    )
             service_loads = measure(service, run, args.seconds, args.warmup)
             for b, s in zip(bare_loads, service_loads, strict=True):
                 rows.append((run, b, s))
@@ -549,6 +575,9 @@ def main() -> int:
                 )
         if rows:
             print_results(rows)
+        if ceiling_rows:
+            print("\nthe ceiling: the bare app writing the service's rows, against the bare app")
+            print_results(ceiling_rows)
         if args.profile is not None:
             profile(service, args.seconds, args.warmup, args.profile)
     print(f"\nload average at the end {load_average()}")
