@@ -24,11 +24,11 @@ from bali_reporting.settings import ReportingSettings
 __all__ = ["Admin", "Now", "Operator", "PartsDep", "Reader", "SessionDep", "SettingsDep", "Viewer"]
 
 
-def reporting_parts(runtime: RuntimeDep) -> ReportingParts:
+async def reporting_parts(runtime: RuntimeDep) -> ReportingParts:
     return runtime.parts_as(ReportingParts)
 
 
-def reporting_settings(runtime: RuntimeDep) -> ReportingSettings:
+async def reporting_settings(runtime: RuntimeDep) -> ReportingSettings:
     if not isinstance(runtime.settings, ReportingSettings):
         raise TypeError("the reporting app was built without ReportingSettings")
     return runtime.settings
@@ -38,7 +38,7 @@ PartsDep = Annotated[ReportingParts, Depends(reporting_parts)]
 SettingsDep = Annotated[ReportingSettings, Depends(reporting_settings)]
 
 
-def current_time(parts: PartsDep) -> datetime:
+async def current_time(parts: PartsDep) -> datetime:
     return parts.clock()
 
 

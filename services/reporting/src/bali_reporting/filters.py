@@ -125,7 +125,7 @@ def date_range(date_from: DateFrom = None, date_to: DateTo = None) -> ReportFilt
     return ReportFilters(date_from=start, date_to=end)
 
 
-def coverage_filters(
+async def coverage_filters(
     year: Year = None,
     area: Area = None,
     item: Item = None,
@@ -141,13 +141,13 @@ def coverage_filters(
     )
 
 
-def trend_filters(
+async def trend_filters(
     date_from: DateFrom = None, date_to: DateTo = None, area: Area = None
 ) -> ReportFilters:
     return replace(date_range(date_from, date_to), area=area)
 
 
-def indicator_filters(
+async def indicator_filters(
     year: Year = None,
     area: Area = None,
     item: Item = None,
@@ -167,7 +167,7 @@ def indicator_filters(
     return ReportFilters(year=year, area=area, item=item, indicator=name)
 
 
-def alert_filters(
+async def alert_filters(
     date_from: DateFrom = None,
     date_to: DateTo = None,
     severity: SeverityQuery = None,
@@ -186,13 +186,13 @@ def alert_filters(
     )
 
 
-def response_time_filters(
+async def response_time_filters(
     date_from: DateFrom = None, date_to: DateTo = None, severity: SeverityQuery = None
 ) -> ReportFilters:
     return replace(date_range(date_from, date_to), severity=severity)
 
 
-def delivery_filters(
+async def delivery_filters(
     date_from: DateFrom = None,
     date_to: DateTo = None,
     severity: SeverityQuery = None,
@@ -207,7 +207,7 @@ def delivery_filters(
     )
 
 
-def follow_up_filters(
+async def follow_up_filters(
     date_from: DateFrom = None,
     date_to: DateTo = None,
     item: Item = None,

@@ -81,7 +81,7 @@ class ViewFilters:
         return replace(self.response_times(), member=self.member)
 
 
-def view_filters(
+async def view_filters(
     now: Now,
     year: f.Year = None,
     area: f.Area = None,
