@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from opentelemetry import trace
 from sqlalchemy import DDL, Column, DateTime, Text, event, insert
@@ -59,83 +59,49 @@ for _statement in (
     event.listen(_TABLE, "after_create", _ddl.execute_if(dialect="postgresql"))
 
 
-def audit_values(
-    principal: Principal,
-    *,
-    action: str,
-    resource_type: str,
-    resource_id: str | None,
-    outcome: str = "success",
-    source: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+class AuditEntry(TypedDict, total=False):
+    """What the caller says of one audited action; who and when come from elsewhere."""
+
+    action: Required[str]
+    resource_type: Required[str]
+    resource_id: Required[str | None]
+    #: success | denied | failed; success when not given.
+    outcome: str
+    source: str | None
+    details: dict[str, Any] | None
+
+
+def audit_values(principal: Principal, **entry: Unpack[AuditEntry]) -> dict[str, Any]:
     """The column values of one audit row, with the active span's trace id."""
     context = trace.get_current_span().get_span_context()
+    details = entry.get("details")
     return {
         "at": utcnow(),
         "actor_subject": principal.subject[:300],
         "actor_member": (principal.member_id or "")[:100] or None,
         "actor_roles": ",".join(sorted(principal.roles)),
-        "action": action,
-        "resource_type": resource_type,
-        "resource_id": resource_id,
-        "outcome": outcome,
-        "source": source,
+        "action": entry["action"],
+        "resource_type": entry["resource_type"],
+        "resource_id": entry["resource_id"],
+        "outcome": entry.get("outcome", "success"),
+        "source": entry.get("source"),
         "trace_id": f"{context.trace_id:032x}" if context.is_valid else None,
         "details": json.dumps(details, default=str) if details else None,
     }
 
 
 def record_audit(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    action: str,
-    resource_type: str,
-    resource_id: str | None,
-    outcome: str = "success",
-    source: str | None = None,
-    details: dict[str, Any] | None = None,
+    session: AsyncSession, *, principal: Principal, **entry: Unpack[AuditEntry]
 ) -> AuditRecord:
     """Stage an audit row in the caller's transaction, so it commits with the change it records."""
-    row = AuditRecord(
-        **audit_values(
-            principal,
-            action=action,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            outcome=outcome,
-            source=source,
-            details=details,
-        )
-    )
+    row = AuditRecord(**audit_values(principal, **entry))
     session.add(row)
     return row
 
 
 async def write_audit(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    action: str,
-    resource_type: str,
-    resource_id: str | None,
-    outcome: str = "success",
-    source: str | None = None,
-    details: dict[str, Any] | None = None,
+    session: AsyncSession, *, principal: Principal, **entry: Unpack[AuditEntry]
 ) -> None:
     """The row `record_audit` stages, written at once in the caller's transaction with one Core
     INSERT: a hot write path builds no ORM object and leaves nothing to flush."""
-    await execute_core(
-        session,
-        _INSERT,
-        audit_values(
-            principal,
-            action=action,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            outcome=outcome,
-            source=source,
-            details=details,
-        ),
-    )
+    await execute_core(session, _INSERT, audit_values(principal, **entry))

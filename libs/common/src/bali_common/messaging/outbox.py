@@ -117,13 +117,17 @@ class OutboxSignal:
         self._event.clear()
 
 
+#: Built once: every transaction that staged records executes it with their rows.
+_INSERT_OUTBOX = table_of(OutboxMessage).insert()
+
+
 @event.listens_for(Session, "before_commit")
 def _write_staged_rows(session: Session) -> None:
     """The transaction's staged records, in one multi-row INSERT just before it commits."""
     rows = session.info.pop(_PENDING_ROWS_KEY, None)
     if rows:
         # Core, not the ORM's bulk path: the rows are plain values, nothing to map.
-        session.connection().execute(table_of(OutboxMessage).insert(), rows)
+        session.connection().execute(_INSERT_OUTBOX, rows)
         session.info[_STAGED_INFO_KEY] = True
 
 
